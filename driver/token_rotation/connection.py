@@ -1,0 +1,64 @@
+"""Choosing and opening the database connection.
+
+Which database, in order: `--dsn`, else DATABASE_URL, else the libpq PG* variables (PGHOST, PGDATABASE, ...),
+else the embedded server in ./.pgdata, started on demand. A DSN is only ever shown through `masked()`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from token_rotation import server
+
+APPLICATION_NAME = "token-rotation"
+LIBPQ_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved database: its DSN and where it came from (--dsn, DATABASE_URL, PG*, embedded)."""
+
+    dsn: str
+    source: str
+
+    def masked(self) -> str:
+        return masked(self.dsn)
+
+
+def masked(dsn: str) -> str:
+    """The DSN with its password replaced by ***; a DSN that does not parse is hidden whole."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<unparsable DSN>"
+    if params.get("password"):
+        params["password"] = "***"
+    return make_conninfo(**params)  # type: ignore[arg-type]
+
+
+def resolve(dsn: str | None, *, start_embedded: bool = True) -> Target:
+    """Picks the database to use (see the module docstring)."""
+    if dsn:
+        return Target(dsn, "--dsn")
+    if os.environ.get("DATABASE_URL"):
+        return Target(os.environ["DATABASE_URL"], "DATABASE_URL")
+    if any(os.environ.get(var) for var in LIBPQ_VARS):
+        return Target("", "PG* environment variables")
+    url = server.start() if start_embedded else (server.running_url() or "")
+    return Target(url, f"embedded server in {server.pgdata_dir()}")
+
+
+def connect(
+    dsn: str, *, autocommit: bool = True, application_name: str = APPLICATION_NAME
+) -> psycopg.Connection:
+    """Opens a connection with the tool's application_name (so pg_stat_activity shows who it is) and
+    client_connection_check_interval, so that a CALL notices a lost client within seconds."""
+    conn = psycopg.connect(dsn, autocommit=autocommit, application_name=application_name, connect_timeout=10)
+    if conn.info.server_version >= 140000:
+        conn.execute("SET client_connection_check_interval = '2s'")
+    conn.execute("SET statement_timeout = 0")
+    return conn

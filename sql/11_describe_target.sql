@@ -1,0 +1,102 @@
+-- token_rotation.describe_target(table, column): checks that a table can be rotated and returns its
+-- quoted name, its single-column primary key and that key's type. Every refusal is an error with an
+-- ERRCODE, the values in DETAIL and the next step in HINT. Called by rotate() before it changes anything.
+--   SELECT * FROM token_rotation.describe_target('public.tickets', 'token');
+CREATE FUNCTION token_rotation.describe_target(
+      p_table       regclass
+    , p_column      name DEFAULT 'token'
+    , OUT qualified  text
+    , OUT key_column name
+    , OUT key_type   regtype
+)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_relkind   "char";
+    v_coltype   regtype;
+    v_generated "char";
+    v_pk_cols   integer;
+    v_pk_attnum smallint;
+BEGIN
+    IF p_table IS NULL THEN
+        RAISE EXCEPTION 'table must not be null'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'pass the table, e.g. ''public.tickets''';
+    END IF;
+    IF p_column IS NULL THEN
+        RAISE EXCEPTION 'token column must not be null'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'pass the token column with p_column';
+    END IF;
+
+    SELECT c.relkind, format('%I.%I', n.nspname, c.relname)
+      INTO v_relkind, qualified
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = p_table;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table with oid % does not exist', p_table::oid
+            USING ERRCODE = 'undefined_table', HINT = 'pass the table by name, e.g. ''public.tickets''';
+    END IF;
+    IF v_relkind = 'p' THEN
+        RAISE EXCEPTION '% is a partitioned table', qualified
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'a run rotates one table; its partitions are tables of their own',
+                  HINT = format('rotate each partition: SELECT format(''CALL token_rotation.rotate(%%L);'', relid) '
+                                'FROM pg_partition_tree(%L) WHERE isleaf \gexec', qualified);
+    END IF;
+    IF v_relkind <> 'r' THEN
+        RAISE EXCEPTION '% is not a table', qualified
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = format('relkind is %L; only ordinary tables (relkind r) can be rotated', v_relkind),
+                  HINT = 'pass the table behind the view or materialized view';
+    END IF;
+
+    SELECT a.atttypid::regtype, a.attgenerated
+      INTO v_coltype, v_generated
+      FROM pg_attribute a
+     WHERE a.attrelid = p_table AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column % of % does not exist', quote_ident(p_column), qualified
+            USING ERRCODE = 'undefined_column', HINT = 'pass the token column with p_column';
+    END IF;
+    IF v_coltype <> 'uuid'::regtype THEN
+        RAISE EXCEPTION 'column % of % is not of type uuid', quote_ident(p_column), qualified
+            USING ERRCODE = 'datatype_mismatch', DETAIL = format('its type is %s', v_coltype),
+                  HINT = 'pass the token column with p_column';
+    END IF;
+    IF v_generated <> '' THEN
+        RAISE EXCEPTION 'column % of % is a generated column', quote_ident(p_column), qualified
+            USING ERRCODE = 'wrong_object_type', HINT = 'pass a stored uuid column with p_column';
+    END IF;
+
+    SELECT i.indnatts, i.indkey[0]
+      INTO v_pk_cols, v_pk_attnum
+      FROM pg_index i
+     WHERE i.indrelid = p_table AND i.indisprimary;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % has no primary key', qualified
+            USING ERRCODE = 'invalid_table_definition',
+                  DETAIL = 'the rotation walks the table in primary-key order and checkpoints the last key',
+                  HINT = 'add a single-column primary key';
+    END IF;
+    IF v_pk_cols <> 1 THEN
+        RAISE EXCEPTION 'primary key of % has % columns', qualified, v_pk_cols
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'only a single-column primary key can serve as the checkpoint',
+                  HINT = 'add a single-column unique key and make it the primary key';
+    END IF;
+
+    SELECT a.attname, a.atttypid::regtype
+      INTO key_column, key_type
+      FROM pg_attribute a
+     WHERE a.attrelid = p_table AND a.attnum = v_pk_attnum;
+    IF key_column = p_column THEN
+        RAISE EXCEPTION 'column % of % is its primary key', quote_ident(p_column), qualified
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'the rotation walks the primary key, so it cannot rewrite it',
+                  HINT = 'rotate a token column that is not the primary key';
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.describe_target(regclass, name) IS
+    'Checks a table for rotation; returns its quoted name, primary-key column and key type, or raises why not.';

@@ -1,0 +1,86 @@
+-- token_rotation.plan_slices(table, key, workers): cuts the key range (.., p_key_max] of a table into at most
+-- p_workers disjoint slices (lo, hi] of about equal row counts, from quantiles of the keys themselves, so that
+-- large holes in the key space do not unbalance the workers. Tables of up to p_exact_limit rows (estimated) are
+-- read whole and counted exactly; larger ones are sampled (TABLESAMPLE SYSTEM, about 200,000 rows) and their
+-- row counts estimated. Used by rotate() when a run starts; a DBA can call it to preview a plan:
+--   SELECT * FROM token_rotation.plan_slices('public.tickets', 'id', 4, (SELECT max(id)::text FROM tickets));
+CREATE FUNCTION token_rotation.plan_slices(
+      p_table        regclass
+    , p_key          name
+    , p_workers      integer
+    , p_key_max      text
+    , p_exact_limit  bigint DEFAULT 20000000
+)
+RETURNS TABLE (slice_no integer, lo text, hi text, rows_expected bigint, exact boolean)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_target    text;
+    v_key_type  regtype;
+    v_estimate  double precision;
+    v_sample    text := '';
+    v_exact     boolean;
+    v_fractions double precision[];
+    v_splits    text[];
+    v_bounds    text[];
+    v_split     text;
+    v_total     bigint;
+    i           integer;
+BEGIN
+    IF p_workers IS NULL OR p_workers < 1 THEN
+        RAISE EXCEPTION 'workers must be at least 1, not %', p_workers
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'use one worker per core at most';
+    END IF;
+    SELECT format('%I.%I', n.nspname, c.relname),
+           CASE WHEN c.reltuples >= 0 THEN c.reltuples
+                ELSE pg_relation_size(c.oid) / 100.0 END  -- never analyzed: assume ~100 bytes a row
+      INTO v_target, v_estimate
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = p_table;
+    SELECT a.atttypid::regtype INTO v_key_type
+      FROM pg_attribute a WHERE a.attrelid = p_table AND a.attname = p_key AND NOT a.attisdropped;
+
+    v_exact := v_estimate <= p_exact_limit;
+    IF NOT v_exact THEN
+        v_sample := format(' TABLESAMPLE SYSTEM (%s)', least(100.0, 100.0 * 200000 / v_estimate));
+    END IF;
+
+    -- split keys: the i/N quantiles of the keys, deduplicated, each strictly below the largest key
+    IF p_workers > 1 AND p_key_max IS NOT NULL THEN
+        SELECT array_agg(g::double precision / p_workers ORDER BY g)
+          INTO v_fractions FROM generate_series(1, p_workers - 1) AS g;
+        EXECUTE format('SELECT (percentile_disc($1) WITHIN GROUP (ORDER BY %1$I))::text[] '
+                       'FROM %2$s%3$s WHERE %1$I <= $2::%4$s', p_key, v_target, v_sample, v_key_type)
+           INTO v_splits USING v_fractions, p_key_max;
+    END IF;
+
+    v_bounds := ARRAY[NULL::text];
+    FOREACH v_split IN ARRAY coalesce(v_splits, '{}') LOOP
+        CONTINUE WHEN v_split IS NULL OR v_split = v_bounds[cardinality(v_bounds)] OR v_split = p_key_max;
+        v_bounds := v_bounds || v_split;
+    END LOOP;
+    v_bounds := v_bounds || p_key_max;
+
+    IF NOT v_exact THEN
+        v_total := v_estimate::bigint;
+    END IF;
+    FOR i IN 1 .. cardinality(v_bounds) - 1 LOOP
+        slice_no := i;
+        lo := v_bounds[i];
+        hi := v_bounds[i + 1];
+        exact := v_exact;
+        IF v_exact THEN
+            EXECUTE format('SELECT count(*) FROM %2$s WHERE ($1::%3$s IS NULL OR %1$I > $1::%3$s) '
+                           'AND %1$I <= $2::%3$s', p_key, v_target, v_key_type)
+               INTO rows_expected USING lo, hi;
+        ELSE
+            rows_expected := v_total / (cardinality(v_bounds) - 1);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.plan_slices(regclass, name, integer, text, bigint) IS
+    'Cuts a table''s key range into at most N balanced slices (lo, hi] from key quantiles; rows counted or estimated.';

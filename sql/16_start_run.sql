@@ -1,0 +1,63 @@
+-- token_rotation.start_run(table, column, batch_size, workers): opens a new run of a table: fixes its key
+-- range (smallest and largest key now), plans its slices and counts (or estimates) the rows to rotate.
+-- An empty table gives a run that is finished at once. Called by rotate(), inside its first transaction,
+-- after describe_target() has accepted the table; it does not lock anything itself.
+CREATE FUNCTION token_rotation.start_run(
+      p_table       regclass
+    , p_column      name
+    , p_batch_size  integer
+    , p_workers     integer
+)
+RETURNS token_rotation.runs
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_target   text;
+    v_key      name;
+    v_key_type regtype;
+    v_min      text;
+    v_max      text;
+    v_run      token_rotation.runs;
+    v_plan     record;
+    v_workers  integer := 0;
+    v_rows     bigint := 0;
+    v_exact    boolean := true;
+BEGIN
+    SELECT d.qualified, d.key_column, d.key_type INTO v_target, v_key, v_key_type
+      FROM token_rotation.describe_target(p_table, p_column) AS d;
+    -- ORDER BY ... LIMIT 1 rather than min()/max(): it works for every btree type (there is no min(uuid))
+    EXECUTE format('SELECT (SELECT t.%1$I::text FROM %2$s AS t ORDER BY t.%1$I LIMIT 1), '
+                   '(SELECT t.%1$I::text FROM %2$s AS t ORDER BY t.%1$I DESC LIMIT 1)', v_key, v_target)
+       INTO v_min, v_max;
+
+    INSERT INTO token_rotation.runs (target, token_column, key_column, key_type, batch_size, key_min, key_max)
+    VALUES (p_table, p_column, v_key, v_key_type, p_batch_size, v_min, v_max)
+    RETURNING * INTO v_run;
+
+    IF v_max IS NULL THEN
+        UPDATE token_rotation.runs
+           SET state = 'finished', finished_at = clock_timestamp(), state_changed_at = clock_timestamp()
+         WHERE run_id = v_run.run_id
+        RETURNING * INTO v_run;
+        RETURN v_run;
+    END IF;
+
+    FOR v_plan IN SELECT * FROM token_rotation.plan_slices(p_table, v_key, p_workers, v_max) LOOP
+        INSERT INTO token_rotation.slices (run_id, slice_no, lo, hi, rows_expected)
+        VALUES (v_run.run_id, v_plan.slice_no, v_plan.lo, v_plan.hi, v_plan.rows_expected);
+        v_workers := v_workers + 1;
+        v_rows := v_rows + v_plan.rows_expected;
+        v_exact := v_plan.exact;
+    END LOOP;
+
+    UPDATE token_rotation.runs
+       SET workers = v_workers, rows_expected = v_rows, rows_expected_exact = v_exact
+     WHERE run_id = v_run.run_id
+    RETURNING * INTO v_run;
+    RETURN v_run;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.start_run(regclass, name, integer, integer) IS
+    'Opens a new run: fixes the key range, plans the slices, counts the rows. Called by rotate().';

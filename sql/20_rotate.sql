@@ -1,0 +1,444 @@
+-- token_rotation.rotate(table, ...): gives every row of a table a new gen_random_uuid() token, exactly once
+-- per run, one batch per transaction, with the checkpoint and the progress-log row written in the batch's own
+-- transaction. It starts a new run, or resumes the open run of that table from its checkpoint; a run's key
+-- range is fixed when it starts. With p_workers > 1 the run is cut into that many key slices, and each CALL
+-- (one per session) works on one free slice. Must be CALLed outside a transaction block (it COMMITs):
+--   CALL token_rotation.rotate('public.tickets');
+--   CALL token_rotation.rotate('public.tickets', p_batch_size => 5000, p_max_batches => 100);
+CREATE PROCEDURE token_rotation.rotate(
+      p_table               regclass
+    , p_column              name     DEFAULT 'token'
+    , p_batch_size          integer  DEFAULT 3000
+    , p_max_batches         integer  DEFAULT NULL
+    , p_sleep               interval DEFAULT '0'
+    , p_lock_timeout        interval DEFAULT '1s'
+    , p_lock_retries        integer  DEFAULT 5
+    , p_quiet               boolean  DEFAULT false
+    , p_workers             integer  DEFAULT 1
+    , p_target_batch_time   interval DEFAULT NULL
+    , p_max_replication_lag bigint   DEFAULT NULL
+    , p_synchronous_commit  boolean  DEFAULT true
+)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    c_lock_space   CONSTANT integer := token_rotation.lock_space();
+    c_max_batch    CONSTANT integer := 1000000;
+    c_max_workers  CONSTANT integer := 64;
+    c_min_adaptive CONSTANT integer := 100;
+    c_max_adaptive CONSTANT integer := 100000;
+    v_target       text;
+    v_key          name;
+    v_key_type     regtype;
+    v_run          token_rotation.runs;
+    v_slice        token_rotation.slices;
+    v_claimed      boolean := false;
+    v_holders      text;
+    v_sql_upper    text;
+    v_sql_upper0   text;
+    v_sql_update   text;
+    v_sql_update0  text;
+    v_batch_size   integer;
+    v_call_batches integer := 0;
+    v_after        text;
+    v_upper        text;
+    v_last         boolean;
+    v_rows         bigint;
+    v_started      timestamptz;
+    v_now          timestamptz;
+    v_mark         timestamptz := clock_timestamp();
+    v_retries      integer;
+    v_lock_fails   integer := 0;
+    v_err_state    text;
+    v_err_msg      text;
+    v_state        text;
+    v_wait         text;
+    v_waiting      text;
+    v_lag          bigint;
+    v_spr          double precision;
+    v_run_done     bigint;
+    v_stop         text := 'finished';
+    -- Every name below is schema-qualified; the search_path is pinned anyway (pg_catalog first, pg_temp last)
+    -- for every transaction, since a procedure that COMMITs cannot carry a SET clause. The caller's own
+    -- schemas stay in between, so that the table's triggers find what they always find.
+    v_search_path  text := concat_ws(', ', 'pg_catalog', nullif(btrim(current_setting('search_path')), ''),
+                                     'pg_temp');
+BEGIN
+    PERFORM set_config('search_path', v_search_path, true);
+
+    -- A CALL that is not the first statement of its transaction runs inside BEGIN ... COMMIT,
+    -- where PostgreSQL refuses the COMMIT after each batch. Say so before anything changes.
+    IF transaction_timestamp() <> statement_timestamp() THEN
+        RAISE EXCEPTION 'token_rotation.rotate cannot run inside a transaction block'
+            USING ERRCODE = 'active_sql_transaction',
+                  DETAIL = 'it commits after every batch, and PostgreSQL refuses COMMIT inside BEGIN ... COMMIT',
+                  HINT = 'CALL it on its own: psql with AUTOCOMMIT on, psycopg with autocommit=True, '
+                         'Alembic inside op.get_context().autocommit_block()';
+    END IF;
+
+    IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > c_max_batch THEN
+        RAISE EXCEPTION 'batch size must be between 1 and %', c_max_batch
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = format('p_batch_size is %s', p_batch_size),
+                  HINT = 'the default 3000 suits most tables; larger batches hold row locks longer';
+    END IF;
+    IF p_workers IS NULL OR p_workers < 1 OR p_workers > c_max_workers THEN
+        RAISE EXCEPTION 'workers must be between 1 and %', c_max_workers
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = format('p_workers is %s', p_workers),
+                  HINT = 'use at most one worker per core of the server';
+    END IF;
+    IF p_max_batches IS NOT NULL AND p_max_batches < 1 THEN
+        RAISE EXCEPTION 'max batches must be at least 1'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = format('p_max_batches is %s', p_max_batches),
+                  HINT = 'pass NULL (the default) to run to the end';
+    END IF;
+    IF p_sleep IS NULL OR p_sleep < '0' OR p_lock_timeout IS NULL OR p_lock_timeout < '0'
+       OR p_lock_retries IS NULL OR p_lock_retries < 0 THEN
+        RAISE EXCEPTION 'sleep, lock timeout and lock retries must not be negative'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('p_sleep is %s, p_lock_timeout is %s, p_lock_retries is %s',
+                                  p_sleep, p_lock_timeout, p_lock_retries),
+                  HINT = 'the defaults are 0, 1s and 5';
+    END IF;
+    IF p_target_batch_time IS NOT NULL AND p_target_batch_time <= '0' THEN
+        RAISE EXCEPTION 'target batch time must be positive'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = format('p_target_batch_time is %s', p_target_batch_time),
+                  HINT = 'pass NULL for a fixed batch size';
+    END IF;
+    IF p_max_replication_lag IS NOT NULL AND p_max_replication_lag < 0 THEN
+        RAISE EXCEPTION 'max replication lag must not be negative'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = format('p_max_replication_lag is %s', p_max_replication_lag),
+                  HINT = 'pass it in bytes, or NULL not to watch replicas';
+    END IF;
+    IF p_quiet IS NULL OR p_synchronous_commit IS NULL THEN
+        RAISE EXCEPTION 'p_quiet and p_synchronous_commit must not be null'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'pass true or false';
+    END IF;
+
+    SELECT d.qualified, d.key_column, d.key_type INTO v_target, v_key, v_key_type
+      FROM token_rotation.describe_target(p_table, p_column) AS d;
+
+    -- Claim a slice. The transaction-level lock serialises claims on this table; the session-level lock
+    -- on the slice outlives the COMMITs below and is released explicitly when this CALL ends.
+    PERFORM pg_advisory_xact_lock(c_lock_space + 1, p_table::oid::integer);
+
+    SELECT * INTO v_run FROM token_rotation.runs
+     WHERE target = p_table AND state IN ('active', 'paused') FOR UPDATE;
+    IF FOUND AND NOT EXISTS (SELECT FROM token_rotation.slices WHERE run_id = v_run.run_id AND NOT done) THEN
+        UPDATE token_rotation.runs SET state = 'finished', finished_at = clock_timestamp(),
+               state_changed_at = clock_timestamp()
+         WHERE run_id = v_run.run_id;
+        v_run := NULL;
+    ELSIF FOUND AND v_run.token_column <> p_column THEN
+        RAISE EXCEPTION '% has an open run on column %', v_target, quote_ident(v_run.token_column)
+            USING ERRCODE = 'object_in_use', DETAIL = format('run %s is %s', v_run.run_id, v_run.state),
+                  HINT = format('finish it first, or end it with SELECT token_rotation.cancel(%L)', v_target);
+    ELSIF FOUND AND p_workers > 1 AND p_workers <> v_run.workers AND NOT p_quiet THEN
+        RAISE NOTICE 'resuming run % with its % slice(s); p_workers applies to new runs only',
+            v_run.run_id, v_run.workers;
+    END IF;
+
+    IF v_run.run_id IS NULL THEN
+        v_run := token_rotation.start_run(p_table, p_column, p_batch_size, p_workers);
+        IF v_run.state = 'finished' THEN
+            IF NOT p_quiet THEN
+                RAISE NOTICE 'run %: % is empty, nothing to rotate', v_run.run_id, v_target;
+            END IF;
+            COMMIT;
+            RETURN;
+        END IF;
+        IF NOT p_quiet THEN
+            RAISE NOTICE 'run %: rotating % rows of %.% in % slice(s), batches of %', v_run.run_id,
+                v_run.rows_expected, v_target, quote_ident(p_column), v_run.workers, p_batch_size;
+        END IF;
+    ELSIF NOT p_quiet THEN
+        RAISE NOTICE 'run %: resuming % (% of % rows done)', v_run.run_id, v_target,
+            (SELECT sum(rows_done) FROM token_rotation.slices WHERE run_id = v_run.run_id), v_run.rows_expected;
+    END IF;
+
+    FOR v_slice IN SELECT * FROM token_rotation.slices WHERE run_id = v_run.run_id AND NOT done ORDER BY slice_no
+    LOOP
+        -- a lock this session still holds (a CALL of it that was cut off) counts as claimed, once
+        IF EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+                      AND classid = c_lock_space::oid AND objid = v_slice.slice_id::integer::oid AND objsubid = 2)
+           OR pg_try_advisory_lock(c_lock_space, v_slice.slice_id::integer) THEN
+            v_claimed := true;
+            EXIT;
+        END IF;
+    END LOOP;
+    IF NOT v_claimed THEN
+        v_holders := token_rotation.holders(v_run.run_id);
+        RAISE EXCEPTION '% is already being rotated', v_target
+            USING ERRCODE = 'object_in_use',
+                  DETAIL = format('run %s: every unfinished slice is taken: %s', v_run.run_id,
+                                  coalesce(v_holders, 'by a session that is just ending')),
+                  HINT = format('wait for it (SELECT * FROM token_rotation.progress), or stop it with '
+                                'SELECT token_rotation.pause(%L) or token_rotation.cancel(%L)', v_target, v_target);
+    END IF;
+
+    v_batch_size := CASE WHEN p_target_batch_time IS NOT NULL THEN coalesce(v_slice.batch_size, p_batch_size)
+                         ELSE p_batch_size END;
+    UPDATE token_rotation.slices
+       SET backend_pid = pg_backend_pid(), heartbeat_at = clock_timestamp(), throttled = NULL,
+           batch_size = v_batch_size
+     WHERE slice_id = v_slice.slice_id;
+    COMMIT;
+
+    -- One batch: the key that ends it (the batch_size-th key after the checkpoint, or the slice end),
+    -- then one UPDATE of the key range (checkpoint, end]. The *0 forms serve a slice's first batch.
+    -- (ORDER BY names the column through the table alias: a bare name would sort by the text output column)
+    v_sql_upper := format('SELECT t.%1$I::text FROM %2$s AS t WHERE t.%1$I > $1::%3$s AND t.%1$I <= $2::%3$s '
+                          'ORDER BY t.%1$I OFFSET $3 LIMIT 1', v_key, v_target, v_key_type);
+    v_sql_upper0 := format('SELECT t.%1$I::text FROM %2$s AS t WHERE t.%1$I <= $2::%3$s '
+                           'ORDER BY t.%1$I OFFSET $3 LIMIT 1', v_key, v_target, v_key_type);
+    v_sql_update := format('UPDATE %2$s SET %4$I = pg_catalog.gen_random_uuid() '
+                           'WHERE %1$I > $1::%3$s AND %1$I <= $2::%3$s', v_key, v_target, v_key_type, p_column);
+    v_sql_update0 := format('UPDATE %2$s SET %4$I = pg_catalog.gen_random_uuid() '
+                            'WHERE %1$I <= $2::%3$s', v_key, v_target, v_key_type, p_column);
+    v_after := coalesce(v_slice.last_key, v_slice.lo);
+
+    LOOP
+        PERFORM set_config('search_path', v_search_path, true);
+
+        -- decide whether to go on before doing any work
+        IF p_max_batches IS NOT NULL AND v_call_batches >= p_max_batches THEN
+            v_stop := 'max_batches';
+            EXIT;
+        END IF;
+        SELECT state INTO v_state FROM token_rotation.runs WHERE run_id = v_run.run_id;
+        IF v_state = 'cancelled' THEN
+            v_stop := 'cancelled';
+            EXIT;
+        END IF;
+
+        -- wait while paused, while a replica lags, or while the lag cannot be measured
+        v_wait := NULL;
+        IF v_state = 'paused' THEN
+            v_wait := 'paused';
+        ELSIF p_max_replication_lag IS NOT NULL THEN
+            BEGIN
+                v_lag := token_rotation.replication_lag();
+                IF v_lag > p_max_replication_lag THEN
+                    v_wait := format('replica lag %s', pg_size_pretty(v_lag));
+                END IF;
+            EXCEPTION WHEN OTHERS THEN
+                v_wait := format('replica lag unknown (%s)', SQLSTATE);
+            END;
+        END IF;
+        IF v_wait IS NOT NULL THEN
+            v_now := clock_timestamp();
+            UPDATE token_rotation.slices
+               SET throttled = v_wait, heartbeat_at = v_now,
+                   elapsed = elapsed + CASE WHEN v_wait = 'paused' THEN v_now - v_mark ELSE '0' END
+             WHERE slice_id = v_slice.slice_id;
+            IF v_wait = 'paused' THEN
+                v_mark := v_now;
+            END IF;
+            COMMIT;
+            IF NOT p_quiet AND v_wait IS DISTINCT FROM v_waiting THEN
+                RAISE NOTICE 'run %: waiting: %', v_run.run_id, v_wait;
+            END IF;
+            v_waiting := v_wait;
+            BEGIN
+                PERFORM pg_sleep(1);
+            EXCEPTION WHEN query_canceled THEN
+                v_err_state := SQLSTATE;
+                v_err_msg := SQLERRM;
+            END;
+            EXIT WHEN v_err_state IS NOT NULL;
+            IF v_wait = 'paused' THEN
+                v_mark := clock_timestamp();  -- paused time is not working time
+            END IF;
+            CONTINUE;
+        END IF;
+        v_waiting := NULL;
+
+        -- one batch, in its own transaction
+        IF NOT p_synchronous_commit THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+        END IF;
+        PERFORM set_config('lock_timeout', (extract(epoch FROM p_lock_timeout) * 1000)::bigint::text, true);
+        v_started := clock_timestamp();
+        v_retries := 0;
+        LOOP
+            BEGIN
+                IF v_after IS NULL THEN
+                    EXECUTE v_sql_upper0 INTO v_upper USING v_after, v_slice.hi, v_batch_size - 1;
+                ELSE
+                    EXECUTE v_sql_upper INTO v_upper USING v_after, v_slice.hi, v_batch_size - 1;
+                END IF;
+                v_last := v_upper IS NULL OR v_upper = v_slice.hi;
+                v_upper := coalesce(v_upper, v_slice.hi);
+                IF v_after IS NULL THEN
+                    EXECUTE v_sql_update0 USING v_after, v_upper;
+                ELSE
+                    EXECUTE v_sql_update USING v_after, v_upper;
+                END IF;
+                GET DIAGNOSTICS v_rows = ROW_COUNT;
+                EXIT;
+            EXCEPTION
+                WHEN unique_violation THEN  -- a new token met an existing one: draw again
+                    v_retries := v_retries + 1;
+                    IF v_retries > 3 THEN
+                        v_err_state := SQLSTATE;
+                        v_err_msg := 'new tokens collided with existing ones 4 times in a row';
+                        EXIT;
+                    END IF;
+                WHEN lock_not_available THEN
+                    v_err_state := SQLSTATE;
+                    v_err_msg := SQLERRM;
+                    EXIT;
+                WHEN query_canceled THEN
+                    v_err_state := SQLSTATE;
+                    v_err_msg := SQLERRM;
+                    EXIT;
+                WHEN OTHERS THEN  -- keep the message, drop the DETAIL: it may quote a row, token and all
+                    v_err_state := SQLSTATE;
+                    v_err_msg := SQLERRM;
+                    EXIT;
+            END;
+        END LOOP;
+
+        IF v_err_state = '55P03' THEN  -- lock_not_available: lock_timeout ran out
+            ROLLBACK;
+            v_lock_fails := v_lock_fails + 1;
+            EXIT WHEN v_lock_fails > p_lock_retries;
+            v_err_state := NULL;
+            v_batch_size := greatest(v_batch_size / 2, 1);
+            PERFORM set_config('search_path', v_search_path, true);
+            UPDATE token_rotation.slices
+               SET throttled = format('lock timeout %s of %s, batch now %s', v_lock_fails, p_lock_retries, v_batch_size)
+             WHERE slice_id = v_slice.slice_id;
+            COMMIT;
+            IF NOT p_quiet THEN
+                RAISE NOTICE 'run %: rows locked by another transaction (lock timeout %/%), retrying with batches of %',
+                    v_run.run_id, v_lock_fails, p_lock_retries, v_batch_size;
+            END IF;
+            BEGIN
+                PERFORM pg_sleep(least(extract(epoch FROM p_lock_timeout), 1));
+            EXCEPTION WHEN query_canceled THEN
+                v_err_state := SQLSTATE;
+                v_err_msg := SQLERRM;
+            END;
+            EXIT WHEN v_err_state IS NOT NULL;
+            CONTINUE;
+        END IF;
+        EXIT WHEN v_err_state IS NOT NULL;
+
+        -- checkpoint and progress log, in the batch's transaction
+        v_now := clock_timestamp();
+        UPDATE token_rotation.slices
+           SET last_key = v_upper, rows_done = rows_done + v_rows, batches_done = batches_done + 1,
+               elapsed = elapsed + (v_now - v_mark), heartbeat_at = v_now, done = v_last,
+               batch_size = v_batch_size, throttled = NULL
+         WHERE slice_id = v_slice.slice_id
+        RETURNING * INTO v_slice;
+        INSERT INTO token_rotation.batches
+               (slice_id, batch_no, run_id, after_key, last_key, rows, batch_size, started_at, finished_at, retries)
+        VALUES (v_slice.slice_id, v_slice.batches_done, v_run.run_id, v_after, v_upper, v_rows, v_batch_size,
+                v_started, v_now, v_retries + v_lock_fails);
+        IF v_last THEN
+            PERFORM FROM token_rotation.runs WHERE run_id = v_run.run_id FOR UPDATE;  -- one finisher at a time
+            IF NOT EXISTS (SELECT FROM token_rotation.slices WHERE run_id = v_run.run_id AND NOT done) THEN
+                UPDATE token_rotation.runs
+                   SET state = 'finished', finished_at = v_now, state_changed_at = v_now
+                 WHERE run_id = v_run.run_id;
+            END IF;
+        END IF;
+        COMMIT;
+        v_mark := v_now;
+        v_after := v_upper;
+        v_call_batches := v_call_batches + 1;
+        v_lock_fails := 0;
+
+        IF NOT p_quiet THEN
+            SELECT sum(rows_done) INTO v_run_done FROM token_rotation.slices WHERE run_id = v_run.run_id;
+            RAISE NOTICE 'run % slice %/% batch %: % rows, % done, % rows/s', v_run.run_id, v_slice.slice_no,
+                v_run.workers, v_slice.batches_done, v_rows,
+                to_char(least(100.0 * v_run_done / greatest(v_run.rows_expected, 1),
+                              CASE WHEN v_last AND v_run.workers = 1 THEN 100 ELSE 99.9 END), 'FM990.0"%"'),
+                round(v_slice.rows_done / greatest(extract(epoch FROM v_slice.elapsed), 0.001));
+        END IF;
+        EXIT WHEN v_last;
+
+        IF p_target_batch_time IS NOT NULL THEN
+            IF v_rows > 0 THEN
+                v_spr := coalesce(0.7 * v_spr, 0) + CASE WHEN v_spr IS NULL THEN 1 ELSE 0.3 END
+                         * extract(epoch FROM v_now - v_started) / v_rows;
+            END IF;
+            v_batch_size := token_rotation.next_batch_size(v_batch_size, v_spr,
+                                extract(epoch FROM p_target_batch_time), c_min_adaptive, c_max_adaptive);
+        ELSIF v_batch_size < p_batch_size THEN
+            v_batch_size := least(v_batch_size * 2, p_batch_size);  -- recover after lock-timeout halvings
+        END IF;
+        IF p_sleep > '0' THEN
+            BEGIN
+                PERFORM pg_sleep(extract(epoch FROM p_sleep));
+            EXCEPTION WHEN query_canceled THEN
+                v_err_state := SQLSTATE;
+                v_err_msg := SQLERRM;
+            END;
+            EXIT WHEN v_err_state IS NOT NULL;
+        END IF;
+    END LOOP;
+
+    -- end of this CALL: a failed batch was rolled back; book the time, bring the run totals up to date,
+    -- record the error, release the slice
+    IF v_err_state IS NOT NULL THEN
+        ROLLBACK;
+        PERFORM set_config('search_path', v_search_path, true);
+    END IF;
+    v_now := clock_timestamp();
+    UPDATE token_rotation.slices
+       SET elapsed = elapsed + (v_now - v_mark),
+           backend_pid = NULL, heartbeat_at = v_now, throttled = NULL
+     WHERE slice_id = v_slice.slice_id;
+    UPDATE token_rotation.runs r
+       SET rows_done = t.rows_done, elapsed = t.elapsed,
+           last_error = CASE WHEN v_err_state IS NULL THEN r.last_error
+                             ELSE format('%s: %s', v_err_state, v_err_msg) END,
+           last_error_at = CASE WHEN v_err_state IS NULL THEN r.last_error_at ELSE v_now END
+      FROM (SELECT sum(s.rows_done) AS rows_done, max(s.elapsed) AS elapsed
+              FROM token_rotation.slices s WHERE s.run_id = v_run.run_id) AS t
+     WHERE r.run_id = v_run.run_id
+    RETURNING r.* INTO v_run;
+    PERFORM pg_advisory_unlock(c_lock_space, v_slice.slice_id::integer);
+    COMMIT;
+
+    IF v_err_state = '57014' THEN  -- query_canceled: Ctrl-C, pg_cancel_backend, statement_timeout
+        RAISE EXCEPTION 'rotation of % canceled', v_target
+            USING ERRCODE = v_err_state,
+                  DETAIL = format('run %s: %s of %s rows done; every committed batch is kept (%s)',
+                                  v_run.run_id, v_run.rows_done, v_run.rows_expected, v_err_msg),
+                  HINT = format('CALL token_rotation.rotate(%L) again to resume from the checkpoint', v_target);
+    ELSIF v_err_state = '55P03' THEN
+        RAISE EXCEPTION 'rows of % stayed locked through % lock timeouts of %', v_target, v_lock_fails, p_lock_timeout
+            USING ERRCODE = v_err_state,
+                  DETAIL = format('run %s: %s of %s rows done; every committed batch is kept',
+                                  v_run.run_id, v_run.rows_done, v_run.rows_expected),
+                  HINT = 'CALL again to resume; raise p_lock_timeout or p_lock_retries if the application '
+                         'holds row locks for long';
+    ELSIF v_err_state IS NOT NULL THEN
+        RAISE EXCEPTION 'batch of run % on % failed: %', v_run.run_id, v_target, v_err_msg
+            USING ERRCODE = v_err_state,
+                  DETAIL = format('%s of %s rows done; every committed batch is kept',
+                                  v_run.rows_done, v_run.rows_expected),
+                  HINT = 'fix the cause, then CALL again to resume from the checkpoint';
+    END IF;
+
+    IF NOT p_quiet THEN
+        RAISE NOTICE 'run %: %', v_run.run_id, CASE v_stop
+            WHEN 'max_batches' THEN format('stopped after %s batch(es) as asked; CALL again to resume', v_call_batches)
+            WHEN 'cancelled' THEN 'cancelled; the next CALL starts a new run'
+            ELSE CASE WHEN v_run.state = 'finished'
+                      THEN format('finished: %s rows in %s', v_run.rows_done, date_trunc('second', v_run.elapsed))
+                      ELSE format('slice %s finished; other slices are still running', v_slice.slice_no) END
+        END;
+    END IF;
+END
+$$;
+
+COMMENT ON PROCEDURE token_rotation.rotate(regclass, name, integer, integer, interval, interval, integer, boolean,
+                                          integer, interval, bigint, boolean) IS
+    'Rotates the uuid token column of a table to gen_random_uuid(), exactly once per run, one COMMIT per batch; '
+    'starts a run or resumes the open one. CALL outside a transaction block: '
+    'CALL token_rotation.rotate(''public.tickets'', p_batch_size => 3000);';

@@ -1,0 +1,49 @@
+-- token_rotation.progress: one row per run with live numbers: rows done of the total, percent, working time
+-- (accumulated over every CALL, pauses excluded), rate, a simple ETA, and the sessions working on it now.
+-- The driver polls it; a DBA reads it in psql:
+--   SELECT run_id, table_name, state, percent, rows_per_second, eta FROM token_rotation.progress;
+CREATE VIEW token_rotation.progress AS
+SELECT r.run_id
+     , r.target                                    AS table_name
+     , r.token_column
+     , r.state
+     , s.active_workers
+     , r.workers
+     , coalesce(s.rows_done, r.rows_done)          AS rows_done
+     , r.rows_expected                             AS rows_total
+     , r.rows_expected_exact                       AS rows_total_exact
+     , CASE WHEN r.state = 'finished' THEN 100.0
+            ELSE least(99.9, round(100.0 * coalesce(s.rows_done, r.rows_done) / greatest(r.rows_expected, 1), 1))
+       END                                         AS percent
+     , coalesce(s.elapsed, r.elapsed)              AS elapsed
+     , round(coalesce(s.rows_done, r.rows_done)
+             / greatest(extract(epoch FROM coalesce(s.elapsed, r.elapsed)), 0.001))::bigint AS rows_per_second
+     , CASE WHEN r.state IN ('active', 'paused') AND coalesce(s.rows_done, 0) > 0
+            THEN make_interval(secs => round(greatest(r.rows_expected - s.rows_done, 0)
+                                             * extract(epoch FROM s.elapsed) / s.rows_done))
+       END                                         AS eta
+     , s.batches_done
+     , s.throttled
+     , r.started_at
+     , r.finished_at
+     , s.last_batch_at
+     , r.last_error
+  FROM token_rotation.runs r
+  LEFT JOIN LATERAL (
+        SELECT sum(sl.rows_done)::bigint AS rows_done
+             , sum(sl.batches_done)::bigint AS batches_done
+             , max(sl.heartbeat_at) AS last_batch_at
+             , string_agg(DISTINCT sl.throttled, ', ') AS throttled
+             , count(*) FILTER (WHERE lk.pid IS NOT NULL)::integer AS active_workers
+             -- a working slice's time runs on between its batches; a paused one's does not
+             , max(sl.elapsed + CASE WHEN lk.pid IS NOT NULL AND sl.throttled IS DISTINCT FROM 'paused'
+                                     THEN greatest(clock_timestamp() - sl.heartbeat_at, '0') ELSE '0' END) AS elapsed
+          FROM token_rotation.slices sl
+          LEFT JOIN pg_catalog.pg_locks lk
+                 ON lk.locktype = 'advisory' AND lk.granted AND lk.objsubid = 2
+                AND lk.classid = token_rotation.lock_space()::oid AND lk.objid = sl.slice_id::integer::oid
+         WHERE sl.run_id = r.run_id
+       ) s ON true;
+
+COMMENT ON VIEW token_rotation.progress IS
+    'Live progress per run: rows done/total, percent, working time, rows/s, ETA, active workers, throttling.';

@@ -1,0 +1,83 @@
+-- token_rotation.verify(run_id): checks, from the progress log, that a run covered its whole key range once:
+-- its slices chain from the smallest key to key_max, each slice's batches chain from its lo to its hi with
+-- no gap and no overlap, and the row counts agree; and that the token column holds no duplicate.
+-- One row per check; every ok must be true:
+--   SELECT * FROM token_rotation.verify(42);
+CREATE FUNCTION token_rotation.verify(p_run_id bigint)
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_run   token_rotation.runs;
+    v_bad   bigint;
+    v_n     bigint;
+    v_dup   bigint;
+BEGIN
+    SELECT * INTO v_run FROM token_rotation.runs WHERE run_id = p_run_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'run % does not exist', p_run_id
+            USING ERRCODE = 'no_data_found', HINT = 'SELECT run_id, table_name, state FROM token_rotation.progress';
+    END IF;
+
+    check_name := 'finished';
+    ok := v_run.state = 'finished';
+    detail := format('state %s', v_run.state);
+    RETURN NEXT;
+
+    -- slices: first lo NULL, each lo = the previous hi, last hi = key_max
+    SELECT count(*) FILTER (WHERE lo IS DISTINCT FROM prev_hi OR (is_last AND hi IS DISTINCT FROM v_run.key_max)),
+           count(*)
+      INTO v_bad, v_n
+      FROM (SELECT lo, hi, lag(hi) OVER w AS prev_hi, row_number() OVER w = count(*) OVER () AS is_last
+              FROM token_rotation.slices WHERE run_id = p_run_id WINDOW w AS (ORDER BY slice_no)) s;
+    check_name := 'slices cover the key range';
+    ok := v_bad = 0 AND (v_n > 0 OR v_run.key_max IS NULL);
+    detail := format('%s slice(s), %s out of line', v_n, v_bad);
+    RETURN NEXT;
+
+    -- batches: within each slice, each after_key = the previous last_key (the slice's lo for the first),
+    -- and the last batch ends at the slice's hi
+    SELECT count(*) FILTER (WHERE b.after_key IS DISTINCT FROM coalesce(b.prev_last, s.lo)
+                               OR (b.is_last AND b.last_key IS DISTINCT FROM s.hi)),
+           count(*)
+      INTO v_bad, v_n
+      FROM token_rotation.slices s
+      JOIN (SELECT slice_id, after_key, last_key,
+                   lag(last_key) OVER w AS prev_last,
+                   row_number() OVER w = count(*) OVER (PARTITION BY slice_id) AS is_last
+              FROM token_rotation.batches WHERE run_id = p_run_id
+            WINDOW w AS (PARTITION BY slice_id ORDER BY batch_no)) b USING (slice_id)
+     WHERE s.run_id = p_run_id;
+    SELECT v_bad + count(*) INTO v_bad FROM token_rotation.slices s
+     WHERE s.run_id = p_run_id AND NOT EXISTS (SELECT FROM token_rotation.batches b WHERE b.slice_id = s.slice_id);
+    check_name := 'batches chain without gap or overlap';
+    ok := v_bad = 0;
+    detail := format('%s batch(es), %s out of line', v_n, v_bad);
+    RETURN NEXT;
+
+    SELECT count(*) INTO v_bad FROM token_rotation.slices s
+     WHERE s.run_id = p_run_id
+       AND s.rows_done <> (SELECT coalesce(sum(b.rows), 0) FROM token_rotation.batches b WHERE b.slice_id = s.slice_id);
+    check_name := 'row counts agree with the log';
+    ok := v_bad = 0;
+    detail := format('%s rows logged, %s slice(s) disagree',
+                     (SELECT coalesce(sum(rows), 0) FROM token_rotation.batches WHERE run_id = p_run_id), v_bad);
+    RETURN NEXT;
+
+    check_name := 'tokens are unique';
+    IF to_regclass(v_run.target::text) IS NULL THEN
+        ok := false;
+        detail := 'the table no longer exists';
+    ELSE
+        EXECUTE format('SELECT count(%1$I) - count(DISTINCT %1$I) FROM %2$s', v_run.token_column, v_run.target)
+           INTO v_dup;
+        ok := v_dup = 0;
+        detail := format('%s duplicate(s)', v_dup);
+    END IF;
+    RETURN NEXT;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.verify(bigint) IS
+    'Checks from the progress log that a run covered its key range once (no gap, no overlap) and tokens are unique.';

@@ -1,0 +1,123 @@
+"""Helpers shared by the tests: demo tables of any key type, snapshots, and the exactly-once check."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+KEY_EXPRESSIONS = {
+    # key type -> SQL expression of the generate_series value g giving a distinct, orderable key
+    "integer": "g",
+    "bigint": "g::bigint * 1000",
+    "uuid": "md5(g::text)::uuid",
+    "text": "'key-' || lpad(g::text, 9, '0')",
+}
+
+
+def make_table(
+    conn: psycopg.Connection,
+    name: str = "tickets",
+    rows: int = 1000,
+    key_type: str = "bigint",
+    *,
+    token_column: str = "token",
+    unique_token: bool = True,
+    key_expr: str | None = None,
+    schema: str = "public",
+) -> None:
+    """Creates a tickets-like table: a primary key of `key_type`, a uuid token, and ordinary columns."""
+    ident = sql.Identifier(schema, name)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(ident))
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {t} (id {kt} PRIMARY KEY, {tok} uuid NOT NULL{uq} DEFAULT gen_random_uuid(),"
+            " title text NOT NULL, status integer NOT NULL, amount numeric, created_at timestamptz NOT NULL)"
+        ).format(
+            t=ident,
+            kt=sql.SQL(key_type),
+            tok=sql.Identifier(token_column),
+            uq=sql.SQL(" UNIQUE" if unique_token else ""),
+        )
+    )
+    expr = key_expr or KEY_EXPRESSIONS[key_type]
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {t} (id, title, status, amount, created_at)"
+            " SELECT {e}, 'ticket ' || g, g %% 7, g / 3.0, timestamptz '2026-01-01' + g * interval '1 second'"
+            " FROM generate_series(1, %s) AS g"
+        ).format(t=ident, e=sql.SQL(expr)),
+        (rows,),
+    )
+    conn.execute(sql.SQL("ANALYZE {}").format(ident))
+
+
+@dataclass
+class Snapshot:
+    """The state of a table before a rotation: each key's token and a digest of its other columns."""
+
+    tokens: dict[str, str]
+    others: dict[str, str]
+
+
+def snapshot(conn: psycopg.Connection, table: str = "tickets", token_column: str = "token") -> Snapshot:
+    """Token and a digest of every other column, per key (as text), read in one statement."""
+    rows = conn.execute(
+        sql.SQL("SELECT id::text, {tok}::text, md5((to_jsonb(t) - %s)::text) FROM {t} AS t").format(
+            tok=sql.Identifier(token_column), t=sql.SQL(table)
+        ),
+        (token_column,),
+    ).fetchall()
+    return Snapshot({r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows})
+
+
+def table_checksum(conn: psycopg.Connection, table: str = "tickets") -> str:
+    """A digest of the whole table, order-independent: equal before and after means nothing changed."""
+    rows = conn.execute(
+        sql.SQL("SELECT md5(t::text) FROM {} AS t ORDER BY 1").format(sql.SQL(table))
+    ).fetchall()
+    return hashlib.sha256("".join(r[0] for r in rows).encode()).hexdigest()
+
+
+def assert_rotated_exactly_once(
+    conn: psycopg.Connection,
+    before: Snapshot,
+    run_id: int,
+    table: str = "tickets",
+    token_column: str = "token",
+    *,
+    deleted_ok: bool = False,
+) -> None:
+    """The check every rotation test ends with: the run is finished; every row of the snapshot that still
+    exists has a new token; tokens are unique; other columns unchanged; and the progress log covers the
+    key range with exactly one committed batch per key (no gap, no overlap: token_rotation.verify)."""
+    after = snapshot(conn, table, token_column)
+    missing = set(before.tokens) - set(after.tokens)
+    assert deleted_ok or not missing, f"{len(missing)} rows disappeared"
+    kept = [k for k in before.tokens if k in after.tokens]
+    unchanged = [k for k in kept if after.tokens[k] == before.tokens[k]]
+    assert not unchanged, f"{len(unchanged)} of {len(kept)} rows kept their old token"
+    assert len(set(after.tokens.values())) == len(after.tokens), "tokens are not unique"
+    changed_other = [k for k in kept if after.others[k] != before.others[k]]
+    assert not changed_other, f"{len(changed_other)} rows had other columns changed"
+    checks = conn.execute(
+        "SELECT check_name, ok, detail FROM token_rotation.verify(%s)", (run_id,)
+    ).fetchall()
+    failed = [c for c in checks if not c[1]]
+    assert not failed, f"verify failed: {failed}"
+    logged = conn.execute(
+        "SELECT coalesce(sum(rows), 0) FROM token_rotation.batches WHERE run_id = %s", (run_id,)
+    ).fetchone()
+    assert logged is not None
+    if not deleted_ok:
+        assert logged[0] == len(before.tokens), f"log counts {logged[0]} rows, table had {len(before.tokens)}"
+
+
+def last_run_id(conn: psycopg.Connection, table: str = "tickets") -> int:
+    row = conn.execute(
+        "SELECT max(run_id) FROM token_rotation.runs WHERE target = to_regclass(%s)", (table,)
+    ).fetchone()
+    assert row is not None and row[0] is not None, f"no run of {table}"
+    return int(row[0])
