@@ -514,9 +514,11 @@ DECLARE
 BEGIN
     PERFORM set_config('search_path', v_search_path, true);
 
-    -- A CALL that is not the first statement of its transaction runs inside BEGIN ... COMMIT,
-    -- where PostgreSQL refuses the COMMIT after each batch. Say so before anything changes.
-    IF transaction_timestamp() <> statement_timestamp() THEN
+    -- Inside BEGIN ... COMMIT PostgreSQL refuses the COMMIT after each batch. A transaction that began well
+    -- before this CALL is such a block: say so before anything else happens. (The check cannot see a block
+    -- opened in the same breath, e.g. psql -c 'BEGIN; CALL ...': for those the COMMIT below, before any
+    -- change, fails with PostgreSQL's own "invalid transaction termination".)
+    IF statement_timestamp() - transaction_timestamp() > interval '1 second' THEN
         RAISE EXCEPTION 'token_rotation.rotate cannot run inside a transaction block'
             USING ERRCODE = 'active_sql_transaction',
                   DETAIL = 'it commits after every batch, and PostgreSQL refuses COMMIT inside BEGIN ... COMMIT',
@@ -564,6 +566,8 @@ BEGIN
 
     SELECT d.qualified, d.key_column, d.key_type INTO v_target, v_key, v_key_type
       FROM token_rotation.describe_target(p_table, p_column) AS d;
+    COMMIT;  -- nothing changed yet: inside a transaction block this is where PostgreSQL refuses the CALL
+    PERFORM set_config('search_path', v_search_path, true);
 
     -- Claim a slice. The transaction-level lock serialises claims on this table; the session-level lock
     -- on the slice outlives the COMMITs below and is released explicitly when this CALL ends.
