@@ -1,0 +1,138 @@
+"""One run per table at a time, many tables at once, and row locks that live for one batch only."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+import pytest
+from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
+
+
+def in_background(dsn: str, statement: str, app: str) -> tuple[threading.Thread, list[BaseException]]:
+    """Runs one statement on its own autocommit connection in a thread; errors are collected."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True, application_name=app) as c:
+                c.execute(statement)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def backend_of(conn: psycopg.Connection, app: str) -> int | None:
+    row = conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND state = 'active'", (app,)
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def rows_done(conn: psycopg.Connection, table: str = "tickets") -> int:
+    row = conn.execute(
+        "SELECT coalesce(max(rows_done), 0) FROM token_rotation.progress WHERE table_name = to_regclass(%s)",
+        (table,),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_second_call_on_the_same_table_is_refused_at_once_naming_the_holder(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """While one CALL rotates a table, a CALL from another session fails at once with SQLSTATE 55006 and
+    says which backend holds the table; the first run is unharmed and finishes exactly once."""
+    make_table(conn, rows=2000)
+    before = snapshot(conn)
+    first, errors = in_background(
+        dsn,
+        "CALL token_rotation.rotate('tickets', p_batch_size => 100, p_sleep => '0.05s', p_quiet => true)",
+        "rotator-1",
+    )
+    wait_for(lambda: rows_done(conn) > 0)
+    holder = backend_of(conn, "rotator-1")
+    assert holder is not None
+    started = time.monotonic()
+    with pytest.raises(psycopg.errors.ObjectInUse) as refused:
+        conn.execute("CALL token_rotation.rotate('tickets', p_quiet => true)")
+    assert time.monotonic() - started < 2.0
+    assert "already being rotated" in str(refused.value)
+    assert f"backend {holder} (rotator-1" in (refused.value.diag.message_detail or "")
+    assert "token_rotation.cancel" in (refused.value.diag.message_hint or "")
+    first.join(60)
+    assert not errors
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+def test_different_tables_rotate_at_the_same_time(dsn: str, conn: psycopg.Connection) -> None:
+    """Two tables are rotated by two sessions at once: both runs are active together and both finish."""
+    make_table(conn, "tickets", rows=1500)
+    make_table(conn, "orders", rows=1500)
+    before_t, before_o = snapshot(conn, "tickets"), snapshot(conn, "orders")
+    call = "CALL token_rotation.rotate('{}', p_batch_size => 100, p_sleep => '0.05s', p_quiet => true)"
+    t1, e1 = in_background(dsn, call.format("tickets"), "rotator-t")
+    t2, e2 = in_background(dsn, call.format("orders"), "rotator-o")
+    wait_for(
+        lambda: (
+            conn.execute(
+                "SELECT count(*) FROM token_rotation.progress WHERE active_workers = 1 AND state = 'active'"
+            ).fetchone()
+            == (2,)
+        )
+    )
+    t1.join(60)
+    t2.join(60)
+    assert not e1 and not e2
+    assert_rotated_exactly_once(conn, before_t, last_run_id(conn, "tickets"), "tickets")
+    assert_rotated_exactly_once(conn, before_o, last_run_id(conn, "orders"), "orders")
+
+
+def test_row_locks_live_for_one_batch_only(dsn: str, conn: psycopg.Connection) -> None:
+    """During a run, an application can lock any row outside the current batch at once: between batches
+    the rotation holds no row lock at all."""
+    make_table(conn, rows=2000)
+    rotation, errors = in_background(
+        dsn,
+        "CALL token_rotation.rotate('tickets', p_batch_size => 100, p_sleep => '0.2s', p_quiet => true)",
+        "rotator-locks",
+    )
+    wait_for(lambda: rows_done(conn) >= 300)
+    locked_all = False
+    with psycopg.connect(dsn) as app:
+        for _ in range(50):
+            try:
+                app.execute("SET LOCAL lock_timeout = '50ms'")
+                count = app.execute(
+                    "SELECT count(*) FROM (SELECT id FROM tickets FOR UPDATE) AS l"
+                ).fetchone()
+                app.rollback()
+                assert count == (2000,)
+                locked_all = True
+                break
+            except psycopg.errors.LockNotAvailable:
+                app.rollback()
+        assert 0 < rows_done(conn) < 2000, "the run was not in progress while the application locked rows"
+    assert locked_all, "the application never got every row lock during the run"
+    rotation.join(60)
+    assert not errors
+
+
+@pytest.mark.slow
+def test_two_hundred_thousand_rows_checked_against_a_snapshot(conn: psycopg.Connection) -> None:
+    """A 200,000-row table with a unique token index: every row rotated once, nothing else changed."""
+    make_table(conn, rows=200_000)
+    before = snapshot(conn)
+    conn.execute("CALL token_rotation.rotate('tickets', p_quiet => true)")
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
