@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import psycopg
 import pytest
+
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import dsn_of
 from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from token_rotation import MIGRATIONS_DIR, SQL_DIR, migrate
+
+from conftest import dsn_of
 
 
 @pytest.fixture

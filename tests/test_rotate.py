@@ -6,6 +6,7 @@ import time
 
 import psycopg
 import pytest
+
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
 
 
