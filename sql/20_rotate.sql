@@ -33,6 +33,7 @@ DECLARE
     v_run          token_rotation.runs;
     v_slice        token_rotation.slices;
     v_claimed      boolean := false;
+    v_new_run      boolean := false;
     v_holders      text;
     v_sql_upper    text;
     v_sql_upper0   text;
@@ -136,9 +137,6 @@ BEGIN
         RAISE EXCEPTION '% has an open run on column %', v_target, quote_ident(v_run.token_column)
             USING ERRCODE = 'object_in_use', DETAIL = format('run %s is %s', v_run.run_id, v_run.state),
                   HINT = format('finish it first, or end it with SELECT token_rotation.cancel(%L)', v_target);
-    ELSIF FOUND AND p_workers > 1 AND p_workers <> v_run.workers AND NOT p_quiet THEN
-        RAISE NOTICE 'resuming run % with its % slice(s); p_workers applies to new runs only',
-            v_run.run_id, v_run.workers;
     END IF;
 
     IF v_run.run_id IS NULL THEN
@@ -150,13 +148,7 @@ BEGIN
             COMMIT;
             RETURN;
         END IF;
-        IF NOT p_quiet THEN
-            RAISE NOTICE 'run %: rotating % rows of %.% in % slice(s), batches of %', v_run.run_id,
-                v_run.rows_expected, v_target, quote_ident(p_column), v_run.workers, p_batch_size;
-        END IF;
-    ELSIF NOT p_quiet THEN
-        RAISE NOTICE 'run %: resuming % (% of % rows done)', v_run.run_id, v_target,
-            (SELECT sum(rows_done) FROM token_rotation.slices WHERE run_id = v_run.run_id), v_run.rows_expected;
+        v_new_run := true;
     END IF;
 
     FOR v_slice IN SELECT * FROM token_rotation.slices WHERE run_id = v_run.run_id AND NOT done ORDER BY slice_no
@@ -177,6 +169,16 @@ BEGIN
                                   coalesce(v_holders, 'by a session that is just ending')),
                   HINT = format('wait for it (SELECT * FROM token_rotation.progress), or stop it with '
                                 'SELECT token_rotation.pause(%L) or token_rotation.cancel(%L)', v_target, v_target);
+    END IF;
+    IF p_quiet THEN
+        NULL;
+    ELSIF v_new_run THEN
+        RAISE NOTICE 'run %: rotating % rows of %.% in % slice(s), batches of %', v_run.run_id,
+            v_run.rows_expected, v_target, quote_ident(p_column), v_run.workers, p_batch_size;
+    ELSE
+        RAISE NOTICE 'run %: resuming % at slice % of % (% of % rows done; a run keeps the slices it started with)',
+            v_run.run_id, v_target, v_slice.slice_no, v_run.workers,
+            (SELECT sum(rows_done) FROM token_rotation.slices WHERE run_id = v_run.run_id), v_run.rows_expected;
     END IF;
 
     v_batch_size := CASE WHEN p_target_batch_time IS NOT NULL THEN coalesce(v_slice.batch_size, p_batch_size)
