@@ -160,3 +160,25 @@ def test_notices_show_progress_unless_quiet(conn: psycopg.Connection) -> None:
     notices.clear()
     conn.execute("CALL token_rotation.rotate('tickets', p_quiet => true)")
     assert notices == []
+
+
+def test_verify_reports_duplicate_tokens_when_no_unique_index_guards_them(conn: psycopg.Connection) -> None:
+    """verify() counts duplicates itself when no unique index enforces them, and fails on one."""
+    make_table(conn, rows=300, unique_token=False)
+    conn.execute("CALL token_rotation.rotate('tickets', p_quiet => true)")
+    run_id = last_run_id(conn)
+    check = "SELECT ok, detail FROM token_rotation.verify(%s) WHERE check_name = 'tokens are unique'"
+    assert conn.execute(check, (run_id,)).fetchone() == (True, "0 duplicate(s)")
+    conn.execute("UPDATE tickets SET token = (SELECT token FROM tickets WHERE id = 1000) WHERE id = 2000")
+    assert conn.execute(check, (run_id,)).fetchone() == (False, "1 duplicate(s)")
+
+
+def test_verify_trusts_a_unique_index_on_the_token(conn: psycopg.Connection) -> None:
+    """With a valid unique index on the token column, verify() names it instead of reading every token."""
+    make_table(conn, rows=300)
+    conn.execute("CALL token_rotation.rotate('tickets', p_quiet => true)")
+    row = conn.execute(
+        "SELECT ok, detail FROM token_rotation.verify(%s) WHERE check_name = 'tokens are unique'",
+        (last_run_id(conn),),
+    ).fetchone()
+    assert row == (True, "enforced by unique index tickets_token_key")
