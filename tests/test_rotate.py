@@ -181,4 +181,4 @@ def test_verify_trusts_a_unique_index_on_the_token(conn: psycopg.Connection) -> 
         "SELECT ok, detail FROM token_rotation.verify(%s) WHERE check_name = 'tokens are unique'",
         (last_run_id(conn),),
     ).fetchone()
-    assert row == (True, "enforced by unique index tickets_token_key")
+    assert row == (True, "enforced by unique index public.tickets_token_key")
