@@ -50,6 +50,7 @@ def start(pgdata: Path | str | None = None) -> str:
     if fresh:  # settings apply from the second start on
         _configure(path)
         stop(path)
+    if running_url(path) is None:  # fresh, or stopped since this process started it (get_server caches)
         server.ensure_postgres_running()
     return str(server.get_uri())
 
