@@ -56,6 +56,7 @@ DECLARE
     v_wait         text;
     v_waiting      text;
     v_lag          bigint;
+    v_lag_error    text;
     v_spr          double precision;
     v_run_done     bigint;
     v_stop         text := 'finished';
@@ -217,19 +218,16 @@ BEGIN
         END IF;
 
         -- wait while paused, while a replica lags, or while the lag cannot be measured
-        v_wait := NULL;
-        IF v_state = 'paused' THEN
-            v_wait := 'paused';
-        ELSIF p_max_replication_lag IS NOT NULL THEN
+        v_lag := NULL;
+        v_lag_error := NULL;
+        IF v_state <> 'paused' AND p_max_replication_lag IS NOT NULL THEN
             BEGIN
                 v_lag := token_rotation.replication_lag();
-                IF v_lag > p_max_replication_lag THEN
-                    v_wait := format('replica lag %s', pg_size_pretty(v_lag));
-                END IF;
             EXCEPTION WHEN OTHERS THEN
-                v_wait := format('replica lag unknown (%s)', SQLSTATE);
+                v_lag_error := SQLSTATE;
             END;
         END IF;
+        v_wait := token_rotation.throttle_reason(v_state, v_lag, p_max_replication_lag, v_lag_error);
         IF v_wait IS NOT NULL THEN
             v_now := clock_timestamp();
             UPDATE token_rotation.slices

@@ -33,6 +33,8 @@ BEGIN
     END IF;
 END
 $guard$;
+DROP FUNCTION token_rotation.table_sizes(regclass);
+DROP FUNCTION token_rotation.plan(regclass, name, integer, integer, interval);
 DROP FUNCTION token_rotation.verify(bigint);
 DROP FUNCTION token_rotation.cancel(regclass);
 DROP FUNCTION token_rotation.resume(regclass);
@@ -43,6 +45,7 @@ DROP PROCEDURE token_rotation.rotate(regclass, name, integer, integer, interval,
                                      integer, interval, bigint, boolean);
 DROP FUNCTION token_rotation.start_run(regclass, name, integer, integer);
 DROP FUNCTION token_rotation.holders(bigint);
+DROP FUNCTION token_rotation.throttle_reason(text, bigint, bigint, text);
 DROP FUNCTION token_rotation.replication_lag();
 DROP FUNCTION token_rotation.next_batch_size(integer, double precision, double precision, integer, integer,
                                              double precision);

@@ -445,6 +445,34 @@ $$;
 COMMENT ON FUNCTION token_rotation.start_run(regclass, name, integer, integer) IS
     'Opens a new run: fixes the key range, plans the slices, counts the rows. Called by rotate().';
 
+-- ==== sql/17_throttle_reason.sql ====
+-- token_rotation.throttle_reason(state, lag, max_lag, lag_error): why a worker must wait before its next batch,
+-- or NULL when it may go on. A pure function of what rotate() has just read, so that the decision is tested
+-- without a replica: 'paused' while the run is paused; 'replica lag 120 MB' while the measured lag exceeds
+-- p_max_lag; 'replica lag unknown (SQLSTATE)' when p_max_lag is set but the lag could not be measured (it
+-- prefers to wait rather than race a replica it cannot see). rotate() writes the reason into slices.throttled.
+--   SELECT token_rotation.throttle_reason('active', 125829120, 67108864, NULL);  -- replica lag 120 MB
+CREATE FUNCTION token_rotation.throttle_reason(
+      p_state      text
+    , p_lag        bigint
+    , p_max_lag    bigint
+    , p_lag_error  text DEFAULT NULL
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN p_state = 'paused' THEN 'paused'
+        WHEN p_max_lag IS NULL THEN NULL
+        WHEN p_lag_error IS NOT NULL OR p_lag IS NULL
+            THEN format('replica lag unknown (%s)', coalesce(p_lag_error, 'no value'))
+        WHEN p_lag > p_max_lag THEN format('replica lag %s', pg_catalog.pg_size_pretty(p_lag))
+    END
+$$;
+
+COMMENT ON FUNCTION token_rotation.throttle_reason(text, bigint, bigint, text) IS
+    'Why a worker waits before its next batch (paused, replica lag N, replica lag unknown), NULL to go on.';
+
 -- ==== sql/20_rotate.sql ====
 -- token_rotation.rotate(table, ...): gives every row of a table a new gen_random_uuid() token, exactly once
 -- per run, one batch per transaction, with the checkpoint and the progress-log row written in the batch's own
@@ -504,6 +532,7 @@ DECLARE
     v_wait         text;
     v_waiting      text;
     v_lag          bigint;
+    v_lag_error    text;
     v_spr          double precision;
     v_run_done     bigint;
     v_stop         text := 'finished';
@@ -665,19 +694,16 @@ BEGIN
         END IF;
 
         -- wait while paused, while a replica lags, or while the lag cannot be measured
-        v_wait := NULL;
-        IF v_state = 'paused' THEN
-            v_wait := 'paused';
-        ELSIF p_max_replication_lag IS NOT NULL THEN
+        v_lag := NULL;
+        v_lag_error := NULL;
+        IF v_state <> 'paused' AND p_max_replication_lag IS NOT NULL THEN
             BEGIN
                 v_lag := token_rotation.replication_lag();
-                IF v_lag > p_max_replication_lag THEN
-                    v_wait := format('replica lag %s', pg_size_pretty(v_lag));
-                END IF;
             EXCEPTION WHEN OTHERS THEN
-                v_wait := format('replica lag unknown (%s)', SQLSTATE);
+                v_lag_error := SQLSTATE;
             END;
         END IF;
+        v_wait := token_rotation.throttle_reason(v_state, v_lag, p_max_replication_lag, v_lag_error);
         IF v_wait IS NOT NULL THEN
             v_now := clock_timestamp();
             UPDATE token_rotation.slices
@@ -1090,3 +1116,128 @@ $$;
 
 COMMENT ON FUNCTION token_rotation.verify(bigint) IS
     'Checks from the progress log that a run covered its key range once (no gap, no overlap) and tokens are unique.';
+
+-- ==== sql/33_plan.sql ====
+-- token_rotation.plan(table, column, batch_size, workers): what a run would do, without changing a token
+-- (`token-rotation rotate --dry-run`): the rows to rotate (counted, or estimated on big tables), the slices and
+-- batches, and an estimated duration from one sample batch that is really run (bound query and UPDATE, as
+-- rotate() does them) and then rolled back. The sample holds row locks on one batch for the time it takes, like
+-- a batch of the run. One row:
+--   SELECT * FROM token_rotation.plan('public.tickets', p_batch_size => 3000, p_workers => 2);
+CREATE FUNCTION token_rotation.plan(
+      p_table        regclass
+    , p_column       name     DEFAULT 'token'
+    , p_batch_size   integer  DEFAULT 3000
+    , p_workers      integer  DEFAULT 1
+    , p_lock_timeout interval DEFAULT '1s'
+)
+RETURNS TABLE (
+      table_name         text
+    , key_column         name
+    , rows_total         bigint
+    , rows_exact         boolean
+    , slices             integer
+    , batch_size         integer
+    , batches            bigint
+    , sample_rows        bigint
+    , sample_seconds     double precision
+    , estimated_duration interval
+)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_key_type  regtype;
+    v_max       text;
+    v_upper     text;
+    v_started   timestamptz;
+    v_per_row   double precision;
+    c_rollback  CONSTANT text := 'TRPLN';  -- the SQLSTATE that rolls the sample back
+BEGIN
+    IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000000 THEN
+        RAISE EXCEPTION 'batch size must be between 1 and %', 1000000
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = format('p_batch_size is %s', p_batch_size),
+                  HINT = 'the default 3000 suits most tables; larger batches hold row locks longer';
+    END IF;
+    IF p_workers IS NULL OR p_workers < 1 OR p_workers > 64 THEN
+        RAISE EXCEPTION 'workers must be between 1 and %', 64
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = format('p_workers is %s', p_workers),
+                  HINT = 'use at most one worker per core of the server';
+    END IF;
+    SELECT d.qualified, d.key_column, d.key_type INTO table_name, key_column, v_key_type
+      FROM token_rotation.describe_target(p_table, p_column) AS d;
+    EXECUTE format('SELECT t.%1$I::text FROM %2$s AS t ORDER BY t.%1$I DESC LIMIT 1', key_column, table_name)
+       INTO v_max;
+
+    batch_size := p_batch_size;
+    rows_total := 0;
+    rows_exact := true;
+    slices := 0;
+    batches := 0;
+    IF v_max IS NOT NULL THEN
+        SELECT sum(s.rows_expected)::bigint, bool_and(s.exact), count(*)::integer,
+               sum(ceil(s.rows_expected::numeric / p_batch_size))::bigint
+          INTO rows_total, rows_exact, slices, batches
+          FROM token_rotation.plan_slices(p_table, key_column, p_workers, v_max) AS s;
+    END IF;
+
+    -- the sample: the table's first batch, exactly as rotate() runs it, in a subtransaction rolled back by
+    -- raising c_rollback (which also undoes the SET LOCAL lock_timeout)
+    sample_rows := 0;
+    IF v_max IS NOT NULL THEN
+        BEGIN
+            PERFORM set_config('lock_timeout', (extract(epoch FROM p_lock_timeout) * 1000)::bigint::text, true);
+            v_started := clock_timestamp();
+            EXECUTE format('SELECT t.%1$I::text FROM %2$s AS t WHERE t.%1$I <= $1::%3$s '
+                           'ORDER BY t.%1$I OFFSET $2 LIMIT 1', key_column, table_name, v_key_type)
+               INTO v_upper USING v_max, p_batch_size - 1;
+            EXECUTE format('UPDATE %2$s SET %4$I = pg_catalog.gen_random_uuid() WHERE %1$I <= $1::%3$s',
+                           key_column, table_name, v_key_type, p_column)
+               USING coalesce(v_upper, v_max);
+            GET DIAGNOSTICS sample_rows = ROW_COUNT;
+            sample_seconds := extract(epoch FROM clock_timestamp() - v_started);
+            RAISE EXCEPTION USING ERRCODE = c_rollback;
+        EXCEPTION WHEN SQLSTATE 'TRPLN' THEN
+            NULL;  -- rolled back: no token changed
+        END;
+        v_per_row := sample_seconds / greatest(sample_rows, 1);
+        estimated_duration := make_interval(secs => round((v_per_row * rows_total / greatest(slices, 1))::numeric, 1));
+    ELSE
+        sample_seconds := 0;
+        estimated_duration := '0';
+    END IF;
+    RETURN NEXT;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.plan(regclass, name, integer, integer, interval) IS
+    'Dry run: rows, slices, batches and an estimated duration from one sample batch that is rolled back.';
+
+-- ==== sql/34_table_sizes.sql ====
+-- token_rotation.table_sizes(table): the on-disk size of a table and of its indexes, and its live and dead
+-- tuples, for the report after a run: every rotated row leaves a dead tuple and new index entries (an indexed
+-- token column makes the updates non-HOT) until VACUUM reclaims them. The driver reads it before and after a
+-- run to show the growth, and offers VACUUM (ANALYZE). Tuple counts come from the statistics system, so they
+-- lag the last transactions by up to a second or so.
+--   SELECT * FROM token_rotation.table_sizes('public.tickets');
+CREATE FUNCTION token_rotation.table_sizes(p_table regclass)
+RETURNS TABLE (
+      table_bytes      bigint
+    , indexes_bytes    bigint
+    , total_bytes      bigint
+    , live_tuples      bigint
+    , dead_tuples      bigint
+    , last_vacuum      timestamptz
+    , last_autovacuum  timestamptz
+)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_relation_size(p_table), pg_indexes_size(p_table), pg_total_relation_size(p_table),
+           s.n_live_tup, s.n_dead_tup, s.last_vacuum, s.last_autovacuum
+      FROM (SELECT p_table) AS t (relid)
+      LEFT JOIN pg_stat_all_tables s ON s.relid = t.relid
+$$;
+
+COMMENT ON FUNCTION token_rotation.table_sizes(regclass) IS
+    'Table and index sizes in bytes, live and dead tuples, last vacuum: the growth report after a run.';

@@ -1,0 +1,27 @@
+-- token_rotation.table_sizes(table): the on-disk size of a table and of its indexes, and its live and dead
+-- tuples, for the report after a run: every rotated row leaves a dead tuple and new index entries (an indexed
+-- token column makes the updates non-HOT) until VACUUM reclaims them. The driver reads it before and after a
+-- run to show the growth, and offers VACUUM (ANALYZE). Tuple counts come from the statistics system, so they
+-- lag the last transactions by up to a second or so.
+--   SELECT * FROM token_rotation.table_sizes('public.tickets');
+CREATE FUNCTION token_rotation.table_sizes(p_table regclass)
+RETURNS TABLE (
+      table_bytes      bigint
+    , indexes_bytes    bigint
+    , total_bytes      bigint
+    , live_tuples      bigint
+    , dead_tuples      bigint
+    , last_vacuum      timestamptz
+    , last_autovacuum  timestamptz
+)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_relation_size(p_table), pg_indexes_size(p_table), pg_total_relation_size(p_table),
+           s.n_live_tup, s.n_dead_tup, s.last_vacuum, s.last_autovacuum
+      FROM (SELECT p_table) AS t (relid)
+      LEFT JOIN pg_stat_all_tables s ON s.relid = t.relid
+$$;
+
+COMMENT ON FUNCTION token_rotation.table_sizes(regclass) IS
+    'Table and index sizes in bytes, live and dead tuples, last vacuum: the growth report after a run.';
