@@ -1,0 +1,149 @@
+"""Running a rotation: one autocommit connection per worker, each CALLing token_rotation.rotate() in its own
+thread, so that the main thread stays free to draw progress and to cancel them all at once.
+
+psycopg cancels a query on Ctrl-C only in the thread that waits for it; the workers' threads never see
+the signal, so `cancel()` sends each worker's backend a cancel request itself (`cancel_safe()`) until every
+CALL has returned. The procedure rolls the current batch back, keeps the committed ones and raises 57014.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+
+import psycopg
+
+from token_rotation import connection
+
+CALL = (
+    "CALL token_rotation.rotate(%(table)s::oid::regclass, p_column => %(column)s,"
+    " p_batch_size => %(batch_size)s, p_max_batches => %(max_batches)s,"
+    " p_sleep => make_interval(secs => %(sleep)s),"
+    " p_lock_timeout => make_interval(secs => %(lock_timeout)s), p_lock_retries => %(lock_retries)s,"
+    " p_quiet => true, p_workers => %(workers)s,"
+    " p_target_batch_time => make_interval(secs => %(target_batch_time)s),"
+    " p_max_replication_lag => %(max_replication_lag)s, p_synchronous_commit => %(synchronous_commit)s)"
+)
+
+# after a CALL: is there still a slice of this run that nobody works on?
+MORE_WORK = (
+    "SELECT EXISTS (SELECT FROM token_rotation.slices s JOIN token_rotation.runs r USING (run_id)"
+    " WHERE r.target = %s::oid::regclass AND r.state = 'active' AND NOT s.done"
+    " AND NOT EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
+    "  AND l.objsubid = 2 AND l.classid = token_rotation.lock_space()::oid"
+    "  AND l.objid = s.slice_id::integer::oid))"
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What `rotate` passes to the procedure (see sql/20_rotate.sql for the meaning of each)."""
+
+    table_oid: int
+    column: str = "token"
+    batch_size: int = 3000
+    max_batches: int | None = None
+    sleep: float = 0.0
+    lock_timeout: float = 1.0
+    lock_retries: int = 5
+    workers: int = 1
+    target_batch_time: float | None = None
+    max_replication_lag: int | None = None
+    synchronous_commit: bool = True
+
+    def params(self) -> dict[str, object]:
+        return {
+            "table": self.table_oid,
+            "column": self.column,
+            "batch_size": self.batch_size,
+            "max_batches": self.max_batches,
+            "sleep": self.sleep,
+            "lock_timeout": self.lock_timeout,
+            "lock_retries": self.lock_retries,
+            "workers": self.workers,
+            "target_batch_time": self.target_batch_time,
+            "max_replication_lag": self.max_replication_lag,
+            "synchronous_commit": self.synchronous_commit,
+        }
+
+
+class Rotation:
+    """N worker threads, each with its own connection, CALLing the procedure until their run has no
+    free slice left (or once, with max_batches). Errors are collected, not raised, in `errors`."""
+
+    def __init__(self, dsn: str, options: Options, threads: int, application_name: str) -> None:
+        self.dsn = dsn
+        self.options = options
+        self.application_name = application_name
+        self.errors: list[psycopg.Error] = []
+        self.calls_done = 0
+        self._conns: list[psycopg.Connection | None] = [None] * threads
+        self._threads = [
+            threading.Thread(target=self._work, args=(i,), name=f"worker-{i + 1}", daemon=True)
+            for i in range(threads)
+        ]
+        self._stopping = threading.Event()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._alive = threads
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def wait(self, timeout: float) -> bool:
+        """Waits up to `timeout` seconds; True once every worker has ended."""
+        return self._done.wait(timeout)
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def cancel(self, patience: float = 30.0) -> None:
+        """Stops every worker: no new CALL, and a cancel request to each running one, repeated until all
+        have returned (a request that arrives between two statements is lost)."""
+        self._stopping.set()
+        waited = 0.0
+        while not self._done.is_set() and waited < patience:
+            for conn in list(self._conns):
+                if conn is not None and not conn.closed:
+                    with contextlib.suppress(psycopg.Error, OSError):
+                        conn.cancel_safe(timeout=5.0)
+            self._done.wait(0.2)
+            waited += 0.2
+
+    def _work(self, index: int) -> None:
+        try:
+            conn = connection.connect(self.dsn, application_name=self.application_name)
+        except psycopg.Error as exc:
+            self._finish(exc)
+            return
+        self._conns[index] = conn
+        error: psycopg.Error | None = None
+        try:
+            params = self.options.params()
+            while not self._stopping.is_set():
+                conn.execute(CALL, params)
+                with self._lock:
+                    self.calls_done += 1
+                if self.options.max_batches is not None or self._stopping.is_set():
+                    break
+                row = conn.execute(MORE_WORK, (self.options.table_oid,)).fetchone()
+                if not row or not row[0]:
+                    break
+        except psycopg.Error as exc:
+            error = exc
+        finally:
+            try:
+                conn.close()
+            finally:
+                self._finish(error)
+
+    def _finish(self, error: psycopg.Error | None) -> None:
+        with self._lock:
+            if error is not None:
+                self.errors.append(error)
+            self._alive -= 1
+            if self._alive == 0:
+                self._done.set()
