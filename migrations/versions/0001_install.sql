@@ -526,6 +526,7 @@ DECLARE
     v_mark         timestamptz := clock_timestamp();
     v_retries      integer;
     v_lock_fails   integer := 0;
+    v_lock_what    text;
     v_err_state    text;
     v_err_msg      text;
     v_state        text;
@@ -763,7 +764,7 @@ BEGIN
                         v_err_msg := 'new tokens collided with existing ones 4 times in a row';
                         EXIT;
                     END IF;
-                WHEN lock_not_available THEN
+                WHEN lock_not_available OR deadlock_detected THEN  -- retried below, with a smaller batch
                     v_err_state := SQLSTATE;
                     v_err_msg := SQLERRM;
                     EXIT;
@@ -778,20 +779,25 @@ BEGIN
             END;
         END LOOP;
 
-        IF v_err_state = '55P03' THEN  -- lock_not_available: lock_timeout ran out
+        -- lock_timeout ran out (55P03), or the batch was the victim of a deadlock with an application
+        -- transaction that locks rows out of key order (40P01; the batch, waiting first, checks first and
+        -- yields, so the application's statement goes on): back off and retry with a smaller batch
+        IF v_err_state IN ('55P03', '40P01') THEN
             ROLLBACK;
             v_lock_fails := v_lock_fails + 1;
             EXIT WHEN v_lock_fails > p_lock_retries;
+            v_lock_what := CASE v_err_state WHEN '40P01' THEN 'deadlock' ELSE 'lock timeout' END;
             v_err_state := NULL;
             v_batch_size := greatest(v_batch_size / 2, 1);
             PERFORM set_config('search_path', v_search_path, true);
             UPDATE token_rotation.slices
-               SET throttled = format('lock timeout %s of %s, batch now %s', v_lock_fails, p_lock_retries, v_batch_size)
+               SET throttled = format('%s %s of %s, batch now %s', v_lock_what, v_lock_fails, p_lock_retries,
+                                      v_batch_size)
              WHERE slice_id = v_slice.slice_id;
             COMMIT;
             IF NOT p_quiet THEN
-                RAISE NOTICE 'run %: rows locked by another transaction (lock timeout %/%), retrying with batches of %',
-                    v_run.run_id, v_lock_fails, p_lock_retries, v_batch_size;
+                RAISE NOTICE 'run %: rows locked by another transaction (% %/%), retrying with batches of %',
+                    v_run.run_id, v_lock_what, v_lock_fails, p_lock_retries, v_batch_size;
             END IF;
             BEGIN
                 PERFORM pg_sleep(least(extract(epoch FROM p_lock_timeout), 1));
