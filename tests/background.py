@@ -1,0 +1,94 @@
+"""Helpers of the fault tests: a CALL running in a thread on its own connection, bounded polling, and
+finding a backend by application_name in pg_stat_activity (the psycopg way of interrupting a query)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+
+
+@dataclass
+class BackgroundCall:
+    """One statement on its own autocommit connection in a thread; its error (if any) is kept."""
+
+    dsn: str
+    statement: str
+    application_name: str
+    error: BaseException | None = None
+    notices: list[str] = field(default_factory=list)
+    thread: threading.Thread | None = None
+
+    def start(self) -> BackgroundCall:
+        self.thread = threading.Thread(target=self._run, daemon=True, name=self.application_name)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            with psycopg.connect(self.dsn, autocommit=True, application_name=self.application_name) as c:
+                c.add_notice_handler(lambda d: self.notices.append(d.message_primary or ""))
+                c.execute(self.statement)
+        except BaseException as exc:  # noqa: BLE001 - the test asserts on it
+            self.error = exc
+
+    def join(self, timeout: float = 60.0) -> BackgroundCall:
+        assert self.thread is not None
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"{self.application_name} still running after {timeout}s"
+        return self
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    """Polls `condition` every 20 ms until it holds; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
+        time.sleep(0.02)
+
+
+def backends(conn: psycopg.Connection, application_name: str) -> list[int]:
+    """Pids of the sessions with that application_name (other than `conn` itself)."""
+    rows = conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
+        (application_name,),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def batches_done(conn: psycopg.Connection, table: str = "tickets") -> int:
+    """Committed batches of the table's newest run (0 before the run exists)."""
+    row = conn.execute(
+        "SELECT count(b.*) FROM token_rotation.batches b"
+        " WHERE b.run_id = (SELECT max(run_id) FROM token_rotation.runs WHERE target = to_regclass(%s))",
+        (table,),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def terminate(conn: psycopg.Connection, pid: int) -> None:
+    """pg_terminate_backend, then waits until the backend is gone (its session locks released)."""
+    conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    wait_until(
+        lambda: (
+            conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() == (0,)
+        ),
+        what=f"backend {pid} gone",
+    )
+
+
+def finish_run(conn: psycopg.Connection, call: str, table: str = "tickets", max_calls: int = 20) -> None:
+    """CALLs again until the table's newest run is finished (one CALL works one slice); bounded."""
+    for _ in range(max_calls):
+        conn.execute(call)
+        state = conn.execute(
+            "SELECT state FROM token_rotation.runs WHERE target = to_regclass(%s)"
+            " ORDER BY run_id DESC LIMIT 1",
+            (table,),
+        ).fetchone()
+        if state == ("finished",):
+            return
+    raise AssertionError(f"run of {table} not finished after {max_calls} CALLs")

@@ -1,0 +1,28 @@
+"""Throw-away login roles for the privilege tests: a unique name per test, dropped afterwards."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import sql
+
+
+@contextmanager
+def temporary_role(conn: psycopg.Connection, prefix: str, password: str | None = None) -> Iterator[str]:
+    """Creates a LOGIN role (with a password if given) named prefix_<random>; drops it and what it owns or
+    was granted in this database afterwards. Roles are cluster-wide, hence the random suffix."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    conn.execute(
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(name), sql.Literal(password) if password else sql.SQL("NULL")
+        )
+    )
+    try:
+        yield name
+    finally:
+        conn.execute("RESET ROLE")
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))

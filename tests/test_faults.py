@@ -1,0 +1,390 @@
+"""Faults on purpose, at the SQL level: backends terminated, a server crash, row locks held by the
+application, concurrent application load, the tool's tables not writable. Every test ends with the same
+check after resuming: helpers.assert_rotated_exactly_once."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from token_rotation import migrate, server
+
+from background import BackgroundCall, backends, batches_done, finish_run, terminate, wait_until
+from helpers import Snapshot, assert_rotated_exactly_once, last_run_id, make_table, snapshot
+from roles import temporary_role
+
+ROWS = 3000
+
+
+def rotate_call(batch: int = 50, sleep: str = "0.01s", **extra: object) -> str:
+    """The CALL the tests interrupt: small batches and a short sleep, so a run lasts a second or two."""
+    args = "".join(f", {k} => {v}" for k, v in extra.items())
+    return (
+        f"CALL token_rotation.rotate('tickets', p_batch_size => {batch}, p_sleep => '{sleep}',"
+        f" p_quiet => true{args})"
+    )
+
+
+def assert_checkpoints_match_the_data(
+    conn: psycopg.Connection, before: Snapshot, table: str = "tickets"
+) -> None:
+    """Mid-run, after a fault: the rows whose token changed are exactly the rows the committed checkpoints
+    cover (each slice's keys k with lo < k <= last_key); no committed batch lost, no uncommitted one kept."""
+    run_id = last_run_id(conn, table)
+    key_type = conn.execute("SELECT key_type::text FROM token_rotation.runs WHERE run_id = %s", (run_id,))
+    kt = sql.SQL(key_type.fetchone()[0])  # type: ignore[index]
+    covered = {
+        r[0]
+        for r in conn.execute(
+            sql.SQL(
+                "SELECT t.id::text FROM {t} t JOIN token_rotation.slices s ON s.run_id = %s"
+                " AND (s.lo IS NULL OR t.id > s.lo::{kt}) AND t.id <= s.last_key::{kt}"
+            ).format(t=sql.Identifier(table), kt=kt),
+            (run_id,),
+        )
+    }
+    now = snapshot(conn, table)
+    changed = {k for k, tok in now.tokens.items() if k in before.tokens and before.tokens[k] != tok}
+    assert len(changed ^ covered) == 0, (
+        f"{len(changed - covered)} changed outside, {len(covered - changed)} missed"
+    )
+    logged = conn.execute(
+        "SELECT coalesce(sum(rows), 0) FROM token_rotation.batches WHERE run_id = %s", (run_id,)
+    ).fetchone()
+    assert logged == (len(changed),)
+
+
+# --- pg_terminate_backend -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("point", [0.05, 0.5, 0.95], ids=["early", "middle", "late"])
+def test_terminated_backend_keeps_its_committed_batches_and_the_next_call_resumes(
+    dsn: str, conn: psycopg.Connection, point: float
+) -> None:
+    """pg_terminate_backend of the rotating backend at any point loses no committed batch and keeps no
+    uncommitted one; the next CALL resumes (no "already running") and covers every key once."""
+    make_table(conn, rows=ROWS)
+    before = snapshot(conn)
+    total = ROWS // 50
+    call = BackgroundCall(dsn, rotate_call(), "tr-fault-terminate").start()
+    wait_until(lambda: batches_done(conn) >= max(1, int(total * point)), what="batches committed")
+    (pid,) = backends(conn, "tr-fault-terminate")
+    terminate(conn, pid)
+    call.join()
+    assert isinstance(call.error, psycopg.OperationalError)
+    assert conn.execute("SELECT state FROM token_rotation.runs").fetchone() == ("active",)
+    assert_checkpoints_match_the_data(conn, before)
+    conn.execute(rotate_call(sleep="0"))
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+@pytest.mark.parametrize("victims", [1, 3], ids=["one-of-three", "all-three"])
+def test_terminated_workers_leave_their_slices_resumable(
+    dsn: str, conn: psycopg.Connection, victims: int
+) -> None:
+    """With three workers (three sessions CALLing with p_workers => 3), terminating one or all of them keeps
+    each slice's committed batches; the survivors finish their slices, later CALLs finish the rest."""
+    make_table(conn, rows=ROWS)
+    before = snapshot(conn)
+    calls = [BackgroundCall(dsn, rotate_call(p_workers=3), f"tr-fault-worker-{i}").start() for i in range(3)]
+
+    def every_slice_started() -> bool:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE batches_done >= 3), count(*) FROM token_rotation.slices"
+        ).fetchone()
+        return row == (3, 3)
+
+    wait_until(every_slice_started, what="three slices at work")
+    for call in calls[:victims]:
+        (pid,) = backends(conn, call.application_name)
+        terminate(conn, pid)
+    for call in calls:
+        call.join()
+    assert all(isinstance(c.error, psycopg.OperationalError) for c in calls[:victims])
+    assert all(c.error is None for c in calls[victims:])
+    assert conn.execute("SELECT count(*) FROM token_rotation.slices WHERE NOT done").fetchone() == (victims,)
+    assert_checkpoints_match_the_data(conn, before)
+    finish_run(conn, rotate_call(sleep="0", p_workers=3))
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+def test_cancelled_statement_stops_cleanly_and_the_next_call_resumes(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """pg_cancel_backend (what Ctrl-C in psql sends) ends the CALL with SQLSTATE 57014 and a hint to CALL
+    again; the run stays open and resumes from its checkpoint."""
+    make_table(conn, rows=ROWS)
+    before = snapshot(conn)
+    call = BackgroundCall(dsn, rotate_call(), "tr-fault-cancel").start()
+    wait_until(lambda: batches_done(conn) >= 10, what="batches committed")
+    (pid,) = backends(conn, "tr-fault-cancel")
+    conn.execute("SELECT pg_cancel_backend(%s)", (pid,))
+    call.join()
+    assert isinstance(call.error, psycopg.errors.QueryCanceled)
+    assert "again to resume" in (call.error.diag.message_hint or "")
+    state, error = conn.execute("SELECT state, last_error FROM token_rotation.runs").fetchone()  # type: ignore[misc]
+    assert state == "active" and error.startswith("57014")
+    assert_checkpoints_match_the_data(conn, before)
+    conn.execute(rotate_call(sleep="0"))
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+# --- server crash -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("synchronous_commit", [True, False], ids=["sync-commit", "async-commit"])
+def test_server_crash_mid_run_resumes_after_restart(tmp_path: Path, synchronous_commit: bool) -> None:
+    """An immediate shutdown of a dedicated server in the middle of a run (crash recovery on restart) keeps
+    checkpoints and data in step, also with p_synchronous_commit => false (which may lose the last batches,
+    with their checkpoints); the next CALL resumes and covers every key once."""
+    pgdata = tmp_path / "pgdata"
+    url = server.start(pgdata)
+    try:
+        migrate.upgrade(url)
+        with psycopg.connect(url, autocommit=True) as c:
+            make_table(c, rows=ROWS)
+            before = snapshot(c)
+        call = BackgroundCall(
+            url, rotate_call(sleep="0.005s", p_synchronous_commit=str(synchronous_commit).lower()), "tr-crash"
+        ).start()
+        with psycopg.connect(url, autocommit=True) as c:
+            wait_until(lambda: batches_done(c) >= 20, what="batches committed")
+            server.stop(pgdata, mode="immediate")
+        call.join()
+        assert isinstance(call.error, psycopg.OperationalError)
+        url = server.start(pgdata)
+        with psycopg.connect(url, autocommit=True) as c:
+            assert c.execute("SELECT state FROM token_rotation.runs").fetchone() == ("active",)
+            assert_checkpoints_match_the_data(c, before)
+            c.execute(rotate_call(sleep="0"))
+            assert_rotated_exactly_once(c, before, last_run_id(c))
+    finally:
+        server.stop(pgdata, mode="immediate")
+
+
+# --- row locks held by the application ----------------------------------------------------------------------
+
+LOCKED_KEY = 1450 * 1000  # bigint keys are g * 1000: row 1450, in the 15th batch of 100
+
+
+def lock_row(dsn: str, key: int = LOCKED_KEY) -> psycopg.Connection:
+    """An application transaction that holds a row lock (SELECT ... FOR UPDATE) until it ends."""
+    app = psycopg.connect(dsn, application_name="tr-app")
+    app.execute("SELECT 1 FROM tickets WHERE id = %s FOR UPDATE", (key,))
+    return app
+
+
+def throttled(conn: psycopg.Connection) -> str:
+    row = conn.execute("SELECT coalesce(max(throttled), '') FROM token_rotation.slices").fetchone()
+    return str(row[0]) if row else ""
+
+
+def test_rows_locked_for_a_while_are_waited_for_not_skipped(dsn: str, conn: psycopg.Connection) -> None:
+    """A row of a coming batch locked by the application beyond the lock timeout: the rotation backs off,
+    retries with smaller batches, and once the lock goes rotates that row too and finishes the run."""
+    make_table(conn, rows=ROWS)
+    before = snapshot(conn)
+    app = lock_row(dsn)
+    call = BackgroundCall(
+        dsn, rotate_call(batch=100, sleep="0", p_lock_timeout="'100ms'", p_lock_retries=30), "tr-locked"
+    ).start()
+    wait_until(lambda: throttled(conn).startswith("lock timeout 2 of"), what="two lock timeouts")
+    assert conn.execute(
+        "SELECT last_key::bigint < %s FROM token_rotation.slices", (LOCKED_KEY,)
+    ).fetchone() == (True,)
+    released = conn.execute("SELECT clock_timestamp()").fetchone()
+    app.rollback()
+    app.close()
+    call.join()
+    assert call.error is None
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+    retried = conn.execute(
+        "SELECT finished_at > %s, (SELECT sum(retries) > 0 FROM token_rotation.batches)"
+        " FROM token_rotation.batches WHERE after_key::bigint < %s AND last_key::bigint >= %s",
+        (released[0], LOCKED_KEY, LOCKED_KEY),  # type: ignore[index]
+    ).fetchone()
+    assert retried == (True, True)
+
+
+def test_rows_locked_through_every_retry_stop_the_call_cleanly_and_it_resumes(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """Locks held through every retry end the CALL with SQLSTATE 55P03 and a hint; the locked row keeps its
+    old token (not skipped: the checkpoint stops before it); the next CALL, once the lock is gone, resumes."""
+    make_table(conn, rows=ROWS)
+    before = snapshot(conn)
+    app = lock_row(dsn)
+    started = time.monotonic()
+    with pytest.raises(psycopg.errors.LockNotAvailable) as stopped:
+        conn.execute(rotate_call(batch=100, sleep="0", p_lock_timeout="'50ms'", p_lock_retries=2))
+    assert time.monotonic() - started < 10
+    assert "CALL again to resume" in (stopped.value.diag.message_hint or "")
+    app.rollback()
+    state, error, checkpoint = conn.execute(
+        "SELECT r.state, r.last_error, s.last_key::bigint"
+        " FROM token_rotation.runs r JOIN token_rotation.slices s USING (run_id)"
+    ).fetchone()  # type: ignore[misc]
+    assert state == "active" and error.startswith("55P03") and checkpoint < LOCKED_KEY
+    assert_checkpoints_match_the_data(conn, before)
+    app.close()
+    conn.execute(rotate_call(batch=100, sleep="0"))
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+def test_an_application_that_would_deadlock_with_a_batch_is_not_the_victim(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """The application locks a row of a batch, the batch waits for it, then the application updates an
+    earlier row of that batch (a deadlock): the application's statement succeeds (the rotation yields, as
+    the first waiter it runs the deadlock check first), and the rotation retries the batch and finishes."""
+    make_table(conn, rows=ROWS)
+    before = snapshot(conn)
+    app = lock_row(dsn)
+    call = BackgroundCall(
+        dsn, rotate_call(batch=100, sleep="0", p_lock_timeout="'10s'"), "tr-deadlock"
+    ).start()
+    wait_until(
+        lambda: (
+            conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = 'tr-deadlock' AND wait_event_type = 'Lock'"
+            ).fetchone()
+            == (1,)
+        ),
+        what="the batch waiting for the application's lock",
+    )
+    app.execute("UPDATE tickets SET status = status WHERE id = %s", (LOCKED_KEY - 20 * 1000,))
+    app.commit()
+    app.close()
+    call.join()
+    assert call.error is None, f"rotation failed: {call.error!r}"
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+# --- concurrent application load ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_application_load_for_the_whole_run_loses_no_update_and_sees_no_error(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """Three application threads insert, update other columns of and delete tickets for the whole run:
+    none of their statements fails, none waits more than a few seconds, every update survives, and every
+    original row still there is rotated exactly once."""
+    rows = 4000
+    make_table(conn, rows=rows)
+    before = snapshot(conn)
+    keys = [g * 1000 for g in range(1, rows + 1)]
+    rng = random.Random(5)
+    doomed = rng.sample(keys, 400)
+    titles: dict[int, str] = {}  # the last title the application wrote to each row
+    deleted: set[int] = set()
+    errors: list[BaseException] = []
+    waits: list[float] = []
+    statements = [0]
+    rotating = threading.Event()
+    rotating.set()
+
+    def app(name: str, step: Callable[[psycopg.Connection, int], None]) -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True, application_name=name) as c:
+                for i in range(100_000):  # bounded; ends soon after the rotation
+                    if not rotating.is_set():
+                        break
+                    started = time.monotonic()
+                    step(c, i)
+                    waits.append(time.monotonic() - started)
+                    statements[0] += 1
+                    time.sleep(0.002)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    def update(c: psycopg.Connection, i: int) -> None:
+        key = rng.choice(keys)
+        if key in doomed:
+            return
+        title = f"updated {i}"
+        c.execute("UPDATE tickets SET title = %s, amount = 0 WHERE id = %s", (title, key))
+        titles[key] = title
+
+    def insert(c: psycopg.Connection, i: int) -> None:
+        key = keys[i % rows] + 1 + i // rows if i % 2 else (rows + 1 + i) * 1000  # between and beyond
+        c.execute("INSERT INTO tickets (id, title, status, created_at) VALUES (%s, 'new', 0, now())", (key,))
+
+    def delete(c: psycopg.Connection, i: int) -> None:
+        if i < len(doomed):
+            c.execute("DELETE FROM tickets WHERE id = %s", (doomed[i],))
+            deleted.add(doomed[i])
+
+    threads = [
+        threading.Thread(target=app, args=(f"tr-app-{step.__name__}", step), daemon=True)
+        for step in (update, insert, delete)
+    ]
+    for t in threads:
+        t.start()
+    wait_until(lambda: statements[0] > 100, what="application load")
+    call = BackgroundCall(dsn, rotate_call(batch=100, sleep="0.03s"), "tr-under-load").start()
+    call.join(120)
+    rotating.clear()
+    for t in threads:
+        t.join(60)
+    assert call.error is None, f"rotation failed: {call.error!r}"
+    assert not errors, f"application errors: {[type(e).__name__ for e in errors]}"
+    assert len(titles) > 200 and len(deleted) > 20
+    assert max(waits) < 5.0
+    got: dict[int, str] = dict(
+        conn.execute("SELECT id, title FROM tickets WHERE id = ANY(%s)", (list(titles),)).fetchall()
+    )
+    lost = [k for k, title in titles.items() if got.get(k) != title]
+    assert not lost, f"{len(lost)} application updates lost"
+    assert conn.execute("SELECT count(*) FROM tickets WHERE id = ANY(%s)", (list(deleted),)).fetchone() == (
+        0,
+    )
+    # rows the application updated: a new token; every other original row: the full exactly-once check
+    now = snapshot(conn)
+    assert all(now.tokens[str(k)] != before.tokens[str(k)] for k in titles)
+    untouched = Snapshot(
+        {k: v for k, v in before.tokens.items() if int(k) not in titles},
+        {k: v for k, v in before.others.items() if int(k) not in titles},
+    )
+    assert_rotated_exactly_once(conn, untouched, last_run_id(conn), deleted_ok=True)
+
+
+# --- the tool's tables not writable -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("withheld", ["runs", "slices", "batches"])
+def test_tool_tables_not_writable_stop_the_call_before_any_token_changes(
+    conn: psycopg.Connection, withheld: str
+) -> None:
+    """A caller who may rotate the table but not write one of the tool's tables (REVOKEd) gets a permission
+    error (SQLSTATE 42501) naming that table, and no token changes."""
+    make_table(conn, rows=500)
+    before = snapshot(conn)
+    with temporary_role(conn, "tr_fault") as role:
+        r = sql.Identifier(role)
+        conn.execute(sql.SQL("GRANT SELECT, UPDATE ON tickets TO {}").format(r))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA token_rotation TO {}").format(r))
+        conn.execute(
+            sql.SQL(
+                "GRANT SELECT, INSERT, UPDATE ON token_rotation.runs, token_rotation.slices,"
+                " token_rotation.batches TO {}"
+            ).format(r)
+        )
+        conn.execute(
+            sql.SQL("REVOKE INSERT, UPDATE ON token_rotation.{} FROM {}").format(sql.Identifier(withheld), r)
+        )
+        conn.execute(sql.SQL("SET ROLE {}").format(r))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+            conn.execute("CALL token_rotation.rotate('tickets', p_batch_size => 100, p_quiet => true)")
+        conn.execute("RESET ROLE")
+    assert withheld in str(refused.value)
+    assert snapshot(conn).tokens == before.tokens
