@@ -823,7 +823,10 @@ BEGIN
         VALUES (v_slice.slice_id, v_slice.batches_done, v_run.run_id, v_after, v_upper, v_rows, v_batch_size,
                 v_started, v_now, v_retries + v_lock_fails);
         IF v_last THEN
-            PERFORM FROM token_rotation.runs WHERE run_id = v_run.run_id FOR UPDATE;  -- one finisher at a time
+            -- one finisher at a time. FOR NO KEY UPDATE, not FOR UPDATE: the INSERT into batches above holds
+            -- a FOR KEY SHARE lock on this row (its foreign key), and so does every other worker's batch;
+            -- FOR UPDATE would wait for theirs while they wait for ours when two slices end together.
+            PERFORM FROM token_rotation.runs WHERE run_id = v_run.run_id FOR NO KEY UPDATE;
             IF NOT EXISTS (SELECT FROM token_rotation.slices WHERE run_id = v_run.run_id AND NOT done) THEN
                 UPDATE token_rotation.runs
                    SET state = 'finished', finished_at = v_now, state_changed_at = v_now

@@ -1,0 +1,175 @@
+"""Parallel workers: one CALL per session on disjoint key slices of one run, exactly once, resumable."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+import pytest
+
+from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
+
+
+def run_workers(dsn: str, calls: list[str]) -> list[BaseException | None]:
+    """Runs each CALL on its own connection in its own thread, all at once; returns each one's error."""
+    errors: list[BaseException | None] = [None] * len(calls)
+
+    def work(i: int) -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True, application_name=f"worker-{i}") as c:
+                c.execute(calls[i])
+        except BaseException as exc:  # reported to the test
+            errors[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return errors
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_concurrent_workers_rotate_every_row_exactly_once(
+    dsn: str, conn: psycopg.Connection, workers: int
+) -> None:
+    """N sessions CALLing with p_workers => N each take one slice; together they rotate each row once."""
+    make_table(conn, rows=6000)
+    before = snapshot(conn)
+    call = (
+        f"CALL token_rotation.rotate('tickets', p_batch_size => 250, p_workers => {workers}, p_quiet => true)"
+    )
+    assert run_workers(dsn, [call] * workers) == [None] * workers
+    run_id = last_run_id(conn)
+    assert_rotated_exactly_once(conn, before, run_id)
+    slices = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE batches_done > 0) FROM token_rotation.slices"
+        " WHERE run_id = %s",
+        (run_id,),
+    ).fetchone()
+    assert slices == (workers, workers)
+
+
+def test_worker_slices_are_disjoint_and_each_worked_by_its_own_session(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """Every batch lies inside its slice's (lo, hi] range, and the slices' ranges do not overlap."""
+    make_table(conn, rows=4000, key_type="integer")
+    call = "CALL token_rotation.rotate('tickets', p_batch_size => 300, p_workers => 2, p_quiet => true)"
+    assert run_workers(dsn, [call, call]) == [None, None]
+    outside = conn.execute(
+        "SELECT count(*) FROM token_rotation.batches b JOIN token_rotation.slices s USING (slice_id)"
+        " WHERE b.last_key::int > s.hi::int OR (s.lo IS NOT NULL AND b.last_key::int <= s.lo::int)"
+    ).fetchone()
+    assert outside == (0,)
+    ranges = conn.execute("SELECT lo, hi FROM token_rotation.slices ORDER BY slice_no").fetchall()
+    assert ranges[0][0] is None and ranges[1][0] == ranges[0][1]
+
+
+def test_a_single_session_works_through_all_slices_one_call_each(conn: psycopg.Connection) -> None:
+    """Planned for 3 workers but run by one session: each CALL finishes one slice, the third ends the run."""
+    make_table(conn, rows=3000)
+    before = snapshot(conn)
+    states = []
+    for _ in range(3):
+        conn.execute(
+            "CALL token_rotation.rotate('tickets', p_batch_size => 400, p_workers => 3, p_quiet => true)"
+        )
+        states.append(conn.execute("SELECT state FROM token_rotation.runs").fetchone())
+    assert states == [("active",), ("active",), ("finished",)]
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+def test_workers_stopped_by_max_batches_are_resumed_slice_by_slice(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """Both workers stop after a few batches; new CALLs continue each unfinished slice from its checkpoint."""
+    make_table(conn, rows=5000)
+    before = snapshot(conn)
+    first = (
+        "CALL token_rotation.rotate('tickets', p_batch_size => 200, p_workers => 2, p_max_batches => 3,"
+        " p_quiet => true)"
+    )
+    assert run_workers(dsn, [first, first]) == [None, None]
+    done = conn.execute(
+        "SELECT array_agg(batches_done ORDER BY slice_no) FROM token_rotation.slices"
+    ).fetchone()
+    assert done == ([3, 3],)
+    again = "CALL token_rotation.rotate('tickets', p_batch_size => 200, p_quiet => true)"
+    assert run_workers(dsn, [again, again]) == [None, None]
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+def test_a_cancelled_worker_leaves_its_slice_for_the_next_call(dsn: str, conn: psycopg.Connection) -> None:
+    """pg_cancel_backend on one worker stops only that worker; the other finishes its slice, the run stays
+    open, and the next CALL resumes the cancelled slice from its checkpoint: every row exactly once."""
+    make_table(conn, rows=4000)
+    before = snapshot(conn)
+    slow = (
+        "CALL token_rotation.rotate('tickets', p_batch_size => 100, p_workers => 2, p_sleep => '20ms',"
+        " p_quiet => true)"
+    )
+    errors: list[BaseException | None] = []
+    runner = threading.Thread(target=lambda: errors.extend(run_workers(dsn, [slow, slow])))
+    runner.start()
+    wait_for(
+        lambda: (
+            conn.execute(
+                "SELECT count(*) FROM token_rotation.slices"
+                " WHERE backend_pid IS NOT NULL AND batches_done >= 2"
+            ).fetchone()
+            == (2,)
+        )
+    )
+    conn.execute(
+        "SELECT pg_cancel_backend(backend_pid) FROM token_rotation.slices WHERE slice_no = 2"
+        " AND backend_pid IS NOT NULL"
+    )
+    runner.join(60)
+    assert sorted(type(e).__name__ for e in errors) == ["NoneType", "QueryCanceled"]
+    row = conn.execute(
+        "SELECT r.state, array_agg(s.done ORDER BY s.slice_no) FROM token_rotation.runs r"
+        " JOIN token_rotation.slices s USING (run_id) GROUP BY r.state"
+    ).fetchone()
+    assert row == ("active", [True, False])
+    conn.execute("CALL token_rotation.rotate('tickets', p_batch_size => 100, p_quiet => true)")
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+def test_more_sessions_than_slices_are_refused_with_the_holders_named(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """A third session on a two-slice run finds every slice taken and fails at once, naming the holders."""
+    make_table(conn, rows=4000)
+    slow = (
+        "CALL token_rotation.rotate('tickets', p_batch_size => 100, p_workers => 2, p_sleep => '20ms',"
+        " p_quiet => true)"
+    )
+    errors: list[BaseException | None] = []
+    runner = threading.Thread(target=lambda: errors.extend(run_workers(dsn, [slow, slow])))
+    runner.start()
+    try:
+        wait_for(
+            lambda: (
+                conn.execute(
+                    "SELECT count(*) FROM token_rotation.slices WHERE backend_pid IS NOT NULL"
+                ).fetchone()
+                == (2,)
+            )
+        )
+        with pytest.raises(psycopg.errors.ObjectInUse) as refused:
+            conn.execute("CALL token_rotation.rotate('tickets', p_quiet => true)")
+        assert "worker-" in (refused.value.diag.message_detail or "")
+    finally:
+        conn.execute("SELECT token_rotation.cancel('tickets')")
+        runner.join(60)
+    assert errors == [None, None]
