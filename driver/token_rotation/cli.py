@@ -406,6 +406,7 @@ def _rotate(
         state = eta.Estimate()
         last: progress.Progress | None = None
         announced = False
+        begun: float | None = None
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             rotation.start()
@@ -419,7 +420,9 @@ def _rotate(
                         if not announced:
                             renderer.started(started_info(db, last, found is not None, threads, batch_size))
                             announced = True
-                        state = eta.step(state, last.point, last.rows_total)
+                        if begun is None and last.batches_done > 0:
+                            begun = progress.startup(monitor, run_id)
+                        state = eta.step(state, last.point, last.rows_total, startup=begun or 0.0)
                         if not ended:
                             renderer.progress(last, state.eta)
                 if ended:

@@ -5,13 +5,14 @@ Working seconds are the run's own clock (`token_rotation.progress.elapsed`: summ
 the gaps between CALLs excluded), never the driver's, so the estimate is right after a resume and for a run
 that someone else drives (psql, another terminal).
 
-The rate is the mean of a long-run rate and the rate over a recent window (a fifth of the run's working time,
-at least a few seconds), so that it follows a change of pace without jumping on one slow batch. The long-run
-rate is measured from the first reading that has a committed batch (an anchor), so that the run's start-up
-(checking the table, counting and slicing its keys) does not make every later estimate too slow; until the
-anchor is a second old, the whole run's average stands in for it (right after a resume, the history).
-From it comes a predicted finish on the working clock, which is smoothed exponentially: on a steady run the
-prediction is constant, so smoothing adds no lag, while a burst of slow batches moves the ETA gradually.
+The rate is a weighted mean of a long-run rate (3/4) and the rate over a recent window (a quarter of the run's
+working time, at least a few seconds; 1/4), so that it follows a lasting change of pace while one slow batch
+is amortised over the run, as it really is. The long-run
+rate leaves out the run's start-up (checking the table, counting and slicing its keys: the working time
+before its first batch began, from the log), which would otherwise make every early estimate too slow.
+From it comes a predicted finish on the working clock, which is smoothed exponentially with a time constant
+of a tenth of the working time so far (short early, when each reading says much, longer later): on a steady
+run the prediction is constant, so smoothing adds no lag, while a burst of slow batches moves it gradually.
 Nothing is shown before a few batches are in.
 """
 
@@ -20,13 +21,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 MIN_BATCHES = 3
-WINDOW_FRACTION = 0.2
-MIN_WINDOW = 3.0
-SMOOTHING = 3.0
+WINDOW_FRACTION = 0.25
+MIN_WINDOW = 5.0
+RECENT_WEIGHT = 0.25
+SMOOTHING = 0.1
+MAX_SMOOTHING = 30.0
 MAX_WINDOW_POINTS = 256
-ANCHOR_SPAN = 1.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,6 @@ class Estimate:
     finish: float | None = None
     window: tuple[Point, ...] = ()
     eta: float | None = None
-    anchor: Point | None = None
 
     @property
     def last(self) -> Point | None:
@@ -58,12 +60,14 @@ def step(
     point: Point,
     total: int,
     *,
+    startup: float = 0.0,
     min_batches: int = MIN_BATCHES,
     window_fraction: float = WINDOW_FRACTION,
     min_window: float = MIN_WINDOW,
     smoothing: float = SMOOTHING,
 ) -> Estimate:
-    """The estimate after one more point of a run of `total` rows."""
+    """The estimate after one more point of a run of `total` rows whose first batch began `startup`
+    working seconds into the run."""
     last = state.last
     if last is not None and (point.elapsed < last.elapsed or point.rows < last.rows):
         state, last = Estimate(), None  # another run, or the log was reset: start over
@@ -71,13 +75,12 @@ def step(
         return state  # nothing happened (paused, or polled twice between batches)
 
     window = _window(state.window, point, window_fraction, min_window)
-    anchor = state.anchor if state.anchor is not None or point.batches < 1 else point
     if point.rows >= total and total > 0:
-        return Estimate(finish=point.elapsed, window=window, eta=0.0, anchor=anchor)
+        return Estimate(finish=point.elapsed, window=window, eta=0.0)
     if point.batches < min_batches or point.rows <= 0 or point.elapsed <= 0:
-        return Estimate(finish=None, window=window, eta=None, anchor=anchor)
+        return Estimate(finish=None, window=window, eta=None)
 
-    rate = _rate(window, anchor, point)
+    rate = _rate(window, startup, point)
     if rate <= 0:
         finish = state.finish
     else:
@@ -85,17 +88,18 @@ def step(
         if state.finish is None or last is None:
             finish = raw
         else:
-            alpha = 1.0 - math.exp(-max(point.elapsed - last.elapsed, 0.0) / smoothing)
+            tau = min(max(smoothing * point.elapsed, 0.25), MAX_SMOOTHING)
+            alpha = 1.0 - math.exp(-max(point.elapsed - last.elapsed, 0.0) / tau)
             finish = state.finish + alpha * (raw - state.finish)
     eta = None if finish is None else max(finish - point.elapsed, 0.0)
-    return Estimate(finish=finish, window=window, eta=eta, anchor=anchor)
+    return Estimate(finish=finish, window=window, eta=eta)
 
 
-def estimate(points: Iterable[Point], total: int, **params: float) -> Estimate:
+def estimate(points: Iterable[Point], total: int, **params: Any) -> Estimate:
     """The estimate after a whole series of points (a fold of `step`)."""
     state = Estimate()
     for point in points:
-        state = step(state, point, total, **params)  # type: ignore[arg-type]
+        state = step(state, point, total, **params)
     return state
 
 
@@ -113,17 +117,16 @@ def _window(window: tuple[Point, ...], point: Point, fraction: float, min_window
     return points
 
 
-def _rate(window: Sequence[Point], anchor: Point | None, point: Point) -> float:
-    """Rows per working second: the mean of the long-run rate and the recent window's rate."""
-    overall = point.rows / point.elapsed
-    if anchor is not None and point.elapsed - anchor.elapsed >= ANCHOR_SPAN:
-        overall = (point.rows - anchor.rows) / (point.elapsed - anchor.elapsed)
+def _rate(window: Sequence[Point], startup: float, point: Point) -> float:
+    """Rows per working second: the weighted mean of the long-run rate and the recent window's rate."""
+    begun = startup if 0 <= startup < point.elapsed else 0.0
+    overall = point.rows / (point.elapsed - begun)
     first = window[0]
-    span = point.elapsed - first.elapsed
+    span = point.elapsed - max(first.elapsed, begun)
     if span <= 0:
         return overall
     recent = (point.rows - first.rows) / span
-    return (overall + recent) / 2
+    return (1 - RECENT_WEIGHT) * overall + RECENT_WEIGHT * recent
 
 
 @dataclass(frozen=True)

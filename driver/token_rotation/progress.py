@@ -138,6 +138,17 @@ def run_after(conn: psycopg.Connection, table_oid: int, after: int) -> int | Non
     return int(row[0]) if row else None
 
 
+def startup(conn: psycopg.Connection, run_id: int) -> float | None:
+    """Seconds from the start of a run to the start of its first batch (checking the table, counting and
+    slicing its keys), from the log; None before the first batch."""
+    row = conn.execute(
+        "SELECT extract(epoch FROM b.started_at - r.started_at)::float8 FROM token_rotation.runs r"
+        "  JOIN token_rotation.batches b USING (run_id) WHERE r.run_id = %s ORDER BY b.finished_at LIMIT 1",
+        (run_id,),
+    ).fetchone()
+    return max(float(row[0]), 0.0) if row and row[0] is not None else None
+
+
 def eta_from_log(conn: psycopg.Connection, p: Progress, recent: int = 200) -> eta.Estimate:
     """The ETA of a run from its progress log alone (for `status`: no earlier readings needed)."""
     rows = conn.execute(
@@ -146,7 +157,8 @@ def eta_from_log(conn: psycopg.Connection, p: Progress, recent: int = 200) -> et
         (p.run_id, recent),
     ).fetchall()
     log = [eta.Batch(float(r[0]), float(r[1]), int(r[2])) for r in rows]
-    return eta.estimate(eta.points_from_log(log, p.elapsed, p.rows_done, p.batches_done), p.rows_total)
+    points = eta.points_from_log(log, p.elapsed, p.rows_done, p.batches_done)
+    return eta.estimate(points, p.rows_total, startup=startup(conn, p.run_id) or 0.0)
 
 
 @dataclass(frozen=True)
