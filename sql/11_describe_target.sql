@@ -1,6 +1,7 @@
 -- token_rotation.describe_target(table, column): checks that a table can be rotated and returns its
--- quoted name, its single-column primary key and that key's type. Every refusal is an error with an
--- ERRCODE, the values in DETAIL and the next step in HINT. Called by rotate() before it changes anything.
+-- quoted name, its single-column primary key and that key's type; also that the caller may read the key and
+-- update the token, and that no row-level security policy hides rows from it. Every refusal is an error with
+-- an ERRCODE, the values in DETAIL and the next step in HINT. Called by rotate() before it changes anything.
 --   SELECT * FROM token_rotation.describe_target('public.tickets', 'token');
 CREATE FUNCTION token_rotation.describe_target(
       p_table       regclass
@@ -94,6 +95,24 @@ BEGIN
             USING ERRCODE = 'feature_not_supported',
                   DETAIL = 'the rotation walks the primary key, so it cannot rewrite it',
                   HINT = 'rotate a token column that is not the primary key';
+    END IF;
+
+    -- rotate() runs with the caller's rights (SECURITY INVOKER): the caller reads the key, updates the token
+    IF NOT has_column_privilege(p_table, key_column, 'SELECT')
+       OR NOT has_column_privilege(p_table, p_column, 'UPDATE') THEN
+        RAISE EXCEPTION 'permission denied to rotate %', qualified
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('role %s needs SELECT on column %s and UPDATE on column %s',
+                                  current_user, quote_ident(key_column), quote_ident(p_column)),
+                  HINT = format('GRANT SELECT, UPDATE ON %s TO %I; the full recipe is in sql/examples/grants.sql',
+                                qualified, current_user);
+    END IF;
+    -- rows that row-level security hides from the UPDATE would keep their token while the run counts them
+    IF row_security_active(p_table) THEN
+        RAISE EXCEPTION 'row-level security of % applies to role %', qualified, current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'rows its policies hide would keep their old token while the run reports them done',
+                  HINT = 'rotate as the table owner (without FORCE ROW LEVEL SECURITY) or as a role with BYPASSRLS';
     END IF;
 END
 $$;

@@ -35,6 +35,7 @@ DECLARE
     v_claimed      boolean := false;
     v_new_run      boolean := false;
     v_holders      text;
+    v_missing      text;
     v_sql_upper    text;
     v_sql_upper0   text;
     v_sql_update   text;
@@ -121,6 +122,17 @@ BEGIN
 
     SELECT d.qualified, d.key_column, d.key_type INTO v_target, v_key, v_key_type
       FROM token_rotation.describe_target(p_table, p_column) AS d;
+    SELECT string_agg(format('%s on %s', n.priv, n.tab), ', ') INTO v_missing
+      FROM (VALUES ('token_rotation.runs', 'SELECT'), ('token_rotation.runs', 'INSERT'),
+                   ('token_rotation.runs', 'UPDATE'), ('token_rotation.slices', 'SELECT'),
+                   ('token_rotation.slices', 'INSERT'), ('token_rotation.slices', 'UPDATE'),
+                   ('token_rotation.batches', 'INSERT')) AS n(tab, priv)
+     WHERE NOT has_table_privilege(n.tab, n.priv);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'role % may not write the tables of token_rotation', current_user
+            USING ERRCODE = 'insufficient_privilege', DETAIL = format('missing: %s', v_missing),
+                  HINT = 'the GRANT recipe for a rotating role is in sql/examples/grants.sql';
+    END IF;
     COMMIT;  -- nothing changed yet: inside a transaction block this is where PostgreSQL refuses the CALL
     PERFORM set_config('search_path', v_search_path, true);
 
