@@ -366,7 +366,7 @@ def test_tool_tables_not_writable_stop_the_call_before_any_token_changes(
     conn: psycopg.Connection, withheld: str
 ) -> None:
     """A caller who may rotate the table but not write one of the tool's tables (REVOKEd) gets a permission
-    error (SQLSTATE 42501) naming that table, and no token changes."""
+    error (42501) naming that table and pointing to the GRANT recipe; no token changes, no run starts."""
     make_table(conn, rows=500)
     before = snapshot(conn)
     with temporary_role(conn, "tr_fault") as role:
@@ -387,4 +387,6 @@ def test_tool_tables_not_writable_stop_the_call_before_any_token_changes(
             conn.execute("CALL token_rotation.rotate('tickets', p_batch_size => 100, p_quiet => true)")
         conn.execute("RESET ROLE")
     assert withheld in str(refused.value)
+    assert "sql/examples/grants.sql" in (refused.value.diag.message_hint or "")
     assert snapshot(conn).tokens == before.tokens
+    assert conn.execute("SELECT count(*) FROM token_rotation.runs").fetchone() == (0,)

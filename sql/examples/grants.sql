@@ -1,0 +1,22 @@
+-- The grants a role needs to rotate a table with token-rotation, and nothing more (least privilege).
+-- Not installed by the migrations (this file is outside the sql/*.sql glob): a DBA runs it by hand, with the
+-- role and table names replaced. Validated by tests/test_privileges.py against PostgreSQL 15 and 18.
+--
+-- rotate() runs with the caller's rights (SECURITY INVOKER): the role itself must be able to read the key and
+-- update the token of the table, and to write the tool's run, checkpoint and progress-log tables.
+-- It needs no superuser, no ownership of the table, and no BYPASSRLS unless the table has row-level security
+-- (rotate() refuses a table whose policies apply to the caller: hidden rows would keep their token).
+
+-- the application table: read the key (the walk), update the token (the rotation)
+GRANT SELECT, UPDATE ON public.tickets TO rotator;
+-- (or, column by column: GRANT SELECT (id), UPDATE (token) ON public.tickets TO rotator;
+--  verify() then also needs SELECT (token) unless the token has a unique index)
+
+-- the tool's schema: its functions (EXECUTE is granted to PUBLIC by default) and tables
+GRANT USAGE ON SCHEMA token_rotation TO rotator;
+GRANT SELECT, INSERT, UPDATE ON token_rotation.runs, token_rotation.slices TO rotator;
+GRANT SELECT, INSERT ON token_rotation.batches TO rotator;  -- SELECT for verify() and the progress log
+GRANT SELECT ON token_rotation.progress TO rotator;
+
+-- If your installation revoked EXECUTE from PUBLIC, grant it back to the role:
+-- GRANT EXECUTE ON ALL ROUTINES IN SCHEMA token_rotation TO rotator;
