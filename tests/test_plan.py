@@ -132,3 +132,19 @@ def test_table_sizes_report_growth_and_dead_tuples_after_a_rotation(conn: psycop
     vacuumed = conn.execute("SELECT dead_tuples, last_vacuum FROM token_rotation.table_sizes('tickets')")
     row = vacuumed.fetchone()
     assert row is not None and row[0] == 0 and row[1] is not None
+
+
+@pytest.mark.parametrize(("rows", "workers"), [(1, 1), (3, 4), (10, 3), (1000, 1), (1000, 7)])
+def test_exact_plan_counts_every_row_once_whatever_the_number_of_workers(
+    conn: psycopg.Connection, rows: int, workers: int
+) -> None:
+    """The exact plan's row counts are the rows in each slice, sum to the table, and make at most N slices."""
+    make_table(conn, rows=rows, key_expr=SKEWED_KEYS)
+    plan = conn.execute(
+        "SELECT rows_expected, exact FROM token_rotation.plan_slices('tickets', 'id', %s,"
+        " (SELECT max(id)::text FROM tickets)) ORDER BY slice_no",
+        (workers,),
+    ).fetchall()
+    assert all(exact for _, exact in plan)
+    assert [r for r, _ in plan] == slice_rows(conn, workers, exact_limit=10**9)
+    assert sum(r for r, _ in plan) == rows and 1 <= len(plan) <= min(rows, workers)

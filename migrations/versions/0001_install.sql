@@ -236,8 +236,9 @@ COMMENT ON FUNCTION token_rotation.describe_target(regclass, name) IS
 -- token_rotation.plan_slices(table, key, workers): cuts the key range (.., p_key_max] of a table into at most
 -- p_workers disjoint slices (lo, hi] of about equal row counts, from quantiles of the keys themselves, so that
 -- large holes in the key space do not unbalance the workers. Tables of up to p_exact_limit rows (estimated) are
--- read whole and counted exactly; larger ones are sampled (TABLESAMPLE SYSTEM, about 200,000 rows) and their
--- row counts estimated. Used by rotate() when a run starts; a DBA can call it to preview a plan:
+-- counted exactly and split at the keys of rank i/N (a walk of the primary-key index, no sort); larger ones are
+-- sampled (TABLESAMPLE SYSTEM, about 200,000 rows) and their row counts estimated. Used by rotate() when a run
+-- starts; a DBA can call it to preview a plan:
 --   SELECT * FROM token_rotation.plan_slices('public.tickets', 'id', 4, (SELECT max(id)::text FROM tickets));
 CREATE FUNCTION token_rotation.plan_slices(
       p_table        regclass
@@ -261,6 +262,9 @@ DECLARE
     v_bounds    text[];
     v_split     text;
     v_total     bigint;
+    v_counts    bigint[] := '{}';
+    v_pos       bigint;
+    v_prev_pos  bigint := 0;
     i           integer;
 BEGIN
     IF p_workers IS NULL OR p_workers < 1 THEN
@@ -277,41 +281,56 @@ BEGIN
       FROM pg_attribute a WHERE a.attrelid = p_table AND a.attname = p_key AND NOT a.attisdropped;
 
     v_exact := v_estimate <= p_exact_limit;
-    IF NOT v_exact THEN
-        v_sample := format(' TABLESAMPLE SYSTEM (%s)', least(100.0, 100.0 * 200000 / v_estimate));
-    END IF;
-
-    -- split keys: the i/N quantiles of the keys, deduplicated, each strictly below the largest key
-    IF p_workers > 1 AND p_key_max IS NOT NULL THEN
-        SELECT array_agg(g::double precision / p_workers ORDER BY g)
-          INTO v_fractions FROM generate_series(1, p_workers - 1) AS g;
-        EXECUTE format('SELECT (percentile_disc($1) WITHIN GROUP (ORDER BY %1$I))::text[] '
-                       'FROM %2$s%3$s WHERE %1$I <= $2::%4$s', p_key, v_target, v_sample, v_key_type)
-           INTO v_splits USING v_fractions, p_key_max;
-    END IF;
-
     v_bounds := ARRAY[NULL::text];
-    FOREACH v_split IN ARRAY coalesce(v_splits, '{}') LOOP
-        CONTINUE WHEN v_split IS NULL OR v_split = v_bounds[cardinality(v_bounds)] OR v_split = p_key_max;
-        v_bounds := v_bounds || v_split;
-    END LOOP;
-    v_bounds := v_bounds || p_key_max;
 
-    IF NOT v_exact THEN
+    IF v_exact THEN
+        -- exact: count the rows, then walk the primary-key index to the key at each i/N position, each walk
+        -- starting at the previous split (keyset + OFFSET), so the whole index is read about once and nothing
+        -- is sorted; the slices' row counts follow from the positions
+        EXECUTE format('SELECT count(*) FROM %2$s WHERE %1$I <= $1::%3$s', p_key, v_target, v_key_type)
+           INTO v_total USING p_key_max;
+        FOR i IN 1 .. p_workers - 1 LOOP
+            v_pos := v_total * i / p_workers;
+            CONTINUE WHEN v_pos <= v_prev_pos OR v_pos >= v_total;
+            IF cardinality(v_bounds) = 1 THEN
+                EXECUTE format('SELECT t.%1$I::text FROM %2$s AS t ORDER BY t.%1$I OFFSET $1 LIMIT 1',
+                               p_key, v_target)
+                   INTO v_split USING v_pos - v_prev_pos - 1;
+            ELSE
+                EXECUTE format('SELECT t.%1$I::text FROM %2$s AS t WHERE t.%1$I > $1::%3$s '
+                               'ORDER BY t.%1$I OFFSET $2 LIMIT 1', p_key, v_target, v_key_type)
+                   INTO v_split USING v_bounds[cardinality(v_bounds)], v_pos - v_prev_pos - 1;
+            END IF;
+            v_bounds := v_bounds || v_split;
+            v_counts := v_counts || (v_pos - v_prev_pos);
+            v_prev_pos := v_pos;
+        END LOOP;
+        v_bounds := v_bounds || p_key_max;
+        v_counts := v_counts || (v_total - v_prev_pos);
+    ELSE
+        -- sampled: split keys are the i/N quantiles of a block sample, deduplicated, each below the largest key
+        v_sample := format(' TABLESAMPLE SYSTEM (%s)', least(100.0, 100.0 * 200000 / v_estimate));
+        IF p_workers > 1 AND p_key_max IS NOT NULL THEN
+            SELECT array_agg(g::double precision / p_workers ORDER BY g)
+              INTO v_fractions FROM generate_series(1, p_workers - 1) AS g;
+            EXECUTE format('SELECT (percentile_disc($1) WITHIN GROUP (ORDER BY %1$I))::text[] '
+                           'FROM %2$s%3$s WHERE %1$I <= $2::%4$s', p_key, v_target, v_sample, v_key_type)
+               INTO v_splits USING v_fractions, p_key_max;
+        END IF;
+        FOREACH v_split IN ARRAY coalesce(v_splits, '{}') LOOP
+            CONTINUE WHEN v_split IS NULL OR v_split = v_bounds[cardinality(v_bounds)] OR v_split = p_key_max;
+            v_bounds := v_bounds || v_split;
+        END LOOP;
+        v_bounds := v_bounds || p_key_max;
         v_total := v_estimate::bigint;
     END IF;
+
     FOR i IN 1 .. cardinality(v_bounds) - 1 LOOP
         slice_no := i;
         lo := v_bounds[i];
         hi := v_bounds[i + 1];
         exact := v_exact;
-        IF v_exact THEN
-            EXECUTE format('SELECT count(*) FROM %2$s WHERE ($1::%3$s IS NULL OR %1$I > $1::%3$s) '
-                           'AND %1$I <= $2::%3$s', p_key, v_target, v_key_type)
-               INTO rows_expected USING lo, hi;
-        ELSE
-            rows_expected := v_total / (cardinality(v_bounds) - 1);
-        END IF;
+        rows_expected := CASE WHEN v_exact THEN v_counts[i] ELSE v_total / (cardinality(v_bounds) - 1) END;
         RETURN NEXT;
     END LOOP;
 END
