@@ -28,7 +28,19 @@ EXIT_CODES = {
 }
 
 # SQLSTATEs that mean "the input was wrong" although their class says otherwise
-_BAD_INPUT_STATES = {"0A000", "23502", "02000", "3F000", "42P01", "42703", "42804", "42809", "42P16", "42883"}
+_BAD_INPUT_STATES = {
+    "0A000",
+    "23502",
+    "02000",
+    "P0002",
+    "3F000",
+    "42P01",
+    "42703",
+    "42804",
+    "42809",
+    "42P16",
+    "42883",
+}
 _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 _PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)|(://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)
 

@@ -15,7 +15,9 @@ from token_rotation import eta
 from token_rotation.errors import EXIT_BAD_INPUT, EXIT_OTHER, ToolError
 
 PROGRESS_COLUMNS = (
-    "run_id, table_name::text AS table_name, token_column::text AS token_column, state, active_workers, "
+    "run_id, coalesce((SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = table_name),"
+    " table_name::text) AS table_name, token_column::text AS token_column, state, active_workers, "
     "workers, rows_done, rows_total, rows_total_exact, percent::float8 AS percent, "
     "extract(epoch FROM elapsed)::float8 AS elapsed, rows_per_second, batches_done, throttled, "
     "started_at, finished_at, last_batch_at, last_error"

@@ -1,0 +1,346 @@
+"""The `token-rotation` command line through click's CliRunner, against the real server: what each command
+prints, the exit codes, and that no token and no password ever reaches the output."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+from psycopg.conninfo import make_conninfo
+
+from token_rotation.cli import cli
+
+from background import BackgroundCall, wait_until
+from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def run(dsn: str, *args: str, env: dict[str, str] | None = None) -> Result:
+    """Invokes the CLI on the test database (stdout is not a terminal: plain lines)."""
+    return CliRunner().invoke(cli, ["--dsn", dsn, *args], env=env, catch_exceptions=False)
+
+
+def events(result: Result) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def run_state(conn: psycopg.Connection, run_id: int) -> str:
+    row = conn.execute("SELECT state FROM token_rotation.runs WHERE run_id = %s", (run_id,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_rotate_rotates_every_row_once_and_ends_with_a_one_line_summary(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """`rotate` starts a run, finishes it, and ends with rows, time and rows/s on one line."""
+    make_table(conn, rows=20_000)
+    before = snapshot(conn)
+    result = run(dsn, "rotate", "--batch-size", "1000", "--progress-interval", "0.1")
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"rotated 20,000 rows of public\.tickets in \S+ \([\d,]+ rows/s\), run \d+", result.stdout
+    )
+    assert "ETA" in result.stdout and "dead tuples" in result.stdout
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+def test_json_lines_tell_started_progress_finished_and_a_summary(dsn: str, conn: psycopg.Connection) -> None:
+    """--json prints one JSON object a line: started, progress..., finished, and a final summary with the
+    exit code; the numbers are the run's own."""
+    make_table(conn, rows=30_000)
+    result = run(dsn, "rotate", "--json", "--batch-size", "500", "--sleep", "5ms", "--progress-interval", "0")
+    assert result.exit_code == 0, result.output
+    lines = events(result)
+    kinds = [e["event"] for e in lines]
+    assert kinds[0] == "started" and kinds[-1] == "summary" and "finished" in kinds
+    assert "progress" in kinds
+    finished = next(e for e in lines if e["event"] == "finished")
+    assert finished["rows_done"] == finished["rows_total"] == 30_000 and finished["state"] == "finished"
+    assert lines[-1]["outcome"] == "finished" and lines[-1]["exit_code"] == 0
+    assert lines[-1]["run_id"] == last_run_id(conn)
+
+
+def test_no_token_and_no_password_appear_in_any_output(dsn: str, conn: psycopg.Connection) -> None:
+    """Neither an old nor a new token, nor the DSN's password, appears in what rotate, status, verify or an
+    error print, in plain or JSON form."""
+    make_table(conn, rows=5000)
+    old = set(snapshot(conn).tokens.values())
+    secret = "s3cret-Pa55word"
+    with_password = make_conninfo(dsn, password=secret)
+    outputs = [
+        run(with_password, "rotate", "--batch-size", "700", "--progress-interval", "0").output,
+        run(with_password, "status").output,
+        run(with_password, "status", "--json").output,
+        run(with_password, "verify").output,
+        run(with_password, "verify", "--json").output,
+        run(with_password, "rotate", "--json", "--max-batches", "1", "--progress-interval", "0").output,
+        run(with_password, "rotate", "--table", "nope").output,
+    ]
+    new = set(snapshot(conn).tokens.values())
+    text = "\n".join(outputs)
+    assert secret not in text
+    assert not (set(UUID.findall(text)) & (old | new))
+    assert "password" not in text.lower() or "***" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rotate", "--table", "no_such_table"], "no_such_table does not exist"),
+        (["rotate", "--column", "nope"], "column nope of public.tickets does not exist"),
+        (["rotate", "--column", "title"], "is not of type uuid"),
+        (["rotate", "--batch-size", "2000000"], "batch size must be between 1 and"),
+        (["pause", "--table", "tickets"], "has no open run"),
+        (["status", "--table", "no_such_table"], "does not exist"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_code_2(
+    dsn: str, conn: psycopg.Connection, args: list[str], message: str
+) -> None:
+    """Unknown table or column, a column of the wrong type, an absurd batch size, pausing a table with no
+    open run: one line on stderr with the server's message, exit code 2, no traceback, nothing changed."""
+    make_table(conn, rows=100)
+    checksum = table_checksum(conn)
+    result = run(dsn, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+    assert table_checksum(conn) == checksum
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["rotate", "--batch-size", "0"],
+        ["rotate", "--max-replication-lag", "12XB"],
+        ["rotate", "--sleep", "x"],
+    ],
+)
+def test_a_wrong_option_is_refused_with_exit_code_2(dsn: str, args: list[str]) -> None:
+    """click refuses a malformed option before anything connects: usage error, exit code 2."""
+    result = run(dsn, *args)
+    assert result.exit_code == 2
+    assert "Invalid value" in result.stderr
+
+
+def test_a_dsn_that_does_not_parse_is_bad_input_and_is_not_echoed() -> None:
+    """A malformed DSN is exit code 2, and the message does not repeat the DSN (it may hold a password)."""
+    result = run("host=localhost password=hunter2 nonsense", "status")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: invalid DSN")
+    assert "hunter2" not in result.output
+
+
+def test_a_server_that_is_down_gives_exit_code_1(dsn: str) -> None:
+    """No server at the address: one line saying the connection failed, exit code 1."""
+    down = make_conninfo(dsn, host="127.0.0.1", port="1", connect_timeout="3")
+    result = run(down, "status")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot connect")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_table_held_by_another_session_gives_exit_code_3_naming_the_holder(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """While a DBA's CALL rotates the table, `rotate` fails at once with exit code 3 and says which backend
+    holds the table; the DBA's run goes on."""
+    make_table(conn, rows=20_000)
+    dba = BackgroundCall(
+        dsn, "CALL token_rotation.rotate('tickets', p_batch_size => 200, p_sleep => '50ms')", "dba-psql"
+    ).start()
+    try:
+        wait_until(lambda: last_run_id_or_none(conn) is not None, what="the DBA's run")
+        result = run(dsn, "rotate")
+        assert result.exit_code == 3, result.output
+        assert "already being rotated" in result.stderr and "dba-psql" in result.stderr
+    finally:
+        conn.execute("SELECT token_rotation.cancel('tickets')")
+        dba.join()
+
+
+def last_run_id_or_none(conn: psycopg.Connection) -> int | None:
+    row = conn.execute("SELECT max(run_id) FROM token_rotation.runs").fetchone()
+    return None if row is None else row[0]
+
+
+def test_status_shows_a_run_started_from_psql_with_its_eta(dsn: str, conn: psycopg.Connection) -> None:
+    """A run someone started in psql shows in `status` with its progress and an ETA from the log."""
+    make_table(conn, rows=20_000)
+    dba = BackgroundCall(
+        dsn, "CALL token_rotation.rotate('tickets', p_batch_size => 200, p_sleep => '20ms')", "dba-psql"
+    ).start()
+    try:
+        wait_until(
+            lambda: bool(conn.execute("SELECT count(*) >= 5 FROM token_rotation.batches").fetchone()[0]),  # type: ignore[index]
+            what="five batches",
+        )
+        result = run(dsn, "status", "--json")
+        assert result.exit_code == 0, result.output
+        (active,) = [e for e in events(result) if e["state"] == "active"]
+        assert active["table"] == "public.tickets" and 0 < active["rows_done"] < 20_000
+        assert active["eta"] is not None and 0 < active["eta"] < 600
+        plain = run(dsn, "status")
+        assert plain.exit_code == 0 and "tickets" in plain.stdout and "active" in plain.stdout
+    finally:
+        conn.execute("SELECT token_rotation.cancel('tickets')")
+        dba.join()
+
+
+def test_verify_passes_for_a_finished_run_and_fails_for_an_unfinished_one(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """`verify` exits 0 when every check of token_rotation.verify holds, and non-zero with FAIL lines when
+    the run is not finished."""
+    make_table(conn, rows=3000)
+    assert run(dsn, "rotate", "--batch-size", "1000", "--max-batches", "1").exit_code == 0
+    unfinished = run(dsn, "verify")
+    assert unfinished.exit_code == 1 and "FAIL  finished" in unfinished.stdout
+    assert run(dsn, "rotate", "--batch-size", "1000").exit_code == 0
+    done = run(dsn, "verify", "--run", str(last_run_id(conn)))
+    assert done.exit_code == 0, done.output
+    assert "all 5 checks passed" in done.stdout or "checks passed" in done.stdout
+    missing = run(dsn, "verify", "--run", "999999")
+    assert missing.exit_code == 2 and "run 999999 does not exist" in missing.stderr
+
+
+def test_max_batches_stops_early_and_rotate_again_resumes_exactly_once(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """--max-batches stops with the run open and says how to resume; the next `rotate` resumes it (saying
+    so) and the run covers every row exactly once."""
+    make_table(conn, rows=5000)
+    before = snapshot(conn)
+    first = run(dsn, "rotate", "--batch-size", "1000", "--max-batches", "2")
+    assert first.exit_code == 0 and "stopped at 40.0%" in first.stdout and "resume with" in first.stdout
+    second = run(dsn, "rotate", "--batch-size", "1000")
+    assert second.exit_code == 0 and "resuming run" in second.stdout
+    assert "2,000 rows already done" in second.stdout
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+def test_pause_resume_and_cancel_change_the_open_run(dsn: str, conn: psycopg.Connection) -> None:
+    """pause, resume and cancel call the SQL functions on the table's open run and say which run."""
+    make_table(conn, rows=3000)
+    assert run(dsn, "rotate", "--batch-size", "1000", "--max-batches", "1").exit_code == 0
+    run_id = last_run_id(conn)
+    paused = run(dsn, "pause", "--table", "public.tickets")
+    assert paused.exit_code == 0 and f"paused run {run_id} of public.tickets" in paused.stdout
+    assert run_state(conn, run_id) == "paused"
+    assert run(dsn, "resume").exit_code == 0 and run_state(conn, run_id) == "active"
+    cancelled = run(dsn, "cancel")
+    assert cancelled.exit_code == 0 and run_state(conn, run_id) == "cancelled"
+    again = run(dsn, "cancel")
+    assert again.exit_code == 2 and "has no open run" in again.stderr
+
+
+def test_dry_run_prints_the_plan_and_changes_no_token(dsn: str, conn: psycopg.Connection) -> None:
+    """--dry-run prints rows, slices, batches and an estimated duration, and leaves the table as it was
+    with no run recorded."""
+    make_table(conn, rows=10_000)
+    checksum = table_checksum(conn)
+    result = run(dsn, "rotate", "--dry-run", "--batch-size", "1000", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert "dry run, nothing changed" in result.stdout and "10,000 rows" in result.stdout
+    assert "2 slice(s)" in result.stdout and "estimated duration" in result.stdout
+    as_json = run(dsn, "rotate", "--dry-run", "--json")
+    plan = next(e for e in events(as_json) if e["event"] == "note")
+    assert plan["dry_run"] is True and plan["rows_total"] == 10_000 and plan["batches"] == 4
+    assert table_checksum(conn) == checksum
+    assert last_run_id_or_none(conn) is None
+
+
+def test_vacuum_reports_the_growth_then_cleans_the_dead_tuples(dsn: str, conn: psycopg.Connection) -> None:
+    """After a finished run `rotate` reports how the table and its indexes grew; --vacuum then runs VACUUM
+    (ANALYZE) and reports what is left."""
+    make_table(conn, rows=20_000)
+    result = run(dsn, "rotate", "--json", "--vacuum", "--progress-interval", "10")
+    assert result.exit_code == 0, result.output
+    notes = [e for e in events(result) if e["event"] == "note"]
+    growth = notes[0]["growth"]
+    assert growth["table_bytes_after"] > growth["table_bytes_before"]
+    assert growth["index_bytes_after"] > growth["index_bytes_before"]
+    assert "VACUUM (ANALYZE) public.tickets" in notes[1]["message"]
+    vacuumed = conn.execute(
+        "SELECT vacuum_count + autovacuum_count FROM pg_stat_user_tables WHERE relname = 'tickets'"
+    ).fetchone()
+    assert vacuumed is not None and vacuumed[0] >= 1
+
+
+def test_workers_and_throttling_options_reach_the_procedure(dsn: str, conn: psycopg.Connection) -> None:
+    """--workers 2 runs two slices in two sessions; --sleep, --lock-timeout, --target-batch-time and
+    --max-replication-lag (with a size unit) are accepted and the run is exactly once."""
+    make_table(conn, rows=12_000)
+    before = snapshot(conn)
+    result = run(
+        dsn,
+        "rotate",
+        "--workers", "2",
+        "--batch-size", "1000",
+        "--sleep", "1ms",
+        "--lock-timeout", "2s",
+        "--lock-retries", "3",
+        "--target-batch-time", "50ms",
+        "--max-replication-lag", "100MB",
+        "--no-synchronous-commit",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run_id = last_run_id(conn)
+    slices = conn.execute(
+        "SELECT count(*) FROM token_rotation.slices WHERE run_id = %s", (run_id,)
+    ).fetchone()
+    assert slices == (2,)
+    assert "2 worker(s)" in result.stdout
+    assert_rotated_exactly_once(conn, before, run_id)
+
+
+def test_a_resumed_multi_slice_run_gets_one_worker_per_unfinished_slice(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """A two-slice run stopped early is resumed by a plain `rotate` with two workers, finishing both
+    slices."""
+    make_table(conn, rows=8000)
+    before = snapshot(conn)
+    assert run(dsn, "rotate", "--workers", "2", "--batch-size", "500", "--max-batches", "2").exit_code == 0
+    result = run(dsn, "rotate", "--batch-size", "500")
+    assert result.exit_code == 0, result.output
+    assert "resuming run" in result.stdout and "2 worker(s)" in result.stdout
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+def test_help_lists_every_command_and_the_exit_codes() -> None:
+    """`token-rotation --help` explains each command in one line and documents the exit codes."""
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for command in (
+        "install",
+        "uninstall",
+        "seed",
+        "rotate",
+        "status",
+        "verify",
+        "pause",
+        "resume",
+        "cancel",
+    ):
+        assert re.search(rf"^\s+{command}\s+\S", result.stdout, re.MULTILINE), command
+    for code in ("0 done", "1 any other", "2 bad input", "3 another run", "130 interrupted"):
+        assert code in " ".join(result.stdout.split())
+
+
+def test_seed_makes_the_demo_table_with_the_rows_asked(dsn: str, conn: psycopg.Connection) -> None:
+    """`seed --rows N --table T` creates the demo table with N rows and unique tokens."""
+    result = run(dsn, "seed", "--rows", "25000", "--table", "demo_tickets", "--batch", "10000")
+    assert result.exit_code == 0, result.output
+    assert "seeded 25,000 rows" in result.stdout
+    row = conn.execute("SELECT count(*), count(DISTINCT token) FROM demo_tickets").fetchone()
+    assert row == (25_000, 25_000)
+    refused = run(dsn, "seed", "--rows", "10", "--table", "pg_class")
+    assert refused.exit_code == 2
