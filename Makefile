@@ -8,6 +8,7 @@ TABLE        ?= tickets
 WORKERS      ?= 1
 DATABASE_URL ?=
 PYTEST_ARGS  ?=
+BENCH_ARGS   ?=
 
 export DATABASE_URL
 
@@ -42,3 +43,13 @@ format: venv ## format the code with ruff
 
 freeze: venv ## copy sql/ into the head revision's frozen file (before the revision ships)
 	$(BIN)/python migrations/freeze.py migrations/versions/0001_install.sql
+
+.PHONY: bench bench-engine bench-seed
+bench: venv ## benchmark table, JSON and chart: bare UPDATE vs the procedure vs client-side (ROWS, BENCH_ARGS)
+	$(CLI) bench --rows $(ROWS) $(BENCH_ARGS)
+
+bench-engine: venv ## one CALL (1 and 2 workers) vs one bare UPDATE on ROWS rows, alternated: median ratios
+	$(BIN)/python -m token_rotation.bench.engine --rows $(ROWS) $(BENCH_ARGS)
+
+bench-seed: venv ## seed of ROWS rows vs one bare INSERT ... SELECT FROM generate_series: median ratio
+	$(BIN)/python -m token_rotation.bench.seed_speed --rows $(ROWS) $(BENCH_ARGS)

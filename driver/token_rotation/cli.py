@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from token_rotation import connection, eta, progress, render, server
+from token_rotation.bench.compare import bench as bench_command
 from token_rotation.errors import (
     EXIT_BAD_INPUT,
     EXIT_BUSY,
@@ -741,6 +742,9 @@ def url() -> None:
     if found is None:
         raise ToolError("the embedded server is not running: token-rotation server start")
     click.echo(found)
+
+
+cli.add_command(bench_command)  # token_rotation/bench/compare.py
 
 
 def main() -> None:
