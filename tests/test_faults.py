@@ -136,6 +136,35 @@ def test_cancelled_statement_stops_cleanly_and_the_next_call_resumes(
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
 
 
+@pytest.mark.parametrize(
+    "key_type, key_expr",
+    [
+        ("timestamp", "timestamp '2026-01-01' + g * interval '1 day'"),
+        ("date", "date '2026-01-01' + g"),
+        ("double precision", "g / 3.0"),
+    ],
+)
+def test_a_resume_under_other_session_settings_reads_the_checkpoint_the_same_way(
+    conn: psycopg.Connection, key_type: str, key_expr: str
+) -> None:
+    """Checkpoints are keys stored as text: a run started under DateStyle 'SQL, DMY' (checkpoint 05/03, the
+    5th of March) and resumed under 'SQL, MDY' (where 05/03 is the 3rd of May), or with float keys printed
+    with fewer digits, still covers every key exactly once: the procedure pins the settings it depends on."""
+    make_table(conn, rows=400, key_type=key_type, key_expr=key_expr)
+    before = snapshot(conn)
+    conn.execute("SET DateStyle = 'SQL, DMY'")
+    conn.execute("SET extra_float_digits = 0")
+    conn.execute(
+        "CALL token_rotation.rotate('tickets', p_batch_size => 63, p_max_batches => 1, p_quiet => true)"
+    )
+    conn.execute("SET DateStyle = 'SQL, MDY'")
+    conn.execute("SET extra_float_digits = -10")
+    conn.execute("CALL token_rotation.rotate('tickets', p_batch_size => 63, p_quiet => true)")
+    conn.execute("RESET DateStyle")
+    conn.execute("RESET extra_float_digits")
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
 # --- server crash -------------------------------------------------------------------------------------------
 
 
