@@ -1,0 +1,219 @@
+"""The command line as a real process, the way psycopg tests Ctrl-C: start `python -m token_rotation` with a
+known application_name, find its backends in pg_stat_activity, send the signal, then check the data. Also
+the ETA against the real finish, the embedded-server default path, and the live bar on a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from background import backends, wait_until
+from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a CLI subprocess: no database settings leak in from the test's own."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
+    return {**env, **extra}
+
+
+def start(dsn: str, app: str, *args: str, **popen: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "token_rotation", "--dsn", dsn, "--application-name", app, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        cwd=ROOT,
+        **popen,
+    )
+
+
+def batches(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM token_rotation.batches").fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_cli(dsn: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "token_rotation", "--dsn", dsn, *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+def test_sigint_cancels_the_call_at_once_and_rotate_again_resumes_exactly_once(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """SIGINT (Ctrl-C) mid-run: the driver cancels its server-side CALLs, prints how far it got and the
+    command that resumes, and exits 130 within seconds; its backends go idle. Running `rotate` again
+    resumes the same run and every row is rotated exactly once (verify and the snapshot agree)."""
+    make_table(conn, rows=60_000)
+    before = snapshot(conn)
+    app = "tr-test-sigint"
+    proc = start(dsn, app, "rotate", "--workers", "2", "--batch-size", "500", "--sleep", "20ms")
+    wait_until(lambda: len(backends(conn, app)) == 2 and batches(conn) >= 6, what="two working backends")
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - signalled < 5
+    assert (
+        "interrupted: run" in out
+        and "Resume with: token-rotation --dsn '<your DSN>' rotate --table tickets" in out
+    )
+    assert "Traceback" not in err
+    run_id = last_run_id(conn)
+    state, done = conn.execute(
+        "SELECT state, rows_done FROM token_rotation.runs WHERE run_id = %s", (run_id,)
+    ).fetchone()  # type: ignore[misc]
+    assert state == "active" and 0 < done < 60_000
+
+    again = run_cli(dsn, "rotate", "--batch-size", "2000")
+    assert again.returncode == 0, again.stderr
+    assert f"resuming run {run_id}" in again.stdout
+    assert last_run_id(conn) == run_id
+    assert_rotated_exactly_once(conn, before, run_id)
+    assert run_cli(dsn, "verify", "--run", str(run_id)).returncode == 0
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_driver_stops_its_backend_within_seconds_and_rotate_resumes(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """SIGKILL leaves the driver no chance to cancel; client_connection_check_interval makes its backend
+    notice the lost client and stop within seconds, so the next `rotate` resumes instead of finding the
+    table busy."""
+    make_table(conn, rows=60_000)
+    before = snapshot(conn)
+    app = "tr-test-sigkill"
+    proc = start(dsn, app, "rotate", "--batch-size", "300", "--sleep", "30ms")
+    wait_until(lambda: len(backends(conn, app)) == 1 and batches(conn) >= 5, what="a working backend")
+    proc.kill()
+    proc.communicate(timeout=10)
+    killed = time.monotonic()
+    wait_until(lambda: not backends(conn, app), timeout=15, what="the backend to notice the lost client")
+    assert time.monotonic() - killed < 10
+    again = run_cli(dsn, "rotate", "--batch-size", "3000")
+    assert again.returncode == 0, again.stderr
+    assert "resuming run" in again.stdout
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+@pytest.mark.slow
+def test_eta_predicts_the_finish_within_ten_percent_from_ten_percent_progress_on(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """On a steady 300k-row run (150 batches, each followed by a 200 ms sleep, so that the pace is set by
+    the server's clock rather than by how busy this shared machine is), every ETA the driver prints from 10%
+    progress on puts the finish within +-10% of the real finish, on the run's own working clock."""
+    make_table(conn, rows=300_000)
+    result = run_cli(
+        dsn, "rotate", "--json", "--batch-size", "2000", "--sleep", "200ms", "--progress-interval", "0.25"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    finish = next(e for e in lines if e["event"] == "finished")["elapsed"]
+    readings = [
+        e for e in lines if e["event"] == "progress" and e["percent"] >= 10 and e["rows_done"] < 300_000
+    ]
+    assert len(readings) >= 50, "too few progress lines to judge the ETA"
+    assert all(e["eta"] is not None for e in readings)
+    errors = [(e["elapsed"] + e["eta"] - finish) / finish for e in readings]
+    worst = max(errors, key=abs)
+    print(f"ETA: {len(readings)} readings from 10% on, worst predicted finish {worst:+.1%} of {finish:.1f}s")
+    assert abs(worst) <= 0.10, f"worst predicted finish off by {worst:+.1%} (real finish {finish:.1f}s)"
+
+
+@pytest.mark.slow
+def test_without_any_database_setting_the_embedded_server_is_used(tmp_path: Path) -> None:
+    """With no --dsn, DATABASE_URL or PG* variable, the commands start the embedded PostgreSQL in the data
+    directory on demand, reuse it across commands, and `server stop` stops it."""
+    env = cli_env(TOKEN_ROTATION_PGDATA=str(tmp_path / "pgdata"))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "token_rotation", *args],
+            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        )  # fmt: skip
+
+    try:
+        assert cli("server", "url").returncode == 1
+        installed = cli("install")
+        assert installed.returncode == 0, installed.stderr
+        assert str(tmp_path / "pgdata") in installed.stdout
+        assert cli("seed", "--rows", "20000").returncode == 0
+        rotated = cli("rotate", "--batch-size", "5000")
+        assert rotated.returncode == 0, rotated.stderr
+        assert "rotated 20,000 rows of public.tickets" in rotated.stdout
+        assert cli("verify").returncode == 0
+        assert cli("server", "url").stdout.startswith("postgresql://")
+    finally:
+        stopped = cli("server", "stop")
+    assert stopped.stdout.strip() == "stopped"
+    assert cli("server", "url").returncode == 1
+
+
+def in_a_terminal(dsn: str, *args: str, env: dict[str, str]) -> tuple[int, str]:
+    """Runs the CLI with a pseudo-terminal as stdout (so it draws the live bar); returns exit code and
+    everything it wrote."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "token_rotation", "--dsn", dsn, *args],
+        stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
+    )  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            proc.kill()
+            break
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return proc.wait(timeout=30), b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.slow
+def test_a_terminal_gets_a_live_bar_in_colour_unless_no_color_is_set(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """On a terminal `rotate` draws a rich progress bar (rows, percent, rows/s, elapsed, ETA) redrawn in
+    place; NO_COLOR removes the colours but keeps the bar."""
+    make_table(conn, rows=30_000)
+    base = cli_env(TERM="xterm-256color", COLUMNS="160")
+    code, coloured = in_a_terminal(dsn, "rotate", "--batch-size", "1000", "--sleep", "20ms", env=base)
+    assert code == 0, coloured
+    assert "\r" in coloured and "rows/s" in coloured and "ETA" in coloured and "elapsed" in coloured
+    assert "\x1b[3" in coloured or "\x1b[9" in coloured  # foreground colours
+    assert "rotated 30,000 rows" in coloured
+    base.pop("FORCE_COLOR", None)
+    code, plain = in_a_terminal(
+        dsn, "rotate", "--batch-size", "1000", "--sleep", "20ms", env={**base, "NO_COLOR": "1"}
+    )
+    assert code == 0, plain
+    assert "ETA" in plain and "rows/s" in plain
+    assert "\x1b[3" not in plain and "\x1b[9" not in plain
