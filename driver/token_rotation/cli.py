@@ -7,6 +7,7 @@ exit code; no traceback, no token, no password is ever printed.
 
 from __future__ import annotations
 
+import importlib
 import json
 import signal
 import sys
@@ -20,7 +21,6 @@ import psycopg
 from psycopg import sql
 
 from token_rotation import connection, eta, progress, render, server
-from token_rotation.bench.compare import bench as bench_command
 from token_rotation.errors import (
     EXIT_BAD_INPUT,
     EXIT_BUSY,
@@ -51,7 +51,21 @@ POLL_SECONDS = 0.5  # the progress view is read about twice a second
 
 
 class Cli(click.Group):
-    """A click group that turns PostgreSQL errors and Ctrl-C into one line and an exit code."""
+    """A click group that turns PostgreSQL errors and Ctrl-C into one line and an exit code, and imports
+    the heavy commands (bench: Alembic, matplotlib) only when they are used, so that `rotate` starts fast
+    and small."""
+
+    lazy = {"bench": ("token_rotation.bench.compare", "bench")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, attribute = self.lazy[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            return command
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -742,9 +756,6 @@ def url() -> None:
     if found is None:
         raise ToolError("the embedded server is not running: token-rotation server start")
     click.echo(found)
-
-
-cli.add_command(bench_command)  # token_rotation/bench/compare.py
 
 
 def main() -> None:
