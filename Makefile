@@ -8,6 +8,7 @@ TABLE        ?= tickets
 WORKERS      ?= 1
 DATABASE_URL ?=
 PYTEST_ARGS  ?=
+ROTATE_ARGS  ?=
 BENCH_ARGS   ?=
 
 export DATABASE_URL
@@ -19,7 +20,7 @@ CLI := $(BIN)/token-rotation
 .PHONY: help venv test lint format freeze
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,35 @@ lint: venv ## ruff (lint and format check) and mypy
 format: venv ## format the code with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+.PHONY: demo install seed rotate status verify stop bench-driver
+demo: venv ## the tour: start the embedded server, install, seed ROWS rows, rotate them with the live bar
+	$(if $(DATABASE_URL),,$(CLI) server start >/dev/null)
+	$(CLI) install
+	$(CLI) seed --rows $(ROWS) --table $(TABLE)
+	$(CLI) rotate --table $(TABLE) --batch-size $(BATCH) $(if $(WORKERS),--workers $(WORKERS)) $(ROTATE_ARGS)
+	$(CLI) verify --table $(TABLE)
+
+install: venv ## install or upgrade the token_rotation schema (Alembic)
+	$(CLI) install
+
+seed: venv ## (re)create the demo table TABLE with ROWS rows
+	$(CLI) seed --rows $(ROWS) --table $(TABLE)
+
+rotate: venv ## rotate TABLE (BATCH, WORKERS, ROTATE_ARGS="--sleep 10ms ..."); resumes an unfinished run
+	$(CLI) rotate --table $(TABLE) --batch-size $(BATCH) $(if $(WORKERS),--workers $(WORKERS)) $(ROTATE_ARGS)
+
+status: venv ## every run with its state, progress and ETA
+	$(CLI) status
+
+verify: venv ## check the newest run of TABLE from its progress log
+	$(CLI) verify --table $(TABLE)
+
+stop: venv ## stop the embedded server
+	$(CLI) server stop
+
+bench-driver: venv ## the CLI vs a bare CALL on ROWS rows, alternated: overhead ratio and peak memory
+	$(BIN)/python -m token_rotation.bench.driver_overhead --rows $(ROWS) $(BENCH_ARGS)
 
 freeze: venv ## copy sql/ into the head revision's frozen file (before the revision ships)
 	$(BIN)/python migrations/freeze.py migrations/versions/0001_install.sql
