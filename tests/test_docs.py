@@ -1,0 +1,118 @@
+"""The README, the Makefile and docker-compose.yml agree with the code: the newcomer's two commands come
+first, every procedure parameter and exit code is documented, and the compose file is valid and consistent
+(no Docker engine runs here, so it is checked, not started)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from psycopg.conninfo import conninfo_to_dict
+
+from token_rotation.cli import cli
+from token_rotation.errors import EXIT_CODES
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+MAKEFILE = (ROOT / "Makefile").read_text()
+
+
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_readme_starts_with_make_demo_and_make_test() -> None:
+    """The first lines of the README are the two commands that work on a fresh machine."""
+    first = README.splitlines()[:5]
+    assert any(line.strip().startswith("make demo") for line in first)
+    assert any(line.strip().startswith("make test") for line in first)
+
+
+def test_readme_documents_every_parameter_of_rotate_with_its_default() -> None:
+    """Each parameter of token_rotation.rotate in sql/20_rotate.sql has a README row with its default."""
+    source = (ROOT / "sql" / "20_rotate.sql").read_text()
+    signature = source[source.index("CREATE PROCEDURE") : source.index("LANGUAGE plpgsql")]
+    params = re.findall(r"(p_\w+)\s+\w+(?:\s+DEFAULT\s+(\S+))?", signature)
+    assert len(params) >= 10
+    for name, default in params:
+        row = next((line for line in README.splitlines() if line.startswith(f"| `{name}`")), None)
+        assert row is not None, f"{name} is not documented"
+        if default:
+            assert f"`{default}`" in row, f"{name}: default {default} not in {row!r}"
+
+
+def test_readme_lists_the_exit_codes_the_cli_uses() -> None:
+    """The README's exit-code table has exactly the codes of token_rotation.errors."""
+    section = README[README.index("## Exit codes") :]
+    section = section[: section.index("\n## ", 3)]
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", section, re.MULTILINE)}
+    assert documented == set(EXIT_CODES)
+
+
+def test_readme_mentions_every_command_and_the_make_targets_it_names_exist() -> None:
+    """Every CLI command appears in the README, and every `make X` in the README is a Makefile target."""
+    assert isinstance(cli, click.Group)
+    for command in cli.list_commands(click.Context(cli)):
+        assert f"`{command}" in README or f"{command}`" in README, command
+    targets = set(re.findall(r"^([a-z][a-z-]*):", MAKEFILE, re.MULTILINE))
+    for target in set(re.findall(r"\bmake ([a-z][a-z-]+)", README)):
+        assert target in targets, f"make {target} is not a Makefile target"
+    for target in ("demo", "rotate", "seed", "status", "install", "test", "lint", "help", "bench-driver"):
+        assert target in targets
+
+
+def test_compose_file_is_valid_and_its_services_fit_together() -> None:
+    """docker-compose.yml parses; postgres is a current PostgreSQL with a pg_isready healthcheck and tuned
+    settings; demo waits for it to be healthy and points DATABASE_URL at its service name, port, user,
+    password and database."""
+    services = compose()["services"]
+    assert set(services) == {"postgres", "demo"}
+    pg, demo = services["postgres"], services["demo"]
+    image, _, tag = pg["image"].partition(":")
+    assert image == "postgres" and int(tag.split(".")[0]) >= 15
+    assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
+    settings = [arg for arg in pg["command"] if "=" in arg]
+    assert any(s.startswith("shared_buffers=") for s in settings)
+    assert any(s.startswith("max_wal_size=") for s in settings)
+    assert demo["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+    url = conninfo_to_dict(demo["environment"]["DATABASE_URL"])
+    host_port, _, container_port = pg["ports"][0].partition(":")
+    assert url["host"] == "postgres"
+    assert url["port"] == container_port
+    env = pg["environment"]
+    assert (url["user"], url["password"], url["dbname"]) == (
+        env["POSTGRES_USER"],
+        env["POSTGRES_PASSWORD"],
+        env["POSTGRES_DB"],
+    )
+    assert f"localhost:{host_port}/{env['POSTGRES_DB']}" in README
+    for name in ("`postgres`", "`demo`", "docker compose up", demo["environment"]["DATABASE_URL"]):
+        assert name in README
+
+
+def test_compose_demo_runs_only_commands_and_options_the_cli_has() -> None:
+    """Each `token-rotation ...` line the demo service runs names a real command with real options, and the
+    variables it uses are set in its environment."""
+    demo = compose()["services"]["demo"]
+    script = demo["command"][-1]
+    lines = [line.strip() for line in script.splitlines() if line.strip().startswith("token-rotation")]
+    assert [line.split()[1] for line in lines] == ["install", "seed", "rotate", "verify", "status"]
+    assert isinstance(cli, click.Group)
+    ctx = click.Context(cli)
+    for line in lines:
+        words = shlex.split(line.replace("$$", "$"))
+        command = cli.get_command(ctx, words[1])
+        assert command is not None, words[1]
+        options = {opt for p in command.params for opt in p.opts}
+        for word in words[2:]:
+            if word.startswith("--"):
+                assert word in options, f"{words[1]} has no option {word}"
+    for variable in set(re.findall(r"\$\$(\w+)", script)):
+        assert variable in demo["environment"], variable
