@@ -164,32 +164,47 @@ def interrupted_line(p: Progress | None, resume: str) -> str:
 
 
 class RichRenderer:
-    """A live progress bar on a terminal (rich): rows done/total, percent, rows/s, elapsed, ETA."""
+    """A live progress bar on a terminal (rich): rows done/total, percent, rows/s, elapsed, ETA. rich is
+    imported when the run has begun, so that its import overlaps the CALL instead of delaying it."""
 
     def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn
-
-        self.console = Console(stderr=False, highlight=False)
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[rows]} rows"),
-            TextColumn("{task.fields[percent]:>6}"),
-            TextColumn("{task.fields[rate]} rows/s"),
-            TextColumn("elapsed {task.fields[elapsed]}"),
-            TextColumn("ETA {task.fields[eta]}"),
-            TextColumn("[yellow]{task.fields[note]}"),
-            console=self.console,
-            auto_refresh=False,
-        )
+        self._bar: Any = None
+        self._console: Any = None
         self.task: Any = None
 
+    def _ensure(self) -> Any:
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, TextColumn
+            from rich.progress import Progress as Bar
+
+            self._console = Console(highlight=False)
+            self._bar = Bar(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[rows]} rows"),
+                TextColumn("{task.fields[percent]:>6}"),
+                TextColumn("{task.fields[rate]} rows/s"),
+                TextColumn("elapsed {task.fields[elapsed]}"),
+                TextColumn("ETA {task.fields[eta]}"),
+                TextColumn("[yellow]{task.fields[note]}"),
+                console=self._console,
+                auto_refresh=False,
+            )
+        return self._bar
+
+    def _print(self, text: str) -> None:
+        self._ensure()
+        self._console.print(text, markup=False)
+
     def started(self, info: dict[str, Any]) -> None:
-        self.console.print(info["message"])
-        self.bar.start()
+        self._print(info["message"])
+        self._ensure().start()
 
     def progress(self, p: Progress, eta_seconds: float | None) -> None:
+        from rich.markup import escape
+
+        bar = self._ensure()
         total = format_count(p.rows_total) if p.rows_total_exact else f"~{format_count(p.rows_total)}"
         fields: dict[str, Any] = {
             "rows": f"{format_count(p.rows_done)}/{total}",
@@ -197,29 +212,33 @@ class RichRenderer:
             "rate": format_count(p.rows_per_second),
             "elapsed": format_duration(p.elapsed),
             "eta": format_duration(eta_seconds),
-            "note": "paused" if p.state == "paused" else (f"throttled: {p.throttled}" if p.throttled else ""),
+            "note": escape(
+                "paused" if p.state == "paused" else (f"throttled: {p.throttled}" if p.throttled else "")
+            ),
         }
         if self.task is None:
-            self.task = self.bar.add_task(p.table_name, total=max(p.rows_total, 1), **fields)
-        self.bar.update(self.task, completed=min(p.rows_done, max(p.rows_total, 1)), **fields)
-        self.bar.refresh()
+            self.task = bar.add_task(escape(p.table_name), total=max(p.rows_total, 1), **fields)
+        bar.update(self.task, completed=min(p.rows_done, max(p.rows_total, 1)), **fields)
+        bar.refresh()
 
     def finished(self, p: Progress, extra: dict[str, Any]) -> None:
         self.progress(p, 0.0 if p.state == "finished" else None)
-        self.bar.stop()
-        self.console.print(summary_line(p) if p.state == "finished" else extra.get("message", ""))
+        self._ensure().stop()
+        self._print(summary_line(p) if p.state == "finished" else extra.get("message", ""))
 
     def interrupted(self, p: Progress | None, resume: str) -> None:
         if p is not None:
             self.progress(p, None)
-        self.bar.stop()
-        self.console.print(interrupted_line(p, resume), markup=False)
+        self._ensure().stop()
+        self._print(interrupted_line(p, resume))
 
     def error(self, message: str, exit_code: int) -> None:
-        self.bar.stop()
+        if self._bar is not None:
+            self._bar.stop()
 
     def note(self, text: str, data: dict[str, Any] | None = None) -> None:
-        self.console.print(text, markup=False)
+        self._print(text)
 
     def close(self) -> None:
-        self.bar.stop()
+        if self._bar is not None:
+            self._bar.stop()
