@@ -2,9 +2,10 @@
 
     python -m token_rotation.bench.driver_overhead --rows 1000000      (or: make bench-driver)
 
-On a scratch table of --rows rows it alternates the two, --rounds times (A B A B ...), resetting the table
-before each (VACUUM, CHECKPOINT: common.reset), because this machine is shared and noisy:
-- A, the reference: plain psycopg connects and issues `CALL token_rotation.rotate(...)`, nothing else;
+On a scratch table of --rows rows it alternates the two, --rounds times (A B, B A, A B ...), resetting the
+table before each (VACUUM, CHECKPOINT: common.reset), because this machine is shared and noisy:
+- A, the reference: a plain psycopg program (`python -c`, as a subprocess) connects and issues
+  `CALL token_rotation.rotate(...)`, nothing else, timed from process start to exit;
 - B, the driver: `python -m token_rotation rotate` as a subprocess, its stdout on a pseudo-terminal so that it
   draws the live bar as a user sees it, timed from process start to exit (interpreter start-up, imports,
   the checks before the CALL, the progress polling and the report after it all count). Its peak resident
@@ -65,14 +66,23 @@ class Round:
         return self.driver_seconds / self.bare_seconds
 
 
+# the reference program: plain psycopg, one connection, one CALL, nothing else
+BARE_PROGRAM = """
+import sys, psycopg
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    conn.execute("CALL token_rotation.rotate(%s::regclass, p_batch_size => %s, p_quiet => true)",
+                 (sys.argv[2], int(sys.argv[3])))
+"""
+
+
 def bare_call(dsn: str, table: str, batch_size: int) -> float:
-    """Seconds for plain psycopg to connect and CALL the procedure once (the run goes to its end)."""
+    """Seconds from start to exit of a plain-psycopg program that CALLs the procedure once."""
     started = time.perf_counter()
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            "CALL token_rotation.rotate(%s::regclass, p_batch_size => %s, p_quiet => true)",
-            (table, batch_size),
-        )
+    subprocess.run(
+        [sys.executable, "-c", BARE_PROGRAM, dsn, table, str(batch_size)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 
@@ -152,12 +162,14 @@ def main(dsn: str | None, rows: int, rounds: int, batch_size: int, json_out: Pat
     results: list[Round] = []
     with common.connect(target) as conn:
         for n in range(rounds):
-            common.reset(conn, TABLE)
-            bare = bare_call(target, TABLE, batch_size)
-            bare_server = finished(conn, TABLE)
-            common.reset(conn, TABLE)
-            seconds, peak = driver_call(target, TABLE, batch_size)
-            driver_server = finished(conn, TABLE)
+            for method in ("bare", "driver") if n % 2 == 0 else ("driver", "bare"):  # A B B A A B ...
+                common.reset(conn, TABLE)
+                if method == "bare":
+                    bare = bare_call(target, TABLE, batch_size)
+                    bare_server = finished(conn, TABLE)
+                else:
+                    seconds, peak = driver_call(target, TABLE, batch_size)
+                    driver_server = finished(conn, TABLE)
             results.append(Round(bare, seconds, peak, bare_server, driver_server))
             click.echo(
                 f"round {n + 1}: bare CALL {bare:.2f}s, driver {seconds:.2f}s, "
@@ -183,10 +195,13 @@ def main(dsn: str | None, rows: int, rounds: int, batch_size: int, json_out: Pat
     server_ratio = common.median([r.driver_server_seconds for r in results]) / common.median(
         [r.bare_server_seconds for r in results]
     )
+    total_cost = common.median([r.driver_seconds - r.driver_server_seconds for r in results])
     click.echo(
-        f"driver's own cost: median {cost:+.3f}s per run = {cost / bare_median:+.1%} of the bare CALL; "
-        f"procedure's own time with the driver / without: {server_ratio:.3f}"
+        f"driver's own cost beyond a plain psycopg program: median {cost:+.3f}s per run "
+        f"= {cost / bare_median:+.1%} of the bare CALL; everything around the procedure including the "
+        f"interpreter and psycopg start-up: {total_cost:.3f}s = {total_cost / bare_median:.1%}"
     )
+    click.echo(f"procedure's own time with the driver / without: {server_ratio:.3f} (noise of the machine)")
     click.echo(f"driver peak memory (VmHWM): {peak:.1f} MB (target <= {MAX_PEAK_MB:.0f} MB)")
     if json_out:
         json_out.write_text(
