@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from typing import Any
 
 import psycopg
@@ -344,3 +346,78 @@ def test_seed_makes_the_demo_table_with_the_rows_asked(dsn: str, conn: psycopg.C
     assert row == (25_000, 25_000)
     refused = run(dsn, "seed", "--rows", "10", "--table", "pg_class")
     assert refused.exit_code == 2
+
+
+def test_json_reports_an_error_event_and_a_summary_with_the_exit_code(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """With --json a failure still ends the stream properly: an error event and a summary that carry the
+    exit code, while stderr has the one-line message."""
+    make_table(conn, rows=100)
+    result = run(dsn, "rotate", "--json", "--column", "title")
+    assert result.exit_code == 2
+    lines = events(result)
+    assert [e["event"] for e in lines] == ["error", "summary"]
+    assert lines[0]["exit_code"] == 2 and "is not of type uuid" in lines[0]["message"]
+    assert lines[1]["outcome"] == "error" and lines[1]["exit_code"] == 2
+    assert result.stderr.startswith("error: ")
+
+
+def after_batches(conn: psycopg.Connection, n: int, *statements: str, pause: float = 0.0) -> threading.Thread:
+    """In a thread: once n batches are committed, run each statement (with `pause` seconds between)."""
+
+    def act() -> None:
+        with psycopg.connect(conn.info.dsn, autocommit=True) as other:
+            wait_until(
+                lambda: other.execute("SELECT count(*) FROM token_rotation.batches").fetchone() >= (n,),  # type: ignore[operator]
+                what=f"{n} batches",
+            )
+            for statement in statements:
+                other.execute(statement)
+                time.sleep(pause)
+
+    thread = threading.Thread(target=act, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_run_paused_and_resumed_from_elsewhere_shows_paused_then_finishes(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """A DBA pauses the run the driver is rotating (token_rotation.pause in another session): the progress
+    says paused and the working clock stops; after resume() the driver finishes the run exactly once."""
+    make_table(conn, rows=6000)
+    before = snapshot(conn)
+    actor = after_batches(
+        conn,
+        3,
+        "SELECT token_rotation.pause('tickets')",
+        "SELECT token_rotation.resume('tickets')",
+        pause=2.0,
+    )
+    result = run(
+        dsn, "rotate", "--json", "--batch-size", "200", "--sleep", "20ms", "--progress-interval", "0"
+    )
+    actor.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    paused = [e for e in events(result) if e["event"] == "progress" and e["state"] == "paused"]
+    assert len(paused) >= 2
+    assert paused[-1]["elapsed"] - paused[0]["elapsed"] < 0.5  # the clock stood still while paused
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+def test_a_run_cancelled_from_elsewhere_stops_the_driver_with_exit_code_130(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """token_rotation.cancel() from another session stops the driver's workers after their batch; the
+    driver says the run was cancelled and exits 130; the next rotate starts a new run."""
+    make_table(conn, rows=20_000)
+    actor = after_batches(conn, 3, "SELECT token_rotation.cancel('tickets')")
+    result = run(dsn, "rotate", "--batch-size", "200", "--sleep", "20ms", "--progress-interval", "0")
+    actor.join(timeout=30)
+    assert result.exit_code == 130, result.output
+    assert "was cancelled" in result.stdout
+    cancelled = last_run_id(conn)
+    assert run_state(conn, cancelled) == "cancelled"
+    assert run(dsn, "rotate").exit_code == 0
+    assert last_run_id(conn) == cancelled + 1
