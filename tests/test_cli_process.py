@@ -83,7 +83,7 @@ def test_sigint_cancels_the_call_at_once_and_rotate_again_resumes_exactly_once(
     run_id = last_run_id(conn)
     state, done = conn.execute(
         "SELECT state, rows_done FROM token_rotation.runs WHERE run_id = %s", (run_id,)
-    ).fetchone()  # type: ignore[misc]
+    ).fetchone()
     assert state == "active" and 0 < done < 60_000
 
     again = run_cli(dsn, "rotate", "--batch-size", "2000")
@@ -217,3 +217,31 @@ def test_a_terminal_gets_a_live_bar_in_colour_unless_no_color_is_set(
     assert code == 0, plain
     assert "ETA" in plain and "rows/s" in plain
     assert "\x1b[3" not in plain and "\x1b[9" not in plain
+
+
+@pytest.mark.slow
+def test_options_not_given_leave_the_procedures_defaults_in_charge(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """The CALL the driver sends (as pg_stat_activity shows it) names only the options given on the command
+    line, so the procedure's own defaults (synchronous_commit, lock timeout, ...) apply to the rest."""
+    make_table(conn, rows=20_000)
+    queries = {}
+    for app, extra in (
+        ("tr-test-defaults", ()),
+        ("tr-test-given", ("--synchronous-commit", "--lock-retries", "2")),
+    ):
+        proc = start(dsn, app, "rotate", "--batch-size", "200", "--sleep", "20ms", *extra)
+        wait_until(lambda app=app: len(backends(conn, app)) == 1, what="the driver's worker")
+        row = conn.execute(
+            "SELECT query FROM pg_stat_activity WHERE application_name = %s", (app,)
+        ).fetchone()
+        assert row is not None
+        queries[app] = str(row[0])
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    assert '"p_sleep" => make_interval' in queries["tr-test-defaults"]
+    for name in ("p_synchronous_commit", "p_lock_retries", "p_lock_timeout", "p_max_batches"):
+        assert name not in queries["tr-test-defaults"]
+    assert '"p_synchronous_commit" =>' in queries["tr-test-given"]
+    assert '"p_lock_retries" =>' in queries["tr-test-given"]

@@ -256,15 +256,14 @@ def seed(ctx: click.Context, rows: int, table: str, batch: int) -> None:
     help="Stop after this many batches (per worker); run again to resume.",
 )
 @click.option(
-    "--sleep", type=Duration(), default=0.0, help="Pause between batches, e.g. 100ms.  [default: 0]"
+    "--sleep", type=Duration(), default=None, help="Pause between batches, e.g. 100ms.  [default: 0]"
 )
-@click.option("--lock-timeout", type=Duration(), default=1.0, help="lock_timeout per batch.  [default: 1s]")
+@click.option("--lock-timeout", type=Duration(), default=None, help="lock_timeout per batch.  [default: 1s]")
 @click.option(
     "--lock-retries",
     type=click.IntRange(min=0),
-    default=5,
-    show_default=True,
-    help="Lock timeouts in a row before giving up (each halves the batch).",
+    default=None,
+    help="Lock timeouts in a row before giving up (each halves the batch).  [default: 5]",
 )
 @click.option(
     "--workers",
@@ -286,9 +285,9 @@ def seed(ctx: click.Context, rows: int, table: str, batch: int) -> None:
 )
 @click.option(
     "--synchronous-commit/--no-synchronous-commit",
-    default=True,
-    show_default=True,
-    help="synchronous_commit of the batch transactions.",
+    default=None,
+    help="Wait for the WAL flush at each batch's COMMIT.  [default: no, as the procedure: a crash loses "
+    "only the last batches together with their checkpoints, and the resume redoes them]",
 )
 @click.option("--vacuum", is_flag=True, help="Run VACUUM (ANALYZE) on the table after a finished run.")
 @click.option(
@@ -315,13 +314,13 @@ def rotate(
     column: str,
     batch_size: int,
     max_batches: int | None,
-    sleep: float,
-    lock_timeout: float,
-    lock_retries: int,
+    sleep: float | None,
+    lock_timeout: float | None,
+    lock_retries: int | None,
     workers: int | None,
     target_batch_time: float | None,
     max_replication_lag: int | None,
-    synchronous_commit: bool,
+    synchronous_commit: bool | None,
     vacuum: bool,
     dry_run: bool,
     as_json: bool,
@@ -379,13 +378,13 @@ def _rotate(
     column: str,
     batch_size: int,
     max_batches: int | None,
-    sleep: float,
-    lock_timeout: float,
-    lock_retries: int,
+    sleep: float | None,
+    lock_timeout: float | None,
+    lock_retries: int | None,
     workers: int | None,
     target_batch_time: float | None,
     max_replication_lag: int | None,
-    synchronous_commit: bool,
+    synchronous_commit: bool | None,
     vacuum: bool,
     dry_run: bool,
 ) -> int:
@@ -581,13 +580,24 @@ def _dry_run(
     column: str,
     batch_size: int,
     workers: int,
-    lock_timeout: float,
+    lock_timeout: float | None,
 ) -> int:
+    given = lock_timeout is not None
+    timeout = sql.SQL(", p_lock_timeout => make_interval(secs => %(lock_timeout)s)" if given else "")
     row = monitor.execute(
-        "SELECT table_name, key_column::text, rows_total, rows_exact, slices, batch_size, batches,"
-        " sample_rows, sample_seconds, extract(epoch FROM estimated_duration)::float8"
-        " FROM token_rotation.plan(%s::oid::regclass, %s, %s, %s, make_interval(secs => %s))",
-        (oid, column, batch_size, workers, lock_timeout),
+        sql.SQL(
+            "SELECT table_name, key_column::text, rows_total, rows_exact, slices, batch_size, batches,"
+            " sample_rows, sample_seconds, extract(epoch FROM estimated_duration)::float8"
+            " FROM token_rotation.plan(%(oid)s::oid::regclass, p_column => %(column)s,"
+            " p_batch_size => %(batch_size)s, p_workers => %(workers)s{})"
+        ).format(timeout),
+        {
+            "oid": oid,
+            "column": column,
+            "batch_size": batch_size,
+            "workers": workers,
+            "lock_timeout": lock_timeout,
+        },
     ).fetchone()
     if row is None:
         raise ToolError("token_rotation.plan() returned nothing")

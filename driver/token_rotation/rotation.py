@@ -13,18 +13,11 @@ import threading
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 from token_rotation import connection
 
-CALL = (
-    "CALL token_rotation.rotate(%(table)s::oid::regclass, p_column => %(column)s,"
-    " p_batch_size => %(batch_size)s, p_max_batches => %(max_batches)s,"
-    " p_sleep => make_interval(secs => %(sleep)s),"
-    " p_lock_timeout => make_interval(secs => %(lock_timeout)s), p_lock_retries => %(lock_retries)s,"
-    " p_quiet => true, p_workers => %(workers)s,"
-    " p_target_batch_time => make_interval(secs => %(target_batch_time)s),"
-    " p_max_replication_lag => %(max_replication_lag)s, p_synchronous_commit => %(synchronous_commit)s)"
-)
+INTERVALS = {"sleep", "lock_timeout", "target_batch_time"}  # passed as seconds, turned into intervals
 
 # after a CALL: is there still a slice of this run that nobody works on?
 MORE_WORK = (
@@ -38,34 +31,34 @@ MORE_WORK = (
 
 @dataclass(frozen=True)
 class Options:
-    """What `rotate` passes to the procedure (see sql/20_rotate.sql for the meaning of each)."""
+    """What `rotate` passes to the procedure (see sql/20_rotate.sql for the meaning of each). None means
+    "not given": the procedure's own default applies, so the driver never contradicts it."""
 
     table_oid: int
-    column: str = "token"
-    batch_size: int = 3000
+    column: str | None = None
+    batch_size: int | None = None
     max_batches: int | None = None
-    sleep: float = 0.0
-    lock_timeout: float = 1.0
-    lock_retries: int = 5
-    workers: int = 1
+    sleep: float | None = None
+    lock_timeout: float | None = None
+    lock_retries: int | None = None
+    workers: int | None = None
     target_batch_time: float | None = None
     max_replication_lag: int | None = None
-    synchronous_commit: bool = True
+    synchronous_commit: bool | None = None
 
-    def params(self) -> dict[str, object]:
-        return {
-            "table": self.table_oid,
-            "column": self.column,
-            "batch_size": self.batch_size,
-            "max_batches": self.max_batches,
-            "sleep": self.sleep,
-            "lock_timeout": self.lock_timeout,
-            "lock_retries": self.lock_retries,
-            "workers": self.workers,
-            "target_batch_time": self.target_batch_time,
-            "max_replication_lag": self.max_replication_lag,
-            "synchronous_commit": self.synchronous_commit,
-        }
+    def call(self) -> tuple[sql.Composed, dict[str, object]]:
+        """The CALL statement, with a named argument for each option given, and its parameters."""
+        params: dict[str, object] = {"table": self.table_oid}
+        args: list[sql.Composable] = [sql.SQL("%(table)s::oid::regclass"), sql.SQL("p_quiet => true")]
+        for name, value in vars(self).items():
+            if name == "table_oid" or value is None:
+                continue
+            params[name] = value
+            placeholder: sql.Composable = sql.Placeholder(name)
+            if name in INTERVALS:
+                placeholder = sql.SQL("make_interval(secs => {})").format(placeholder)
+            args.append(sql.SQL("{} => {}").format(sql.Identifier(f"p_{name}"), placeholder))
+        return sql.SQL("CALL token_rotation.rotate({})").format(sql.SQL(", ").join(args)), params
 
 
 class Rotation:
@@ -122,9 +115,9 @@ class Rotation:
         self._conns[index] = conn
         error: psycopg.Error | None = None
         try:
-            params = self.options.params()
+            call, params = self.options.call()
             while not self._stopping.is_set():
-                conn.execute(CALL, params)
+                conn.execute(call, params)
                 with self._lock:
                     self.calls_done += 1
                 if self.options.max_batches is not None or self._stopping.is_set():
