@@ -83,7 +83,7 @@ def test_sigint_cancels_the_call_at_once_and_rotate_again_resumes_exactly_once(
     run_id = last_run_id(conn)
     state, done = conn.execute(
         "SELECT state, rows_done FROM token_rotation.runs WHERE run_id = %s", (run_id,)
-    ).fetchone()
+    ).fetchone()  # type: ignore[misc]
     assert state == "active" and 0 < done < 60_000
 
     again = run_cli(dsn, "rotate", "--batch-size", "2000")
@@ -232,7 +232,7 @@ def test_options_not_given_leave_the_procedures_defaults_in_charge(
         ("tr-test-given", ("--synchronous-commit", "--lock-retries", "2")),
     ):
         proc = start(dsn, app, "rotate", "--batch-size", "200", "--sleep", "20ms", *extra)
-        wait_until(lambda app=app: len(backends(conn, app)) == 1, what="the driver's worker")
+        wait_until(lambda: len(backends(conn, app)) == 1, what="the driver's worker")  # noqa: B023
         row = conn.execute(
             "SELECT query FROM pg_stat_activity WHERE application_name = %s", (app,)
         ).fetchone()
