@@ -232,10 +232,9 @@ def test_options_not_given_leave_the_procedures_defaults_in_charge(
         ("tr-test-given", ("--synchronous-commit", "--lock-retries", "2")),
     ):
         proc = start(dsn, app, "rotate", "--batch-size", "200", "--sleep", "20ms", *extra)
-        wait_until(lambda: len(backends(conn, app)) == 1, what="the driver's worker")  # noqa: B023
-        row = conn.execute(
-            "SELECT query FROM pg_stat_activity WHERE application_name = %s", (app,)
-        ).fetchone()
+        call = "SELECT query FROM pg_stat_activity WHERE application_name = %s AND query LIKE 'CALL %%'"
+        wait_until(lambda: conn.execute(call, (app,)).fetchone() is not None, what="the CALL")  # noqa: B023
+        row = conn.execute(call, (app,)).fetchone()
         assert row is not None
         queries[app] = str(row[0])
         proc.send_signal(signal.SIGINT)
