@@ -421,3 +421,22 @@ def test_a_run_cancelled_from_elsewhere_stops_the_driver_with_exit_code_130(
     assert run_state(conn, cancelled) == "cancelled"
     assert run(dsn, "rotate").exit_code == 0
     assert last_run_id(conn) == cancelled + 1
+
+
+def test_install_and_uninstall_are_idempotent_and_rotate_says_when_the_tool_is_missing(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """uninstall twice, then rotate: one line saying to run install (exit 1); install twice: rotate works."""
+    make_table(conn, rows=1000)
+    for _ in range(2):
+        removed = run(dsn, "uninstall")
+        assert removed.exit_code == 0 and "removed token_rotation from" in removed.stdout
+    missing = run(dsn, "rotate")
+    assert missing.exit_code == 1
+    assert (
+        missing.stderr.strip()
+        == "error: token_rotation is not installed in this database (run: token-rotation install)"
+    )
+    for _ in range(2):
+        assert run(dsn, "install").exit_code == 0
+    assert run(dsn, "rotate").exit_code == 0
