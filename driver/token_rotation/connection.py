@@ -56,9 +56,19 @@ def connect(
     dsn: str, *, autocommit: bool = True, application_name: str = APPLICATION_NAME
 ) -> psycopg.Connection:
     """Opens a connection with the tool's application_name (so pg_stat_activity shows who it is) and
-    client_connection_check_interval, so that a CALL notices a lost client within seconds."""
+    client_connection_check_interval, so that a CALL notices a lost client within seconds. A DSN that does
+    not parse, or whose port is no number, is a psycopg.ProgrammingError (libpq would only find the port
+    out when connecting, as an OperationalError like a server that is down)."""
+    check_ports(dsn)
     conn = psycopg.connect(dsn, autocommit=autocommit, application_name=application_name, connect_timeout=10)
     if conn.info.server_version >= 140000:
         conn.execute("SET client_connection_check_interval = '2s'")
     conn.execute("SET statement_timeout = 0")
     return conn
+
+
+def check_ports(dsn: str) -> None:
+    """Raises psycopg.ProgrammingError if the DSN does not parse or a port in it is not a number."""
+    port = str(conninfo_to_dict(dsn).get("port") or "")
+    if not all(part.strip().isdigit() or not part.strip() for part in port.split(",")):
+        raise psycopg.ProgrammingError("invalid port, not a number")
