@@ -9,6 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import sql
+
+from helpers import Snapshot, last_run_id, snapshot
 
 
 @dataclass
@@ -92,3 +95,49 @@ def finish_run(conn: psycopg.Connection, call: str, table: str = "tickets", max_
         if state == ("finished",):
             return
     raise AssertionError(f"run of {table} not finished after {max_calls} CALLs")
+
+
+def assert_checkpoints_match_the_data(
+    conn: psycopg.Connection, before: Snapshot, table: str = "tickets"
+) -> None:
+    """Mid-run, after a fault: the rows whose token changed are exactly the rows the committed checkpoints
+    cover (each slice's keys k with lo < k <= last_key); no committed batch lost, no uncommitted one kept."""
+    run_id = last_run_id(conn, table)
+    key_type = conn.execute("SELECT key_type::text FROM token_rotation.runs WHERE run_id = %s", (run_id,))
+    kt = sql.SQL(key_type.fetchone()[0])  # type: ignore[index]
+    covered = {
+        r[0]
+        for r in conn.execute(
+            sql.SQL(
+                "SELECT t.id::text FROM {t} t JOIN token_rotation.slices s ON s.run_id = %s"
+                " AND (s.lo IS NULL OR t.id > s.lo::{kt}) AND t.id <= s.last_key::{kt}"
+            ).format(t=sql.Identifier(table), kt=kt),
+            (run_id,),
+        )
+    }
+    now = snapshot(conn, table)
+    changed = {k for k, tok in now.tokens.items() if k in before.tokens and before.tokens[k] != tok}
+    assert len(changed ^ covered) == 0, (
+        f"{len(changed - covered)} changed outside, {len(covered - changed)} missed"
+    )
+    logged = conn.execute(
+        "SELECT coalesce(sum(rows), 0) FROM token_rotation.batches WHERE run_id = %s", (run_id,)
+    ).fetchone()
+    assert logged == (len(changed),)
+
+
+def hold_rows(dsn: str, *batches: int) -> psycopg.Connection:
+    """An application transaction holding a row lock in the middle of each given batch (of 50 rows)."""
+    holder = psycopg.connect(dsn, application_name="tr-app")
+    keys = [batch * 50 * 1000 - 25 * 1000 for batch in batches]  # make_table's bigint keys are g * 1000
+    holder.execute("SELECT 1 FROM tickets WHERE id = ANY(%s) FOR UPDATE", (keys,))
+    return holder
+
+
+def waiting_for_locks(conn: psycopg.Connection, app: str) -> int:
+    """How many sessions with that application_name wait for a lock."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
+        (app,),
+    ).fetchone()
+    return int(row[0]) if row else 0

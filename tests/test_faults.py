@@ -16,7 +16,17 @@ from psycopg import sql
 
 from token_rotation import migrate, server
 
-from background import BackgroundCall, backends, batches_done, finish_run, terminate, wait_until
+from background import (
+    BackgroundCall,
+    assert_checkpoints_match_the_data,
+    backends,
+    batches_done,
+    finish_run,
+    hold_rows,
+    terminate,
+    wait_until,
+    waiting_for_locks,
+)
 from helpers import Snapshot, assert_rotated_exactly_once, last_run_id, make_table, snapshot
 from roles import temporary_role
 
@@ -32,54 +42,57 @@ def rotate_call(batch: int = 50, sleep: str = "0.01s", **extra: object) -> str:
     )
 
 
-def assert_checkpoints_match_the_data(
-    conn: psycopg.Connection, before: Snapshot, table: str = "tickets"
-) -> None:
-    """Mid-run, after a fault: the rows whose token changed are exactly the rows the committed checkpoints
-    cover (each slice's keys k with lo < k <= last_key); no committed batch lost, no uncommitted one kept."""
-    run_id = last_run_id(conn, table)
-    key_type = conn.execute("SELECT key_type::text FROM token_rotation.runs WHERE run_id = %s", (run_id,))
-    kt = sql.SQL(key_type.fetchone()[0])  # type: ignore[index]
-    covered = {
-        r[0]
-        for r in conn.execute(
-            sql.SQL(
-                "SELECT t.id::text FROM {t} t JOIN token_rotation.slices s ON s.run_id = %s"
-                " AND (s.lo IS NULL OR t.id > s.lo::{kt}) AND t.id <= s.last_key::{kt}"
-            ).format(t=sql.Identifier(table), kt=kt),
-            (run_id,),
-        )
-    }
-    now = snapshot(conn, table)
-    changed = {k for k, tok in now.tokens.items() if k in before.tokens and before.tokens[k] != tok}
-    assert len(changed ^ covered) == 0, (
-        f"{len(changed - covered)} changed outside, {len(covered - changed)} missed"
-    )
-    logged = conn.execute(
-        "SELECT coalesce(sum(rows), 0) FROM token_rotation.batches WHERE run_id = %s", (run_id,)
-    ).fetchone()
-    assert logged == (len(changed),)
-
-
 # --- pg_terminate_backend -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("point", [0.05, 0.5, 0.95], ids=["early", "middle", "late"])
+def rows_done(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT coalesce(sum(rows_done), 0) FROM token_rotation.slices").fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.parametrize("batch", [2, 31, 60], ids=["early", "middle", "last-batch"])
 def test_terminated_backend_keeps_its_committed_batches_and_the_next_call_resumes(
-    dsn: str, conn: psycopg.Connection, point: float
+    dsn: str, conn: psycopg.Connection, batch: int
 ) -> None:
-    """pg_terminate_backend of the rotating backend at any point loses no committed batch and keeps no
-    uncommitted one; the next CALL resumes (no "already running") and covers every key once."""
+    """pg_terminate_backend of the rotating backend in the middle of a batch (the 2nd, 31st or last, each
+    waiting for a row the application holds) loses no committed batch and keeps no uncommitted one; the next
+    CALL resumes (no "already running") and covers every key once."""
     make_table(conn, rows=ROWS)
     before = snapshot(conn)
-    total = ROWS // 50
-    call = BackgroundCall(dsn, rotate_call(), "tr-fault-terminate").start()
-    wait_until(lambda: batches_done(conn) >= max(1, int(total * point)), what="batches committed")
+    holder = hold_rows(dsn, batch)
+    call = BackgroundCall(dsn, rotate_call(sleep="0", p_lock_timeout="'60s'"), "tr-fault-terminate").start()
+    wait_until(lambda: waiting_for_locks(conn, "tr-fault-terminate") == 1, what=f"the CALL in batch {batch}")
     (pid,) = backends(conn, "tr-fault-terminate")
     terminate(conn, pid)
+    holder.rollback()
+    holder.close()
     call.join()
     assert isinstance(call.error, psycopg.OperationalError)
     assert conn.execute("SELECT state FROM token_rotation.runs").fetchone() == ("active",)
+    assert rows_done(conn) == (batch - 1) * 50
+    assert_checkpoints_match_the_data(conn, before)
+    conn.execute(rotate_call(sleep="0"))
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+def test_terminated_backend_between_two_batches_loses_nothing(dsn: str, conn: psycopg.Connection) -> None:
+    """pg_terminate_backend while the CALL sleeps between batches (p_sleep): same guarantees."""
+    make_table(conn, rows=ROWS)
+    before = snapshot(conn)
+    call = BackgroundCall(dsn, rotate_call(sleep="0.2s"), "tr-fault-sleeping").start()
+
+    def sleeping_after_a_few_batches() -> bool:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tr-fault-sleeping'"
+            " AND wait_event = 'PgSleep'"
+        ).fetchone()
+        return batches_done(conn) >= 3 and row == (1,)
+
+    wait_until(sleeping_after_a_few_batches, what="the CALL asleep between batches")
+    (pid,) = backends(conn, "tr-fault-sleeping")
+    terminate(conn, pid)
+    call.join()
+    assert isinstance(call.error, psycopg.OperationalError)
     assert_checkpoints_match_the_data(conn, before)
     conn.execute(rotate_call(sleep="0"))
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
@@ -89,22 +102,27 @@ def test_terminated_backend_keeps_its_committed_batches_and_the_next_call_resume
 def test_terminated_workers_leave_their_slices_resumable(
     dsn: str, conn: psycopg.Connection, victims: int
 ) -> None:
-    """With three workers (three sessions CALLing with p_workers => 3), terminating one or all of them keeps
-    each slice's committed batches; the survivors finish their slices, later CALLs finish the rest."""
+    """With three workers (three sessions CALLing with p_workers => 3, slices of 1,000 rows), each waiting in
+    the middle of its slice, terminating one or all of them keeps each slice's committed batches; the
+    survivors finish their slices, later CALLs finish the rest."""
     make_table(conn, rows=ROWS)
     before = snapshot(conn)
-    calls = [BackgroundCall(dsn, rotate_call(p_workers=3), f"tr-fault-worker-{i}").start() for i in range(3)]
-
-    def every_slice_started() -> bool:
-        row = conn.execute(
-            "SELECT count(*) FILTER (WHERE batches_done >= 3), count(*) FROM token_rotation.slices"
-        ).fetchone()
-        return row == (3, 3)
-
-    wait_until(every_slice_started, what="three slices at work")
+    holder = hold_rows(dsn, 10, 30, 50)
+    calls = [
+        BackgroundCall(
+            dsn, rotate_call(sleep="0", p_workers=3, p_lock_timeout="'60s'"), f"tr-fault-w{i}"
+        ).start()
+        for i in range(3)
+    ]
+    wait_until(
+        lambda: sum(waiting_for_locks(conn, c.application_name) for c in calls) == 3,
+        what="three workers in the middle of their slices",
+    )
     for call in calls[:victims]:
         (pid,) = backends(conn, call.application_name)
         terminate(conn, pid)
+    holder.rollback()
+    holder.close()
     for call in calls:
         call.join()
     assert all(isinstance(c.error, psycopg.OperationalError) for c in calls[:victims])
@@ -119,18 +137,22 @@ def test_cancelled_statement_stops_cleanly_and_the_next_call_resumes(
     dsn: str, conn: psycopg.Connection
 ) -> None:
     """pg_cancel_backend (what Ctrl-C in psql sends) ends the CALL with SQLSTATE 57014 and a hint to CALL
-    again; the run stays open and resumes from its checkpoint."""
+    again; the batch in flight is rolled back, the run stays open and resumes from its checkpoint."""
     make_table(conn, rows=ROWS)
     before = snapshot(conn)
-    call = BackgroundCall(dsn, rotate_call(), "tr-fault-cancel").start()
-    wait_until(lambda: batches_done(conn) >= 10, what="batches committed")
+    holder = hold_rows(dsn, 10)
+    call = BackgroundCall(dsn, rotate_call(sleep="0", p_lock_timeout="'60s'"), "tr-fault-cancel").start()
+    wait_until(lambda: waiting_for_locks(conn, "tr-fault-cancel") == 1, what="the CALL in batch 10")
     (pid,) = backends(conn, "tr-fault-cancel")
     conn.execute("SELECT pg_cancel_backend(%s)", (pid,))
     call.join()
+    holder.rollback()
+    holder.close()
     assert isinstance(call.error, psycopg.errors.QueryCanceled)
     assert "again to resume" in (call.error.diag.message_hint or "")
     state, error = conn.execute("SELECT state, last_error FROM token_rotation.runs").fetchone()  # type: ignore[misc]
     assert state == "active" and error.startswith("57014")
+    assert rows_done(conn) == 9 * 50
     assert_checkpoints_match_the_data(conn, before)
     conn.execute(rotate_call(sleep="0"))
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
@@ -171,26 +193,36 @@ def test_a_resume_under_other_session_settings_reads_the_checkpoint_the_same_way
 @pytest.mark.slow
 @pytest.mark.parametrize("synchronous_commit", [True, False], ids=["sync-commit", "async-commit"])
 def test_server_crash_mid_run_resumes_after_restart(tmp_path: Path, synchronous_commit: bool) -> None:
-    """An immediate shutdown of a dedicated server in the middle of a run (crash recovery on restart) keeps
-    checkpoints and data in step, also with p_synchronous_commit => false (which may lose the last batches,
-    with their checkpoints); the next CALL resumes and covers every key once."""
+    """An immediate shutdown of a dedicated server in the middle of a batch (crash recovery on restart) keeps
+    checkpoints and data in step, also with p_synchronous_commit => false, which (wal_writer_delay at 10 s
+    here) may lose the last committed batches, but only together with their checkpoints; the next CALL
+    resumes and covers every key once."""
     pgdata = tmp_path / "pgdata"
     url = server.start(pgdata)
     try:
         migrate.upgrade(url)
         with psycopg.connect(url, autocommit=True) as c:
+            c.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
+            c.execute("SELECT pg_reload_conf()")
             make_table(c, rows=ROWS)
+            c.execute("CHECKPOINT")
             before = snapshot(c)
+        holder = hold_rows(url, 30)
+        sync = str(synchronous_commit).lower()
         call = BackgroundCall(
-            url, rotate_call(sleep="0.005s", p_synchronous_commit=str(synchronous_commit).lower()), "tr-crash"
+            url, rotate_call(sleep="0", p_lock_timeout="'60s'", p_synchronous_commit=sync), "tr-crash"
         ).start()
         with psycopg.connect(url, autocommit=True) as c:
-            wait_until(lambda: batches_done(c) >= 20, what="batches committed")
+            wait_until(lambda: waiting_for_locks(c, "tr-crash") == 1, what="the CALL in batch 30")
+            committed = rows_done(c)
             server.stop(pgdata, mode="immediate")
         call.join()
+        holder.close()
         assert isinstance(call.error, psycopg.OperationalError)
         url = server.start(pgdata)
         with psycopg.connect(url, autocommit=True) as c:
+            survived = rows_done(c)
+            assert survived == committed if synchronous_commit else survived <= committed
             assert c.execute("SELECT state FROM token_rotation.runs").fetchone() == ("active",)
             assert_checkpoints_match_the_data(c, before)
             c.execute(rotate_call(sleep="0"))
