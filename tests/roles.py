@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
+
+from token_rotation import PROJECT_ROOT
+
+GRANTS = PROJECT_ROOT / "sql" / "examples" / "grants.sql"
 
 
 @contextmanager
@@ -26,3 +31,15 @@ def temporary_role(conn: psycopg.Connection, prefix: str, password: str | None =
         conn.execute("RESET ROLE")
         conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def grant_recipe(conn: psycopg.Connection, role: str, *, skip: str | None = None) -> None:
+    """Runs the GRANT statements of sql/examples/grants.sql for `role` (minus any line containing `skip`)."""
+    statements = [
+        line.strip()
+        for line in GRANTS.read_text().splitlines()
+        if line.startswith("GRANT") and (skip is None or skip not in line)
+    ]
+    assert len(statements) >= (4 if skip else 5)
+    for statement in statements:
+        conn.execute(re.sub(r"\brotator\b", sql.Identifier(role).as_string(conn), statement))

@@ -4,30 +4,12 @@ hide rows from the rotation is refused rather than silently skipped."""
 
 from __future__ import annotations
 
-import re
-
 import psycopg
 import pytest
 from psycopg import sql
 
-from token_rotation import PROJECT_ROOT
-
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
-from roles import temporary_role
-
-GRANTS = PROJECT_ROOT / "sql" / "examples" / "grants.sql"
-
-
-def grant_recipe(conn: psycopg.Connection, role: str, *, skip: str | None = None) -> None:
-    """Runs the GRANT statements of sql/examples/grants.sql for `role` (minus any line containing `skip`)."""
-    statements = [
-        line.strip()
-        for line in GRANTS.read_text().splitlines()
-        if line.startswith("GRANT") and (skip is None or skip not in line)
-    ]
-    assert len(statements) >= (4 if skip else 5)
-    for statement in statements:
-        conn.execute(re.sub(r"\brotator\b", sql.Identifier(role).as_string(conn), statement))
+from roles import grant_recipe, temporary_role
 
 
 def runs(conn: psycopg.Connection) -> int:
