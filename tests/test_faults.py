@@ -158,6 +158,51 @@ def test_cancelled_statement_stops_cleanly_and_the_next_call_resumes(
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
 
 
+def test_a_paused_run_whose_worker_dies_stays_paused_and_resumes_when_asked(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """pause(), then the waiting worker is terminated: the run stays paused (not stuck in between, its slice
+    free); a new CALL waits while it is paused, and resume() lets that CALL finish the run exactly once."""
+    make_table(conn, rows=ROWS)
+    before = snapshot(conn)
+    call = BackgroundCall(dsn, rotate_call(sleep="0.05s"), "tr-fault-paused").start()
+    wait_until(lambda: batches_done(conn) >= 3, what="batches committed")
+    conn.execute("SELECT token_rotation.pause('tickets')")
+    wait_until(lambda: throttled(conn) == "paused", what="the worker waiting, paused")
+    paused_at = batches_done(conn)
+    (pid,) = backends(conn, "tr-fault-paused")
+    terminate(conn, pid)
+    call.join()
+    assert conn.execute("SELECT state FROM token_rotation.runs").fetchone() == ("paused",)
+    assert_checkpoints_match_the_data(conn, before)
+    again = BackgroundCall(dsn, rotate_call(sleep="0"), "tr-fault-paused-again").start()
+    wait_until(lambda: backends(conn, "tr-fault-paused-again") != [], what="the new CALL")
+    wait_until(lambda: throttled(conn) == "paused", what="the new CALL waiting, paused")
+    assert batches_done(conn) == paused_at
+    conn.execute("SELECT token_rotation.resume('tickets')")
+    again.join()
+    assert again.error is None
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+def test_a_statement_timeout_of_the_callers_role_stops_the_call_cleanly(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """A statement_timeout set on the caller (a role or database default, here the session) cancels the
+    long CALL like Ctrl-C: 57014, the reason in DETAIL, committed batches kept; CALLs resume until done."""
+    make_table(conn, rows=ROWS)
+    before = snapshot(conn)
+    conn.execute("SET statement_timeout = '400ms'")
+    with pytest.raises(psycopg.errors.QueryCanceled) as stopped:
+        conn.execute(rotate_call(sleep="0.05s"))
+    assert "statement timeout" in (stopped.value.diag.message_detail or "")
+    assert 0 < rows_done(conn) < ROWS
+    assert_checkpoints_match_the_data(conn, before)
+    conn.execute("RESET statement_timeout")
+    conn.execute(rotate_call(sleep="0"))
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
 @pytest.mark.parametrize(
     "key_type, key_expr",
     [
