@@ -59,19 +59,20 @@ def run_cli(dsn: str, *args: str, timeout: float = 300) -> subprocess.CompletedP
 
 
 @pytest.mark.slow
-def test_sigint_cancels_the_call_at_once_and_rotate_again_resumes_exactly_once(
-    dsn: str, conn: psycopg.Connection
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_cancels_the_calls_at_once_and_rotate_again_resumes_exactly_once(
+    dsn: str, conn: psycopg.Connection, signum: signal.Signals
 ) -> None:
-    """SIGINT (Ctrl-C) mid-run: the driver cancels its server-side CALLs, prints how far it got and the
-    command that resumes, and exits 130 within seconds; its backends go idle. Running `rotate` again
-    resumes the same run and every row is rotated exactly once (verify and the snapshot agree)."""
+    """SIGINT (Ctrl-C) or SIGTERM mid-run: the driver cancels its server-side CALLs, prints how far it got
+    and the command that resumes, and exits 130 within seconds. Running `rotate` again resumes the same
+    run and every row is rotated exactly once (verify and the snapshot agree)."""
     make_table(conn, rows=60_000)
     before = snapshot(conn)
-    app = "tr-test-sigint"
+    app = f"tr-test-{signum.name.lower()}"
     proc = start(dsn, app, "rotate", "--workers", "2", "--batch-size", "500", "--sleep", "20ms")
     wait_until(lambda: len(backends(conn, app)) == 2 and batches(conn) >= 6, what="two working backends")
     signalled = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert time.monotonic() - signalled < 5

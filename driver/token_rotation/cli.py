@@ -655,6 +655,10 @@ def status(ctx: click.Context, table: str | None, as_json: bool) -> None:
 
 def status_cells(p: progress.Progress, seconds: float | None) -> list[str]:
     note = p.throttled or (redact(p.last_error) if p.last_error else "")
+    if p.open and p.active_workers == 0:
+        note = f"nobody works on it: token-rotation rotate --table {p.table_name} resumes it" + (
+            f" ({note})" if note else ""
+        )
     return [
         str(p.run_id),
         p.table_name,

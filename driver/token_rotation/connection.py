@@ -26,7 +26,8 @@ class Target:
     source: str
 
     def masked(self) -> str:
-        return masked(self.dsn)
+        """The DSN with its password masked; where it came from when it is empty (the PG* variables)."""
+        return masked(self.dsn) if self.dsn else self.source
 
 
 def masked(dsn: str) -> str:
