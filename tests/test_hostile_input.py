@@ -225,6 +225,23 @@ def test_a_table_that_cannot_be_rotated_is_refused_with_a_hint(
     assert_refused(conn, call, error, hint=hint)
 
 
+def test_a_table_whose_updates_an_instead_rule_replaces_is_refused(conn: psycopg.Connection) -> None:
+    """CREATE RULE ... ON UPDATE DO INSTEAD NOTHING would turn every batch into a no-op, and the run would
+    finish with every token unchanged: refused (0A000) naming the rule, with a hint. A DO ALSO rule, or an
+    INSTEAD rule that is disabled, does not stop the rotation."""
+    make_table(conn, rows=300)
+    conn.execute("CREATE RULE keep_tickets AS ON UPDATE TO tickets DO INSTEAD NOTHING")
+    refused = assert_refused(
+        conn, "CALL token_rotation.rotate('tickets')", psycopg.errors.FeatureNotSupported, hint="DISABLE RULE"
+    )
+    assert "keep_tickets" in (refused.diag.message_detail or "")
+    conn.execute("ALTER TABLE tickets DISABLE RULE keep_tickets")
+    conn.execute("CREATE RULE tell_too AS ON UPDATE TO tickets DO ALSO NOTIFY tickets_changed")
+    before = snapshot(conn)
+    conn.execute("CALL token_rotation.rotate('tickets', p_batch_size => 100, p_quiet => true)")
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
 def test_an_unknown_table_is_refused(conn: psycopg.Connection) -> None:
     """An unknown table fails in the regclass cast (42P01), before the tool runs."""
     make_table(conn, rows=10)

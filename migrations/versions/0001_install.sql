@@ -112,7 +112,7 @@ COMMENT ON FUNCTION token_rotation.lock_space() IS
 -- ==== sql/11_describe_target.sql ====
 -- token_rotation.describe_target(table, column): checks that a table can be rotated and returns its
 -- quoted name, its single-column primary key and that key's type; also that the caller may read the key and
--- update the token, and that no row-level security policy hides rows from it. Every refusal is an error with
+-- update the token, and that no row-level security policy or INSTEAD rule hides rows from the UPDATE. Every refusal is an error with
 -- an ERRCODE, the values in DETAIL and the next step in HINT. Called by rotate() before it changes anything.
 --   SELECT * FROM token_rotation.describe_target('public.tickets', 'token');
 CREATE FUNCTION token_rotation.describe_target(
@@ -131,6 +131,7 @@ DECLARE
     v_generated "char";
     v_pk_cols   integer;
     v_pk_attnum smallint;
+    v_rules     text;
 BEGIN
     IF p_table IS NULL THEN
         RAISE EXCEPTION 'table must not be null'
@@ -218,6 +219,16 @@ BEGIN
                                   current_user, quote_ident(key_column), quote_ident(p_column)),
                   HINT = format('GRANT SELECT, UPDATE ON %s TO %I; the full recipe is in sql/examples/grants.sql',
                                 qualified, current_user);
+    END IF;
+    -- an INSTEAD rule on UPDATE replaces the batch's UPDATE: the run would finish with tokens unchanged
+    SELECT string_agg(quote_ident(r.rulename), ', ' ORDER BY r.rulename) INTO v_rules
+      FROM pg_rewrite r
+     WHERE r.ev_class = p_table AND r.ev_type = '2' AND r.is_instead AND r.ev_enabled IN ('O', 'A');
+    IF v_rules IS NOT NULL THEN
+        RAISE EXCEPTION 'table % has an INSTEAD rule on UPDATE', qualified
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = format('rule(s) %s would replace each batch''s UPDATE: tokens would stay', v_rules),
+                  HINT = format('disable it while rotating: ALTER TABLE %s DISABLE RULE ...', qualified);
     END IF;
     -- rows that row-level security hides from the UPDATE would keep their token while the run counts them
     IF row_security_active(p_table) THEN
