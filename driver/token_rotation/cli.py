@@ -155,7 +155,7 @@ def connect(dsn: str, application_name: str) -> psycopg.Connection:
         return connection.connect(dsn, application_name=application_name)
     except psycopg.ProgrammingError as exc:
         if exc.sqlstate is None:
-            reason = str(exc).split(":")[0] or "it does not parse"
+            reason = str(exc).split(":")[0].strip() or "it does not parse"
             raise ToolError(
                 f"invalid DSN ({reason}): pass a libpq URL or key=value string", EXIT_BAD_INPUT
             ) from None
