@@ -1,5 +1,6 @@
-"""Property-based (hypothesis): for any key set (holes, negatives, odd text; int, bigint, text, uuid keys),
-any batch size, any number of workers and any interruption point, the run covers every key exactly once."""
+"""Property-based (hypothesis): for any key set (holes, negatives, odd text; int, bigint, text, uuid and
+timestamp keys), any batch size, any number of workers and any interruption point, under any DateStyle, the
+run covers every key exactly once."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ KEYS = {
     "bigint": st.one_of(st.integers(-40, 40), st.integers(-(2**63), 2**63 - 1)),
     "text": st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12),
     "uuid": st.uuids().map(str),
+    "timestamp": st.datetimes().map(lambda d: d.isoformat()),
 }
+# session settings that change the text form of keys: a run started under one and resumed under another
+DATESTYLES = ["ISO, MDY", "SQL, DMY", "SQL, MDY", "Postgres, DMY", "German"]
 
 
 @st.composite
@@ -40,6 +44,7 @@ def key_sets(draw: st.DrawFn) -> tuple[str, list[object]]:
     workers=st.integers(1, 3),
     stop_after=st.one_of(st.none(), st.integers(1, 12)),
     cancel=st.booleans(),
+    datestyles=st.tuples(st.sampled_from(DATESTYLES), st.sampled_from(DATESTYLES)),
 )
 def test_any_key_set_batch_size_and_interruption_point_is_covered_exactly_once(
     conn: psycopg.Connection,
@@ -48,13 +53,14 @@ def test_any_key_set_batch_size_and_interruption_point_is_covered_exactly_once(
     workers: int,
     stop_after: int | None,
     cancel: bool,
+    datestyles: tuple[str, str],
 ) -> None:
     """A first CALL stopped after a random number of batches (p_max_batches), then either resumed, or
-    cancelled and started anew, until the run is finished: token_rotation.verify and the snapshot agree that
-    every key was rotated exactly once."""
+    cancelled and started anew, until the run is finished, the two under random DateStyles: verify and the
+    snapshot agree that every key was rotated exactly once."""
     key_type, keys = key_set
     conn.execute("TRUNCATE token_rotation.runs CASCADE")
-    make_table(conn, rows=0, key_type=key_type)
+    make_table(conn, rows=0, key_type=key_type, key_expr="NULL")  # the keys come next
     conn.execute(
         sql.SQL(
             "INSERT INTO tickets (id, title, status, created_at)"
@@ -67,10 +73,13 @@ def test_any_key_set_batch_size_and_interruption_point_is_covered_exactly_once(
         f"CALL token_rotation.rotate('tickets', p_batch_size => {batch_size}, p_workers => {workers},"
         " p_quiet => true{})"
     )
+    conn.execute(sql.SQL("SET DateStyle = {}").format(sql.Literal(datestyles[0])))
     conn.execute(call.format("" if stop_after is None else f", p_max_batches => {stop_after}"))
+    conn.execute(sql.SQL("SET DateStyle = {}").format(sql.Literal(datestyles[1])))
     if cancel and conn.execute(
         "SELECT count(*) FROM token_rotation.runs WHERE state = 'active'"
     ).fetchone() == (1,):
         conn.execute("SELECT token_rotation.cancel('tickets')")
     finish_run(conn, call.format(""))
+    conn.execute("RESET DateStyle")
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
