@@ -203,6 +203,36 @@ def test_a_statement_timeout_of_the_callers_role_stops_the_call_cleanly(
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
 
 
+def test_tokens_that_keep_colliding_stop_the_call_without_quoting_a_token(conn: psycopg.Connection) -> None:
+    """A batch whose new token collides every time (forced by a trigger) is retried, then the CALL stops
+    with 23505 and no DETAIL (PostgreSQL's would quote the token); once the cause is gone, CALL resumes."""
+    make_table(conn, rows=1000)
+    before = snapshot(conn)
+    conn.execute("""
+        CREATE FUNCTION force_collision() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.id = 550000 THEN
+                NEW.token := (SELECT token FROM tickets WHERE id = 1000000);
+            END IF;
+            RETURN NEW;
+        END $$""")
+    conn.execute(
+        "CREATE TRIGGER force_collision BEFORE UPDATE ON tickets"
+        " FOR EACH ROW EXECUTE FUNCTION force_collision()"
+    )
+    with pytest.raises(psycopg.errors.UniqueViolation) as stopped:
+        conn.execute("CALL token_rotation.rotate('tickets', p_batch_size => 100, p_quiet => true)")
+    diag = stopped.value.diag
+    assert "collided" in (diag.message_primary or "")
+    quotes_a_token = "Key (" in str(stopped.value) or before.tokens["1000000"] in str(stopped.value)
+    assert not quotes_a_token  # (a bare boolean: pytest would print a compared token)
+    assert rows_done(conn) == 500
+    assert_checkpoints_match_the_data(conn, before)
+    conn.execute("DROP TRIGGER force_collision ON tickets")
+    conn.execute("CALL token_rotation.rotate('tickets', p_batch_size => 100, p_quiet => true)")
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
 @pytest.mark.parametrize(
     "key_type, key_expr",
     [
