@@ -96,9 +96,10 @@ def test_rows_inserted_after_the_start_are_not_chased(conn: psycopg.Connection) 
         "INSERT INTO tickets (id, title, status, created_at)"
         " SELECT g * 1000, 'late', 0, now() FROM generate_series(2001, 2100) g"
     )
-    late: dict[int, str] = dict(conn.execute("SELECT id, token FROM tickets WHERE id > 1000000").fetchall())
+    conn.execute("CREATE TABLE late AS SELECT id, token FROM tickets WHERE id > 1000000")
     conn.execute("CALL token_rotation.rotate('tickets', p_batch_size => 100, p_quiet => true)")
-    assert dict(conn.execute("SELECT id, token FROM tickets WHERE id > 1000000").fetchall()) == late
+    kept = "SELECT count(*) FROM tickets t JOIN late l USING (id) WHERE t.token = l.token"
+    assert conn.execute(kept).fetchone() == (100,)
     assert conn.execute("SELECT rows_done FROM token_rotation.runs").fetchone() == (1000,)
 
 
