@@ -52,17 +52,17 @@ BEGIN
         -- exact: count the rows, then walk the primary-key index to the key at each i/N position, each walk
         -- starting at the previous split (keyset + OFFSET), so the whole index is read about once and nothing
         -- is sorted; the slices' row counts follow from the positions
-        EXECUTE format('SELECT count(*) FROM %2$s WHERE %1$I <= $1::%3$s', p_key, v_target, v_key_type)
+        EXECUTE format('SELECT count(*) FROM ONLY %2$s WHERE %1$I <= $1::%3$s', p_key, v_target, v_key_type)
            INTO v_total USING p_key_max;
         FOR i IN 1 .. p_workers - 1 LOOP
             v_pos := v_total * i / p_workers;
             CONTINUE WHEN v_pos <= v_prev_pos OR v_pos >= v_total;
             IF cardinality(v_bounds) = 1 THEN
-                EXECUTE format('SELECT t.%1$I::text FROM %2$s AS t ORDER BY t.%1$I OFFSET $1 LIMIT 1',
+                EXECUTE format('SELECT t.%1$I::text FROM ONLY %2$s AS t ORDER BY t.%1$I OFFSET $1 LIMIT 1',
                                p_key, v_target)
                    INTO v_split USING v_pos - v_prev_pos - 1;
             ELSE
-                EXECUTE format('SELECT t.%1$I::text FROM %2$s AS t WHERE t.%1$I > $1::%3$s '
+                EXECUTE format('SELECT t.%1$I::text FROM ONLY %2$s AS t WHERE t.%1$I > $1::%3$s '
                                'ORDER BY t.%1$I OFFSET $2 LIMIT 1', p_key, v_target, v_key_type)
                    INTO v_split USING v_bounds[cardinality(v_bounds)], v_pos - v_prev_pos - 1;
             END IF;
@@ -79,7 +79,7 @@ BEGIN
             SELECT array_agg(g::double precision / p_workers ORDER BY g)
               INTO v_fractions FROM generate_series(1, p_workers - 1) AS g;
             EXECUTE format('SELECT (percentile_disc($1) WITHIN GROUP (ORDER BY %1$I))::text[] '
-                           'FROM %2$s%3$s WHERE %1$I <= $2::%4$s', p_key, v_target, v_sample, v_key_type)
+                           'FROM ONLY %2$s%3$s WHERE %1$I <= $2::%4$s', p_key, v_target, v_sample, v_key_type)
                INTO v_splits USING v_fractions, p_key_max;
         END IF;
         FOREACH v_split IN ARRAY coalesce(v_splits, '{}') LOOP

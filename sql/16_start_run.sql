@@ -27,8 +27,8 @@ BEGIN
     SELECT d.qualified, d.key_column, d.key_type INTO v_target, v_key, v_key_type
       FROM token_rotation.describe_target(p_table, p_column) AS d;
     -- ORDER BY ... LIMIT 1 rather than min()/max(): it works for every btree type (there is no min(uuid))
-    EXECUTE format('SELECT (SELECT t.%1$I::text FROM %2$s AS t ORDER BY t.%1$I LIMIT 1), '
-                   '(SELECT t.%1$I::text FROM %2$s AS t ORDER BY t.%1$I DESC LIMIT 1)', v_key, v_target)
+    EXECUTE format('SELECT (SELECT t.%1$I::text FROM ONLY %2$s AS t ORDER BY t.%1$I LIMIT 1), '
+                   '(SELECT t.%1$I::text FROM ONLY %2$s AS t ORDER BY t.%1$I DESC LIMIT 1)', v_key, v_target)
        INTO v_min, v_max;
 
     INSERT INTO token_rotation.runs (target, token_column, key_column, key_type, batch_size, key_min, key_max)

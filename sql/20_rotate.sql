@@ -223,13 +223,13 @@ BEGIN
     -- One batch: the key that ends it (the batch_size-th key after the checkpoint, or the slice end),
     -- then one UPDATE of the key range (checkpoint, end]. The *0 forms serve a slice's first batch.
     -- (ORDER BY names the column through the table alias: a bare name would sort by the text output column)
-    v_sql_upper := format('SELECT t.%1$I::text FROM %2$s AS t WHERE t.%1$I > $1::%3$s AND t.%1$I <= $2::%3$s '
+    v_sql_upper := format('SELECT t.%1$I::text FROM ONLY %2$s AS t WHERE t.%1$I > $1::%3$s AND t.%1$I <= $2::%3$s '
                           'ORDER BY t.%1$I OFFSET $3 LIMIT 1', v_key, v_target, v_key_type);
-    v_sql_upper0 := format('SELECT t.%1$I::text FROM %2$s AS t WHERE t.%1$I <= $2::%3$s '
+    v_sql_upper0 := format('SELECT t.%1$I::text FROM ONLY %2$s AS t WHERE t.%1$I <= $2::%3$s '
                            'ORDER BY t.%1$I OFFSET $3 LIMIT 1', v_key, v_target, v_key_type);
-    v_sql_update := format('UPDATE %2$s SET %4$I = pg_catalog.gen_random_uuid() '
+    v_sql_update := format('UPDATE ONLY %2$s SET %4$I = pg_catalog.gen_random_uuid() '
                            'WHERE %1$I > $1::%3$s AND %1$I <= $2::%3$s', v_key, v_target, v_key_type, p_column);
-    v_sql_update0 := format('UPDATE %2$s SET %4$I = pg_catalog.gen_random_uuid() '
+    v_sql_update0 := format('UPDATE ONLY %2$s SET %4$I = pg_catalog.gen_random_uuid() '
                             'WHERE %1$I <= $2::%3$s', v_key, v_target, v_key_type, p_column);
     v_after := coalesce(v_slice.last_key, v_slice.lo);
 

@@ -79,7 +79,7 @@ BEGIN
         ok := true;
         detail := v_index;
     ELSE
-        EXECUTE format('SELECT count(%1$I) - count(DISTINCT %1$I) FROM %2$s', v_run.token_column, v_run.target)
+        EXECUTE format('SELECT count(%1$I) - count(DISTINCT %1$I) FROM ONLY %2$s', v_run.token_column, v_run.target)
            INTO v_dup;
         ok := v_dup = 0;
         detail := format('%s duplicate(s)', v_dup);

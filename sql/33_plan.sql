@@ -46,7 +46,7 @@ BEGIN
     END IF;
     SELECT d.qualified, d.key_column, d.key_type INTO table_name, key_column, v_key_type
       FROM token_rotation.describe_target(p_table, p_column) AS d;
-    EXECUTE format('SELECT t.%1$I::text FROM %2$s AS t ORDER BY t.%1$I DESC LIMIT 1', key_column, table_name)
+    EXECUTE format('SELECT t.%1$I::text FROM ONLY %2$s AS t ORDER BY t.%1$I DESC LIMIT 1', key_column, table_name)
        INTO v_max;
 
     batch_size := p_batch_size;
@@ -68,10 +68,10 @@ BEGIN
         BEGIN
             PERFORM set_config('lock_timeout', (extract(epoch FROM p_lock_timeout) * 1000)::bigint::text, true);
             v_started := clock_timestamp();
-            EXECUTE format('SELECT t.%1$I::text FROM %2$s AS t WHERE t.%1$I <= $1::%3$s '
+            EXECUTE format('SELECT t.%1$I::text FROM ONLY %2$s AS t WHERE t.%1$I <= $1::%3$s '
                            'ORDER BY t.%1$I OFFSET $2 LIMIT 1', key_column, table_name, v_key_type)
                INTO v_upper USING v_max, p_batch_size - 1;
-            EXECUTE format('UPDATE %2$s SET %4$I = pg_catalog.gen_random_uuid() WHERE %1$I <= $1::%3$s',
+            EXECUTE format('UPDATE ONLY %2$s SET %4$I = pg_catalog.gen_random_uuid() WHERE %1$I <= $1::%3$s',
                            key_column, table_name, v_key_type, p_column)
                USING coalesce(v_upper, v_max);
             GET DIAGNOSTICS sample_rows = ROW_COUNT;

@@ -183,3 +183,20 @@ def test_verify_trusts_a_unique_index_on_the_token(conn: psycopg.Connection) -> 
         (last_run_id(conn),),
     ).fetchone()
     assert row == (True, "enforced by unique index public.tickets_token_key")
+
+
+def test_inheritance_children_are_not_rotated_with_their_parent(conn: psycopg.Connection) -> None:
+    """Rows of a table that inherits from the target are left alone: every statement says ONLY, so a run
+    covers its own table, and the child is rotated by a run of its own."""
+    make_table(conn, rows=500)
+    conn.execute("CREATE TABLE tickets_archive () INHERITS (tickets)")
+    conn.execute(
+        "INSERT INTO tickets_archive (id, title, status, created_at)"
+        " SELECT g * 1000 + 1, 'archived', 0, now() FROM generate_series(1, 200) g"
+    )
+    conn.execute("CREATE TABLE archive_before AS SELECT id, token FROM ONLY tickets_archive")
+    before = snapshot(conn, "ONLY tickets")
+    conn.execute("CALL token_rotation.rotate('tickets', p_batch_size => 70, p_quiet => true)")
+    assert_rotated_exactly_once(conn, before, last_run_id(conn), "ONLY tickets")
+    kept = "SELECT count(*) FROM tickets_archive a JOIN archive_before b USING (id) WHERE a.token = b.token"
+    assert conn.execute(kept).fetchone() == (200,)

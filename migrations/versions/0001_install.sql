@@ -298,17 +298,17 @@ BEGIN
         -- exact: count the rows, then walk the primary-key index to the key at each i/N position, each walk
         -- starting at the previous split (keyset + OFFSET), so the whole index is read about once and nothing
         -- is sorted; the slices' row counts follow from the positions
-        EXECUTE format('SELECT count(*) FROM %2$s WHERE %1$I <= $1::%3$s', p_key, v_target, v_key_type)
+        EXECUTE format('SELECT count(*) FROM ONLY %2$s WHERE %1$I <= $1::%3$s', p_key, v_target, v_key_type)
            INTO v_total USING p_key_max;
         FOR i IN 1 .. p_workers - 1 LOOP
             v_pos := v_total * i / p_workers;
             CONTINUE WHEN v_pos <= v_prev_pos OR v_pos >= v_total;
             IF cardinality(v_bounds) = 1 THEN
-                EXECUTE format('SELECT t.%1$I::text FROM %2$s AS t ORDER BY t.%1$I OFFSET $1 LIMIT 1',
+                EXECUTE format('SELECT t.%1$I::text FROM ONLY %2$s AS t ORDER BY t.%1$I OFFSET $1 LIMIT 1',
                                p_key, v_target)
                    INTO v_split USING v_pos - v_prev_pos - 1;
             ELSE
-                EXECUTE format('SELECT t.%1$I::text FROM %2$s AS t WHERE t.%1$I > $1::%3$s '
+                EXECUTE format('SELECT t.%1$I::text FROM ONLY %2$s AS t WHERE t.%1$I > $1::%3$s '
                                'ORDER BY t.%1$I OFFSET $2 LIMIT 1', p_key, v_target, v_key_type)
                    INTO v_split USING v_bounds[cardinality(v_bounds)], v_pos - v_prev_pos - 1;
             END IF;
@@ -325,7 +325,7 @@ BEGIN
             SELECT array_agg(g::double precision / p_workers ORDER BY g)
               INTO v_fractions FROM generate_series(1, p_workers - 1) AS g;
             EXECUTE format('SELECT (percentile_disc($1) WITHIN GROUP (ORDER BY %1$I))::text[] '
-                           'FROM %2$s%3$s WHERE %1$I <= $2::%4$s', p_key, v_target, v_sample, v_key_type)
+                           'FROM ONLY %2$s%3$s WHERE %1$I <= $2::%4$s', p_key, v_target, v_sample, v_key_type)
                INTO v_splits USING v_fractions, p_key_max;
         END IF;
         FOREACH v_split IN ARRAY coalesce(v_splits, '{}') LOOP
@@ -459,8 +459,8 @@ BEGIN
     SELECT d.qualified, d.key_column, d.key_type INTO v_target, v_key, v_key_type
       FROM token_rotation.describe_target(p_table, p_column) AS d;
     -- ORDER BY ... LIMIT 1 rather than min()/max(): it works for every btree type (there is no min(uuid))
-    EXECUTE format('SELECT (SELECT t.%1$I::text FROM %2$s AS t ORDER BY t.%1$I LIMIT 1), '
-                   '(SELECT t.%1$I::text FROM %2$s AS t ORDER BY t.%1$I DESC LIMIT 1)', v_key, v_target)
+    EXECUTE format('SELECT (SELECT t.%1$I::text FROM ONLY %2$s AS t ORDER BY t.%1$I LIMIT 1), '
+                   '(SELECT t.%1$I::text FROM ONLY %2$s AS t ORDER BY t.%1$I DESC LIMIT 1)', v_key, v_target)
        INTO v_min, v_max;
 
     INSERT INTO token_rotation.runs (target, token_column, key_column, key_type, batch_size, key_min, key_max)
@@ -748,13 +748,13 @@ BEGIN
     -- One batch: the key that ends it (the batch_size-th key after the checkpoint, or the slice end),
     -- then one UPDATE of the key range (checkpoint, end]. The *0 forms serve a slice's first batch.
     -- (ORDER BY names the column through the table alias: a bare name would sort by the text output column)
-    v_sql_upper := format('SELECT t.%1$I::text FROM %2$s AS t WHERE t.%1$I > $1::%3$s AND t.%1$I <= $2::%3$s '
+    v_sql_upper := format('SELECT t.%1$I::text FROM ONLY %2$s AS t WHERE t.%1$I > $1::%3$s AND t.%1$I <= $2::%3$s '
                           'ORDER BY t.%1$I OFFSET $3 LIMIT 1', v_key, v_target, v_key_type);
-    v_sql_upper0 := format('SELECT t.%1$I::text FROM %2$s AS t WHERE t.%1$I <= $2::%3$s '
+    v_sql_upper0 := format('SELECT t.%1$I::text FROM ONLY %2$s AS t WHERE t.%1$I <= $2::%3$s '
                            'ORDER BY t.%1$I OFFSET $3 LIMIT 1', v_key, v_target, v_key_type);
-    v_sql_update := format('UPDATE %2$s SET %4$I = pg_catalog.gen_random_uuid() '
+    v_sql_update := format('UPDATE ONLY %2$s SET %4$I = pg_catalog.gen_random_uuid() '
                            'WHERE %1$I > $1::%3$s AND %1$I <= $2::%3$s', v_key, v_target, v_key_type, p_column);
-    v_sql_update0 := format('UPDATE %2$s SET %4$I = pg_catalog.gen_random_uuid() '
+    v_sql_update0 := format('UPDATE ONLY %2$s SET %4$I = pg_catalog.gen_random_uuid() '
                             'WHERE %1$I <= $2::%3$s', v_key, v_target, v_key_type, p_column);
     v_after := coalesce(v_slice.last_key, v_slice.lo);
 
@@ -1195,7 +1195,7 @@ BEGIN
         ok := true;
         detail := v_index;
     ELSE
-        EXECUTE format('SELECT count(%1$I) - count(DISTINCT %1$I) FROM %2$s', v_run.token_column, v_run.target)
+        EXECUTE format('SELECT count(%1$I) - count(DISTINCT %1$I) FROM ONLY %2$s', v_run.token_column, v_run.target)
            INTO v_dup;
         ok := v_dup = 0;
         detail := format('%s duplicate(s)', v_dup);
@@ -1256,7 +1256,7 @@ BEGIN
     END IF;
     SELECT d.qualified, d.key_column, d.key_type INTO table_name, key_column, v_key_type
       FROM token_rotation.describe_target(p_table, p_column) AS d;
-    EXECUTE format('SELECT t.%1$I::text FROM %2$s AS t ORDER BY t.%1$I DESC LIMIT 1', key_column, table_name)
+    EXECUTE format('SELECT t.%1$I::text FROM ONLY %2$s AS t ORDER BY t.%1$I DESC LIMIT 1', key_column, table_name)
        INTO v_max;
 
     batch_size := p_batch_size;
@@ -1278,10 +1278,10 @@ BEGIN
         BEGIN
             PERFORM set_config('lock_timeout', (extract(epoch FROM p_lock_timeout) * 1000)::bigint::text, true);
             v_started := clock_timestamp();
-            EXECUTE format('SELECT t.%1$I::text FROM %2$s AS t WHERE t.%1$I <= $1::%3$s '
+            EXECUTE format('SELECT t.%1$I::text FROM ONLY %2$s AS t WHERE t.%1$I <= $1::%3$s '
                            'ORDER BY t.%1$I OFFSET $2 LIMIT 1', key_column, table_name, v_key_type)
                INTO v_upper USING v_max, p_batch_size - 1;
-            EXECUTE format('UPDATE %2$s SET %4$I = pg_catalog.gen_random_uuid() WHERE %1$I <= $1::%3$s',
+            EXECUTE format('UPDATE ONLY %2$s SET %4$I = pg_catalog.gen_random_uuid() WHERE %1$I <= $1::%3$s',
                            key_column, table_name, v_key_type, p_column)
                USING coalesce(v_upper, v_max);
             GET DIAGNOSTICS sample_rows = ROW_COUNT;
