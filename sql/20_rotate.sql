@@ -83,8 +83,7 @@ DECLARE
     v_search_path  text := concat_ws(', ', 'pg_catalog', nullif(btrim(current_setting('search_path')), ''),
                                      'pg_temp');
 BEGIN
-    PERFORM set_config('search_path', v_search_path, true), set_config('datestyle', 'ISO, YMD', true),
-            set_config('intervalstyle', 'postgres', true), set_config('extra_float_digits', '1', true);
+    PERFORM token_rotation.pin_settings(v_search_path);
 
     -- Inside BEGIN ... COMMIT PostgreSQL refuses the COMMIT after each batch. A transaction that began well
     -- before this CALL is such a block: say so before anything else happens. (The check cannot see a block
@@ -150,8 +149,7 @@ BEGIN
                   HINT = 'the GRANT recipe for a rotating role is in sql/examples/grants.sql';
     END IF;
     COMMIT;  -- nothing changed yet: inside a transaction block this is where PostgreSQL refuses the CALL
-    PERFORM set_config('search_path', v_search_path, true), set_config('datestyle', 'ISO, YMD', true),
-            set_config('intervalstyle', 'postgres', true), set_config('extra_float_digits', '1', true);
+    PERFORM token_rotation.pin_settings(v_search_path);
 
     -- Claim a slice. The transaction-level lock serialises claims on this table; the session-level lock
     -- on the slice outlives the COMMITs below and is released explicitly when this CALL ends.
@@ -234,8 +232,7 @@ BEGIN
     v_after := coalesce(v_slice.last_key, v_slice.lo);
 
     LOOP
-        PERFORM set_config('search_path', v_search_path, true), set_config('datestyle', 'ISO, YMD', true),
-                set_config('intervalstyle', 'postgres', true), set_config('extra_float_digits', '1', true);
+        PERFORM token_rotation.pin_settings(v_search_path);
 
         -- decide whether to go on before doing any work
         IF p_max_batches IS NOT NULL AND v_call_batches >= p_max_batches THEN
@@ -343,8 +340,7 @@ BEGIN
             v_lock_what := CASE v_err_state WHEN '40P01' THEN 'deadlock' ELSE 'lock timeout' END;
             v_err_state := NULL;
             v_batch_size := greatest(v_batch_size / 2, 1);
-            PERFORM set_config('search_path', v_search_path, true), set_config('datestyle', 'ISO, YMD', true),
-                    set_config('intervalstyle', 'postgres', true), set_config('extra_float_digits', '1', true);
+            PERFORM token_rotation.pin_settings(v_search_path);
             UPDATE token_rotation.slices
                SET throttled = format('%s %s of %s, batch now %s', v_lock_what, v_lock_fails, p_lock_retries,
                                       v_batch_size)
@@ -429,8 +425,7 @@ BEGIN
     -- record the error, release the slice
     IF v_err_state IS NOT NULL THEN
         ROLLBACK;
-        PERFORM set_config('search_path', v_search_path, true), set_config('datestyle', 'ISO, YMD', true),
-                set_config('intervalstyle', 'postgres', true), set_config('extra_float_digits', '1', true);
+        PERFORM token_rotation.pin_settings(v_search_path);
     END IF;
     v_now := clock_timestamp();
     UPDATE token_rotation.slices

@@ -522,6 +522,27 @@ $$;
 COMMENT ON FUNCTION token_rotation.throttle_reason(text, bigint, bigint, text) IS
     'Why a worker waits before its next batch (paused, replica lag N, replica lag unknown), NULL to go on.';
 
+-- ==== sql/18_pin_settings.sql ====
+-- token_rotation.pin_settings(search_path): pins, for the current transaction, the settings rotate() relies
+-- on: the search_path it computed (pg_catalog first, the caller's schemas, pg_temp last), and the settings
+-- that shape the text form of keys, since checkpoints are stored as text (a run started under DateStyle
+-- 'SQL, DMY' and resumed under 'SQL, MDY' would otherwise read its checkpoint 01/02 as January 2nd; with
+-- extra_float_digits 0 a float key would be rounded). rotate() calls it after every COMMIT, because a
+-- procedure that COMMITs cannot carry a SET clause and SET LOCAL ends with each transaction.
+-- It has no SET clause itself on purpose: a function's SET clause would undo these settings on return.
+CREATE FUNCTION token_rotation.pin_settings(p_search_path text)
+RETURNS void
+LANGUAGE sql VOLATILE
+AS $$
+    SELECT pg_catalog.set_config('search_path', p_search_path, true),
+           pg_catalog.set_config('datestyle', 'ISO, YMD', true),
+           pg_catalog.set_config('intervalstyle', 'postgres', true),
+           pg_catalog.set_config('extra_float_digits', '1', true);
+$$;
+
+COMMENT ON FUNCTION token_rotation.pin_settings(text) IS
+    'Pins search_path, DateStyle, IntervalStyle and extra_float_digits for the current transaction (rotate()).';
+
 -- ==== sql/20_rotate.sql ====
 -- token_rotation.rotate(table, ...): gives every row of a table a new gen_random_uuid() token, exactly once
 -- per run, one batch per transaction, with the checkpoint and the progress-log row written in the batch's own
@@ -608,8 +629,7 @@ DECLARE
     v_search_path  text := concat_ws(', ', 'pg_catalog', nullif(btrim(current_setting('search_path')), ''),
                                      'pg_temp');
 BEGIN
-    PERFORM set_config('search_path', v_search_path, true), set_config('datestyle', 'ISO, YMD', true),
-            set_config('intervalstyle', 'postgres', true), set_config('extra_float_digits', '1', true);
+    PERFORM token_rotation.pin_settings(v_search_path);
 
     -- Inside BEGIN ... COMMIT PostgreSQL refuses the COMMIT after each batch. A transaction that began well
     -- before this CALL is such a block: say so before anything else happens. (The check cannot see a block
@@ -675,8 +695,7 @@ BEGIN
                   HINT = 'the GRANT recipe for a rotating role is in sql/examples/grants.sql';
     END IF;
     COMMIT;  -- nothing changed yet: inside a transaction block this is where PostgreSQL refuses the CALL
-    PERFORM set_config('search_path', v_search_path, true), set_config('datestyle', 'ISO, YMD', true),
-            set_config('intervalstyle', 'postgres', true), set_config('extra_float_digits', '1', true);
+    PERFORM token_rotation.pin_settings(v_search_path);
 
     -- Claim a slice. The transaction-level lock serialises claims on this table; the session-level lock
     -- on the slice outlives the COMMITs below and is released explicitly when this CALL ends.
@@ -759,8 +778,7 @@ BEGIN
     v_after := coalesce(v_slice.last_key, v_slice.lo);
 
     LOOP
-        PERFORM set_config('search_path', v_search_path, true), set_config('datestyle', 'ISO, YMD', true),
-                set_config('intervalstyle', 'postgres', true), set_config('extra_float_digits', '1', true);
+        PERFORM token_rotation.pin_settings(v_search_path);
 
         -- decide whether to go on before doing any work
         IF p_max_batches IS NOT NULL AND v_call_batches >= p_max_batches THEN
@@ -868,8 +886,7 @@ BEGIN
             v_lock_what := CASE v_err_state WHEN '40P01' THEN 'deadlock' ELSE 'lock timeout' END;
             v_err_state := NULL;
             v_batch_size := greatest(v_batch_size / 2, 1);
-            PERFORM set_config('search_path', v_search_path, true), set_config('datestyle', 'ISO, YMD', true),
-                    set_config('intervalstyle', 'postgres', true), set_config('extra_float_digits', '1', true);
+            PERFORM token_rotation.pin_settings(v_search_path);
             UPDATE token_rotation.slices
                SET throttled = format('%s %s of %s, batch now %s', v_lock_what, v_lock_fails, p_lock_retries,
                                       v_batch_size)
@@ -954,8 +971,7 @@ BEGIN
     -- record the error, release the slice
     IF v_err_state IS NOT NULL THEN
         ROLLBACK;
-        PERFORM set_config('search_path', v_search_path, true), set_config('datestyle', 'ISO, YMD', true),
-                set_config('intervalstyle', 'postgres', true), set_config('extra_float_digits', '1', true);
+        PERFORM token_rotation.pin_settings(v_search_path);
     END IF;
     v_now := clock_timestamp();
     UPDATE token_rotation.slices
