@@ -474,6 +474,15 @@ BEGIN
                       ELSE format('slice %s finished; other slices are still running', v_slice.slice_no) END
         END;
     END IF;
+    -- fewer rows than counted: deleted meanwhile (fine), or updates that a BEFORE UPDATE trigger skipped by
+    -- returning NULL (those rows keep their token: nothing in the table's definition shows it beforehand)
+    IF v_run.state = 'finished' AND v_run.rows_expected_exact AND v_run.rows_done < v_run.rows_expected THEN
+        RAISE WARNING 'run % of % finished with % row(s) fewer than the % counted at its start',
+            v_run.run_id, v_target, v_run.rows_expected - v_run.rows_done, v_run.rows_expected
+            USING DETAIL = 'rows deleted during the run are fine; a BEFORE UPDATE trigger that returns NULL '
+                           'leaves its rows with their old token',
+                  HINT = format('check the triggers of %s (\dS %s in psql)', v_target, v_target);
+    END IF;
 END
 $$;
 

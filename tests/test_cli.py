@@ -440,3 +440,25 @@ def test_install_and_uninstall_are_idempotent_and_rotate_says_when_the_tool_is_m
     for _ in range(2):
         assert run(dsn, "install").exit_code == 0
     assert run(dsn, "rotate").exit_code == 0
+
+
+def test_rotate_passes_on_the_procedures_warning_about_rows_left_out(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """A BEFORE UPDATE trigger that skips rows makes the procedure WARN; the CLI shows that warning."""
+    make_table(conn, rows=300)
+    conn.execute(
+        "CREATE FUNCTION skip_some() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN IF OLD.status = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER skip_some BEFORE UPDATE ON tickets FOR EACH ROW EXECUTE FUNCTION skip_some()"
+    )
+    skipped = conn.execute("SELECT count(*) FROM tickets WHERE status = 0").fetchone()
+    assert skipped is not None and skipped[0] > 0
+    result = run(dsn, "rotate", "--table", "tickets")
+    assert result.exit_code == 0, result.output
+    expected = (
+        f"warning: run 1 of public.tickets finished with {skipped[0]} row(s) fewer than the 300 counted"
+    )
+    assert expected in result.output

@@ -200,3 +200,28 @@ def test_inheritance_children_are_not_rotated_with_their_parent(conn: psycopg.Co
     assert_rotated_exactly_once(conn, before, last_run_id(conn), "ONLY tickets")
     kept = "SELECT count(*) FROM tickets_archive a JOIN archive_before b USING (id) WHERE a.token = b.token"
     assert conn.execute(kept).fetchone() == (200,)
+
+
+def test_a_run_that_rotated_fewer_rows_than_counted_warns(conn: psycopg.Connection) -> None:
+    """A BEFORE UPDATE trigger that returns NULL silently keeps rows' old tokens; the finished run says so
+    with a WARNING (even with p_quiet), naming how many rows fell short."""
+    make_table(conn, rows=400)
+    conn.execute(
+        "CREATE FUNCTION skip_some() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN IF OLD.status = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER skip_some BEFORE UPDATE ON tickets FOR EACH ROW EXECUTE FUNCTION skip_some()"
+    )
+    warnings: list[tuple[str | None, str]] = []
+    conn.add_notice_handler(lambda d: warnings.append((d.severity_nonlocalized, d.message_primary or "")))
+    conn.execute("CALL token_rotation.rotate('tickets', p_quiet => true)")
+    skipped = conn.execute("SELECT count(*) FROM tickets WHERE status = 0").fetchone()
+    assert skipped is not None and skipped[0] > 0
+    assert warnings == [
+        (
+            "WARNING",
+            f"run 1 of public.tickets finished with {skipped[0]} row(s) fewer than the 400 counted"
+            " at its start",
+        )
+    ]

@@ -470,6 +470,8 @@ def _outcome(
     qualified: str,
 ) -> int:
     """What the ended workers mean: done, stopped early, interrupted by someone else, or an error."""
+    for warning in rotation.warnings:
+        renderer.note(f"warning: {warning}")
     busy = [e for e in rotation.errors if e.sqlstate == "55006"]
     others = [e for e in rotation.errors if e.sqlstate != "55006"]
     if busy and (rotation.calls_done == 0 and not others):

@@ -70,6 +70,7 @@ class Rotation:
         self.options = options
         self.application_name = application_name
         self.errors: list[psycopg.Error] = []
+        self.warnings: list[str] = []  # the procedure's WARNINGs (e.g. fewer rows than counted)
         self.calls_done = 0
         self._conns: list[psycopg.Connection | None] = [None] * threads
         self._threads = [
@@ -113,6 +114,7 @@ class Rotation:
             self._finish(exc)
             return
         self._conns[index] = conn
+        conn.add_notice_handler(self._on_notice)
         error: psycopg.Error | None = None
         try:
             call, params = self.options.call()
@@ -132,6 +134,12 @@ class Rotation:
                 conn.close()
             finally:
                 self._finish(error)
+
+    def _on_notice(self, diag: psycopg.errors.Diagnostic) -> None:
+        """Keeps WARNINGs (their primary message only: a DETAIL could in principle quote a row)."""
+        if diag.severity_nonlocalized == "WARNING" and diag.message_primary:
+            with self._lock:
+                self.warnings.append(diag.message_primary)
 
     def _finish(self, error: psycopg.Error | None) -> None:
         with self._lock:
