@@ -553,7 +553,7 @@ COMMENT ON FUNCTION token_rotation.pin_settings(text) IS
 --   CALL token_rotation.rotate('public.tickets', p_batch_size => 5000, p_max_batches => 100);
 --
 -- Durability (p_synchronous_commit, default false): the batch transactions commit with synchronous_commit off,
--- which does not wait for the WAL flush at each COMMIT (about 5% of a run on one worker, 10-30% on two, in
+-- which does not wait for the WAL flush at each COMMIT (about 5% of a run on one worker, 10-50% on two, in
 -- BENCHMARKS.md). It is safe for exactly-once because a batch's UPDATE, its checkpoint (slices.last_key) and
 -- its progress-log row are one transaction, hence one commit record: a crash of the server can lose only the
 -- last batches committed before it (at most about 3 x wal_writer_delay, 600 ms by default), and loses each
