@@ -3,15 +3,23 @@ finding a backend by application_name in pg_stat_activity (the psycopg way of in
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from helpers import Snapshot, last_run_id, snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -141,3 +149,29 @@ def waiting_for_locks(conn: psycopg.Connection, app: str) -> int:
         (app,),
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def cli_in_a_terminal(dsn: str, *args: str, env: dict[str, str]) -> tuple[int, str]:
+    """Runs the CLI with a pseudo-terminal as stdout and stderr (so it draws its live bar); returns the exit
+    code and everything it wrote."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "token_rotation", "--dsn", dsn, *args],
+        stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
+    )  # fmt: skip
+    os.close(follower)
+    chunks = []
+    for _ in range(100_000):  # bounded: until the CLI closes the terminal
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            proc.kill()
+            break
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return proc.wait(timeout=30), b"".join(chunks).decode(errors="replace")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -18,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from background import backends, wait_until
+from background import backends, cli_in_a_terminal, wait_until
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,32 +170,6 @@ def test_without_any_database_setting_the_embedded_server_is_used(tmp_path: Path
     assert cli("server", "url").returncode == 1
 
 
-def in_a_terminal(dsn: str, *args: str, env: dict[str, str]) -> tuple[int, str]:
-    """Runs the CLI with a pseudo-terminal as stdout (so it draws the live bar); returns exit code and
-    everything it wrote."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "token_rotation", "--dsn", dsn, *args],
-        stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
-    )  # fmt: skip
-    os.close(follower)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([leader], [], [], 60)
-        if not ready:
-            proc.kill()
-            break
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(leader)
-    return proc.wait(timeout=30), b"".join(chunks).decode(errors="replace")
-
-
 @pytest.mark.slow
 def test_a_terminal_gets_a_live_bar_in_colour_unless_no_color_is_set(
     dsn: str, conn: psycopg.Connection
@@ -206,13 +178,13 @@ def test_a_terminal_gets_a_live_bar_in_colour_unless_no_color_is_set(
     place; NO_COLOR removes the colours but keeps the bar."""
     make_table(conn, rows=30_000)
     base = cli_env(TERM="xterm-256color", COLUMNS="160")
-    code, coloured = in_a_terminal(dsn, "rotate", "--batch-size", "1000", "--sleep", "20ms", env=base)
+    code, coloured = cli_in_a_terminal(dsn, "rotate", "--batch-size", "1000", "--sleep", "20ms", env=base)
     assert code == 0, coloured
     assert "\r" in coloured and "rows/s" in coloured and "ETA" in coloured and "elapsed" in coloured
     assert "\x1b[3" in coloured or "\x1b[9" in coloured  # foreground colours
     assert "rotated 30,000 rows" in coloured
     base.pop("FORCE_COLOR", None)
-    code, plain = in_a_terminal(
+    code, plain = cli_in_a_terminal(
         dsn, "rotate", "--batch-size", "1000", "--sleep", "20ms", env={**base, "NO_COLOR": "1"}
     )
     assert code == 0, plain

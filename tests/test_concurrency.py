@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 
 import psycopg
 import pytest
 
+from background import BackgroundCall, wait_until
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
-
-
-def in_background(dsn: str, statement: str, app: str) -> tuple[threading.Thread, list[BaseException]]:
-    """Runs one statement on its own autocommit connection in a thread; errors are collected."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            with psycopg.connect(dsn, autocommit=True, application_name=app) as c:
-                c.execute(statement)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, errors
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def backend_of(conn: psycopg.Connection, app: str) -> int | None:
@@ -57,12 +33,12 @@ def test_second_call_on_the_same_table_is_refused_at_once_naming_the_holder(
     says which backend holds the table; the first run is unharmed and finishes exactly once."""
     make_table(conn, rows=2000)
     before = snapshot(conn)
-    first, errors = in_background(
+    first = BackgroundCall(
         dsn,
         "CALL token_rotation.rotate('tickets', p_batch_size => 100, p_sleep => '0.05s', p_quiet => true)",
         "rotator-1",
-    )
-    wait_for(lambda: rows_done(conn) > 0)
+    ).start()
+    wait_until(lambda: rows_done(conn) > 0)
     holder = backend_of(conn, "rotator-1")
     assert holder is not None
     started = time.monotonic()
@@ -72,8 +48,7 @@ def test_second_call_on_the_same_table_is_refused_at_once_naming_the_holder(
     assert "already being rotated" in str(refused.value)
     assert f"backend {holder} (rotator-1" in (refused.value.diag.message_detail or "")
     assert "token_rotation.cancel" in (refused.value.diag.message_hint or "")
-    first.join(60)
-    assert not errors
+    assert first.join().error is None
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
 
 
@@ -83,9 +58,9 @@ def test_different_tables_rotate_at_the_same_time(dsn: str, conn: psycopg.Connec
     make_table(conn, "orders", rows=1500)
     before_t, before_o = snapshot(conn, "tickets"), snapshot(conn, "orders")
     call = "CALL token_rotation.rotate('{}', p_batch_size => 100, p_sleep => '0.05s', p_quiet => true)"
-    t1, e1 = in_background(dsn, call.format("tickets"), "rotator-t")
-    t2, e2 = in_background(dsn, call.format("orders"), "rotator-o")
-    wait_for(
+    t1 = BackgroundCall(dsn, call.format("tickets"), "rotator-t").start()
+    t2 = BackgroundCall(dsn, call.format("orders"), "rotator-o").start()
+    wait_until(
         lambda: (
             conn.execute(
                 "SELECT count(*) FROM token_rotation.progress WHERE active_workers = 1 AND state = 'active'"
@@ -93,9 +68,7 @@ def test_different_tables_rotate_at_the_same_time(dsn: str, conn: psycopg.Connec
             == (2,)
         )
     )
-    t1.join(60)
-    t2.join(60)
-    assert not e1 and not e2
+    assert t1.join().error is None and t2.join().error is None
     assert_rotated_exactly_once(conn, before_t, last_run_id(conn, "tickets"), "tickets")
     assert_rotated_exactly_once(conn, before_o, last_run_id(conn, "orders"), "orders")
 
@@ -104,12 +77,12 @@ def test_row_locks_live_for_one_batch_only(dsn: str, conn: psycopg.Connection) -
     """During a run, an application can lock any row outside the current batch at once: between batches
     the rotation holds no row lock at all."""
     make_table(conn, rows=2000)
-    rotation, errors = in_background(
+    rotation = BackgroundCall(
         dsn,
         "CALL token_rotation.rotate('tickets', p_batch_size => 100, p_sleep => '0.2s', p_quiet => true)",
         "rotator-locks",
-    )
-    wait_for(lambda: rows_done(conn) >= 300)
+    ).start()
+    wait_until(lambda: rows_done(conn) >= 300)
     locked_all = False
     with psycopg.connect(dsn) as app:
         for _ in range(50):
@@ -126,8 +99,7 @@ def test_row_locks_live_for_one_batch_only(dsn: str, conn: psycopg.Connection) -
                 app.rollback()
         assert 0 < rows_done(conn) < 2000, "the run was not in progress while the application locked rows"
     assert locked_all, "the application never got every row lock during the run"
-    rotation.join(60)
-    assert not errors
+    assert rotation.join().error is None
 
 
 @pytest.mark.slow

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +17,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from token_rotation import migrate, server
 
+from background import cli_in_a_terminal
 from helpers import make_table, snapshot
 from roles import grant_recipe, temporary_role
 
@@ -65,36 +64,6 @@ def cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         timeout=120,
     )
-
-
-def cli_on_a_terminal(dsn: str, *args: str) -> tuple[int, str]:
-    """The CLI with a pseudo-terminal as stdout and stderr (so it draws its live bar): exit code, output."""
-    leader, follower = pty.openpty()
-    env = {**cli_env(), "TERM": "xterm-256color", "COLUMNS": "160"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "token_rotation", "--dsn", dsn, *args],
-        stdout=follower,
-        stderr=follower,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        cwd=ROOT,
-    )
-    os.close(follower)
-    chunks = []
-    for _ in range(100_000):  # bounded: until the CLI closes the terminal
-        ready, _, _ = select.select([leader], [], [], 60)
-        if not ready:
-            proc.kill()
-            break
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(leader)
-    return proc.wait(timeout=30), b"".join(chunks).decode(errors="replace")
 
 
 @pytest.mark.slow
@@ -203,8 +172,14 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
             for line in outputs["cli rotate --json"].splitlines():
                 json.loads(line)
             tokens |= all_tokens(admin)
-            code, outputs["cli rotate (terminal)"] = cli_on_a_terminal(
-                dsn, "rotate", "--batch-size", "100", "--sleep", "10ms"
+            code, outputs["cli rotate (terminal)"] = cli_in_a_terminal(
+                dsn,
+                "rotate",
+                "--batch-size",
+                "100",
+                "--sleep",
+                "10ms",
+                env={**cli_env(), "TERM": "xterm-256color", "COLUMNS": "160"},
             )
             assert code == 0
             assert "rows/s" in outputs["cli rotate (terminal)"]

@@ -308,47 +308,13 @@ def seed(ctx: click.Context, rows: int, table: str, batch: int) -> None:
     help="Seconds between progress lines when not on a terminal.  [default: 5s, 1s with --json]",
 )
 @click.pass_context
-def rotate(
-    ctx: click.Context,
-    table: str,
-    column: str,
-    batch_size: int,
-    max_batches: int | None,
-    sleep: float | None,
-    lock_timeout: float | None,
-    lock_retries: int | None,
-    workers: int | None,
-    target_batch_time: float | None,
-    max_replication_lag: int | None,
-    synchronous_commit: bool | None,
-    vacuum: bool,
-    dry_run: bool,
-    as_json: bool,
-    progress_interval: float | None,
-) -> None:
+def rotate(ctx: click.Context, as_json: bool, progress_interval: float | None, **options: Any) -> None:
     """Start or resume the rotation of a table, with live progress and ETA."""
     db = target(ctx)
     app = ctx.obj["application_name"]
     renderer = choose_renderer(as_json, progress_interval)
     try:
-        code = _rotate(
-            db,
-            app,
-            renderer,
-            table,
-            column,
-            batch_size,
-            max_batches,
-            sleep,
-            lock_timeout,
-            lock_retries,
-            workers,
-            target_batch_time,
-            max_replication_lag,
-            synchronous_commit,
-            vacuum,
-            dry_run,
-        )
+        code = _rotate(db, app, renderer, **options)  # the options, typed, are _rotate's parameters
     except psycopg.Error as exc:
         err = from_pg(exc)
         renderer.error(err.format_message(), err.exit_code)
