@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -149,6 +150,41 @@ def waiting_for_locks(conn: psycopg.Connection, app: str) -> int:
         (app,),
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a CLI subprocess: nothing of the test's own database settings (DATABASE_URL, PG*)
+    leaks in; `extra` is added."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
+    return {**env, **extra}
+
+
+def cli_args(dsn: str, *args: str, app: str | None = None) -> list[str]:
+    """`python -m token_rotation --dsn DSN [--application-name APP] ARGS...`."""
+    named = ["--application-name", app] if app else []
+    return [sys.executable, "-m", "token_rotation", "--dsn", dsn, *named, *args]
+
+
+def spawn_cli(dsn: str, app: str, *args: str, **popen: Any) -> subprocess.Popen[str]:
+    """The CLI as a background process with a known application_name (found in pg_stat_activity)."""
+    return subprocess.Popen(
+        cli_args(dsn, *args, app=app),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=ROOT, **popen,
+    )  # fmt: skip
+
+
+def run_cli(
+    dsn: str, *args: str, app: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The CLI run to its end: exit code, stdout, stderr."""
+    return subprocess.run(
+        cli_args(dsn, *args, app=app),
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
 def cli_in_a_terminal(dsn: str, *args: str, env: dict[str, str]) -> tuple[int, str]:

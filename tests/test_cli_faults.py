@@ -5,11 +5,8 @@ malformed DSN, a server that is down, bad options. Every fault ends with assert_
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,43 +22,14 @@ from background import (
     backends,
     batches_done,
     hold_rows,
+    run_cli,
+    spawn_cli,
     wait_until,
     waiting_for_locks,
 )
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
 
-ROOT = Path(__file__).resolve().parents[1]
 ROWS = 3000
-
-
-def cli_env() -> dict[str, str]:
-    """The CLI's environment: nothing of the test's own database settings (DATABASE_URL, PG*) leaks in."""
-    return {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
-
-
-def cli_args(dsn: str, app: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "token_rotation", "--dsn", dsn, "--application-name", app, *args]
-
-
-def spawn(dsn: str, app: str, *args: str) -> subprocess.Popen[str]:
-    """The CLI as a background process with a known application_name."""
-    return subprocess.Popen(
-        cli_args(dsn, app, *args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        cwd=ROOT,
-    )
-
-
-def run(
-    dsn: str, *args: str, app: str = "tr-cli-test", timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """The CLI run to its end."""
-    return subprocess.run(
-        cli_args(dsn, app, *args), capture_output=True, text=True, env=cli_env(), cwd=ROOT, timeout=timeout
-    )
 
 
 def json_lines(out: str) -> list[dict[str, Any]]:
@@ -95,7 +63,7 @@ def test_sigkill_of_the_driver_at_any_point_then_rotate_again_finishes_exactly_o
     before = snapshot(conn)
     app = f"tr-sigkill-{locked[0]}-{workers}"
     holder = hold_rows(dsn, *locked)
-    proc = spawn(dsn, app, *BLOCKABLE_ROTATE, "--workers", str(workers))
+    proc = spawn_cli(dsn, app, *BLOCKABLE_ROTATE, "--workers", str(workers))
     wait_until(lambda: waiting_for_locks(conn, app) == workers, what="every worker waiting at its kill point")
     proc.kill()
     proc.communicate(timeout=10)
@@ -112,7 +80,7 @@ def test_sigkill_of_the_driver_at_any_point_then_rotate_again_finishes_exactly_o
     # every batch before the locked one committed (slices of ROWS / workers rows each), that one did not
     expected = sum((batch - 1) * 50 % (ROWS // workers) for batch in locked)
     assert conn.execute("SELECT rows_done FROM token_rotation.progress").fetchone() == (expected,)
-    again = run(dsn, "rotate", "--batch-size", "500")
+    again = run_cli(dsn, "rotate", "--batch-size", "500")
     assert again.returncode == 0, again.stderr
     assert f"resuming run {run_id}" in again.stdout
     assert_rotated_exactly_once(conn, before, run_id)
@@ -127,7 +95,7 @@ def test_sigint_with_json_output_says_interrupted_and_how_to_resume(
     make_table(conn, rows=ROWS)
     before = snapshot(conn)
     holder = hold_rows(dsn, 20)
-    proc = spawn(dsn, "tr-sigint-json", *BLOCKABLE_ROTATE, "--json")
+    proc = spawn_cli(dsn, "tr-sigint-json", *BLOCKABLE_ROTATE, "--json")
     wait_until(lambda: waiting_for_locks(conn, "tr-sigint-json") == 1, what="the driver in batch 20")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
@@ -140,7 +108,7 @@ def test_sigint_with_json_output_says_interrupted_and_how_to_resume(
     assert events[-1]["outcome"] == "interrupted" and events[-1]["exit_code"] == 130
     assert "Traceback" not in err
     assert_checkpoints_match_the_data(conn, before)
-    again = run(dsn, "rotate", "--batch-size", "500", "--json")
+    again = run_cli(dsn, "rotate", "--batch-size", "500", "--json")
     assert again.returncode == 0, again.stderr
     assert json_lines(again.stdout)[-1]["outcome"] == "finished"
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
@@ -158,12 +126,12 @@ def test_a_second_rotate_of_a_busy_table_exits_3_at_once_and_the_first_is_unharm
     make_table(conn, rows=ROWS)
     before = snapshot(conn)
     holder = hold_rows(dsn, 20)
-    first = spawn(dsn, "tr-first", *BLOCKABLE_ROTATE)
+    first = spawn_cli(dsn, "tr-first", *BLOCKABLE_ROTATE)
     wait_until(lambda: waiting_for_locks(conn, "tr-first") == 1, what="the first rotate in batch 20")
     (pid,) = backends(conn, "tr-first")
     started = time.monotonic()
-    second = run(dsn, "rotate", app="tr-second")
-    second_json = run(dsn, "rotate", "--json", app="tr-second")
+    second = run_cli(dsn, "rotate", app="tr-second")
+    second_json = run_cli(dsn, "rotate", "--json", app="tr-second")
     assert time.monotonic() - started < 15
     assert second.returncode == 3, second.stderr
     assert "already being rotated" in second.stderr and f"backend {pid}" in second.stderr
@@ -187,7 +155,7 @@ def test_a_rotate_while_a_dba_calls_the_procedure_exits_3(dsn: str, conn: psycop
         "tr-dba",
     ).start()
     wait_until(lambda: waiting_for_locks(conn, "tr-dba") == 1, what="the DBA's CALL in batch 20")
-    busy = run(dsn, "rotate", app="tr-cli-busy")
+    busy = run_cli(dsn, "rotate", app="tr-cli-busy")
     holder.rollback()
     holder.close()
     assert busy.returncode == 3, busy.stderr
@@ -211,14 +179,14 @@ def test_a_server_crash_under_the_driver_exits_1_and_rotate_after_restart_resume
         with psycopg.connect(url, autocommit=True) as c:
             make_table(c, rows=ROWS)
             before = snapshot(c)
-            proc = spawn(url, "tr-crash-cli", "rotate", "--batch-size", "50", "--sleep", "100ms")
+            proc = spawn_cli(url, "tr-crash-cli", "rotate", "--batch-size", "50", "--sleep", "100ms")
             wait_until(lambda: batches_done(c) >= 10, what="batches committed")
             server.stop(pgdata, mode="immediate")
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 1, err
         assert err.startswith("error: ") and "Traceback" not in err
         url = server.start(pgdata)
-        again = run(url, "rotate", "--batch-size", "500")
+        again = run_cli(url, "rotate", "--batch-size", "500")
         assert again.returncode == 0, again.stderr
         assert "resuming run" in again.stdout
         with psycopg.connect(url, autocommit=True) as c:
@@ -267,7 +235,7 @@ def test_wrong_input_exits_2_with_one_line_and_changes_nothing(
     make_table(conn, rows=200)
     conn.execute("CREATE VIEW tickets_view AS SELECT * FROM tickets")
     checksum = table_checksum(conn)
-    result = run(dsn, *args)
+    result = run_cli(dsn, *args)
     assert result.returncode == code, result.stderr
     assert says in result.stderr
     assert "Traceback" not in result.stderr
@@ -290,7 +258,7 @@ PASSWORD = "Pw-not-for-printing-5e1f"
 def test_a_malformed_dsn_exits_2_without_echoing_it(dsn: str, code: int) -> None:
     """A DSN that does not parse: exit 2, 'invalid DSN' and what to pass instead; the DSN (and the
     password in it) is never echoed."""
-    result = run(dsn, "rotate", timeout=60)
+    result = run_cli(dsn, "rotate", timeout=60)
     assert result.returncode == code, result.stderr
     assert result.stderr.startswith("error: invalid DSN (") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
@@ -309,7 +277,7 @@ def test_a_server_that_is_down_exits_1_with_cannot_connect(subcommand: tuple[str
     traceback; the password of the DSN appears nowhere."""
     dsn = f"postgresql://someone:{PASSWORD}@127.0.0.1:{free_port()}/db"
     started = time.monotonic()
-    result = run(dsn, *subcommand, timeout=60)
+    result = run_cli(dsn, *subcommand, timeout=60)
     assert time.monotonic() - started < 15
     assert result.returncode == 1, result.stderr
     assert "cannot connect" in result.stdout + result.stderr

@@ -5,55 +5,22 @@ the ETA against the real finish, the embedded-server default path, and the live 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
-from background import backends, cli_in_a_terminal, wait_until
+from background import backends, cli_env, cli_in_a_terminal, run_cli, spawn_cli, wait_until
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """The environment of a CLI subprocess: no database settings leak in from the test's own."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
-    return {**env, **extra}
-
-
-def start(dsn: str, app: str, *args: str, **popen: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "token_rotation", "--dsn", dsn, "--application-name", app, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        cwd=ROOT,
-        **popen,
-    )
 
 
 def batches(conn: psycopg.Connection) -> int:
     row = conn.execute("SELECT count(*) FROM token_rotation.batches").fetchone()
     return int(row[0]) if row else 0
-
-
-def run_cli(dsn: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "token_rotation", "--dsn", dsn, *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        cwd=ROOT,
-        timeout=timeout,
-    )
 
 
 @pytest.mark.slow
@@ -67,7 +34,7 @@ def test_ctrl_c_or_sigterm_cancels_the_calls_at_once_and_rotate_again_resumes_ex
     make_table(conn, rows=60_000)
     before = snapshot(conn)
     app = f"tr-test-{signum.name.lower()}"
-    proc = start(dsn, app, "rotate", "--workers", "2", "--batch-size", "500", "--sleep", "20ms")
+    proc = spawn_cli(dsn, app, "rotate", "--workers", "2", "--batch-size", "500", "--sleep", "20ms")
     wait_until(lambda: len(backends(conn, app)) == 2 and batches(conn) >= 6, what="two working backends")
     signalled = time.monotonic()
     proc.send_signal(signum)
@@ -103,7 +70,7 @@ def test_sigkill_of_the_driver_stops_its_backend_within_seconds_and_rotate_resum
     make_table(conn, rows=60_000)
     before = snapshot(conn)
     app = "tr-test-sigkill"
-    proc = start(dsn, app, "rotate", "--batch-size", "300", "--sleep", "30ms")
+    proc = spawn_cli(dsn, app, "rotate", "--batch-size", "300", "--sleep", "30ms")
     wait_until(lambda: len(backends(conn, app)) == 1 and batches(conn) >= 5, what="a working backend")
     proc.kill()
     proc.communicate(timeout=10)
@@ -204,7 +171,7 @@ def test_options_not_given_leave_the_procedures_defaults_in_charge(
         ("tr-test-defaults", ()),
         ("tr-test-given", ("--synchronous-commit", "--lock-retries", "2")),
     ):
-        proc = start(dsn, app, "rotate", "--batch-size", "200", "--sleep", "20ms", *extra)
+        proc = spawn_cli(dsn, app, "rotate", "--batch-size", "200", "--sleep", "20ms", *extra)
         call = "SELECT query FROM pg_stat_activity WHERE application_name = %s AND query LIKE 'CALL %%'"
         wait_until(lambda: conn.execute(call, (app,)).fetchone() is not None, what="the CALL")  # noqa: B023
         row = conn.execute(call, (app,)).fetchone()

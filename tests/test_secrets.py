@@ -4,10 +4,7 @@ prints (plain, --json, errors), in any NOTICE, in the server log of the run, or 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -17,11 +14,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from token_rotation import migrate, server
 
-from background import cli_in_a_terminal
+from background import cli_env, cli_in_a_terminal, run_cli
 from helpers import make_table, snapshot
 from roles import grant_recipe, temporary_role
 
-ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "Pw-9c41-never-print-me"
 HEXISH = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]{30,}[0-9a-fA-F]")
 
@@ -49,21 +45,6 @@ def token_hits(text: str, tokens: set[str]) -> int:
 def all_tokens(conn: psycopg.Connection) -> set[str]:
     """The table's current token values, as 32 lower-case hex digits."""
     return {t.replace("-", "") for t in snapshot(conn).tokens.values()}
-
-
-def cli_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
-
-
-def cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "token_rotation", "--dsn", dsn, *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        cwd=ROOT,
-        timeout=120,
-    )
 
 
 @pytest.mark.slow
@@ -111,12 +92,12 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
             # a batch fails: PostgreSQL's DETAIL would be 'Failing row contains (..., <new token>, ...)'
             admin.execute("UPDATE tickets SET status = 99 WHERE id = 1500000")
             admin.execute("ALTER TABLE tickets ADD CONSTRAINT no_99 CHECK (status <> 99) NOT VALID")
-            failed = cli(dsn, "rotate", "--batch-size", "200")
+            failed = run_cli(dsn, "rotate", "--batch-size", "200")
             assert failed.returncode != 0
             says_why = "no_99" in failed.stderr
             assert says_why
             outputs["cli rotate (failing batch)"] = failed.stdout + failed.stderr
-            failed_json = cli(dsn, "rotate", "--batch-size", "200", "--json")
+            failed_json = run_cli(dsn, "rotate", "--batch-size", "200", "--json")
             assert failed_json.returncode != 0
             outputs["cli rotate --json (failing batch)"] = failed_json.stdout + failed_json.stderr
             admin.execute("ALTER TABLE tickets DROP CONSTRAINT no_99")
@@ -137,7 +118,7 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
                 " FOR EACH ROW EXECUTE FUNCTION force_collision()"
             )
             admin.execute(sql.SQL("GRANT USAGE ON SEQUENCE collide TO {}").format(sql.Identifier(role)))
-            done = cli(dsn, "rotate", "--batch-size", "200", "--progress-interval", "0.05")
+            done = run_cli(dsn, "rotate", "--batch-size", "200", "--progress-interval", "0.05")
             assert done.returncode == 0, "rotate failed"
             outputs["cli rotate (plain)"] = done.stdout + done.stderr
             assert admin.execute("SELECT sum(retries) FROM token_rotation.batches").fetchone() == (1,)
@@ -166,7 +147,7 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
                 "cli verify": ("verify",),
                 "cli verify --json": ("verify", "--json"),
             }.items():
-                result = cli(dsn, *args)
+                result = run_cli(dsn, *args)
                 assert result.returncode == 0, f"{name} failed"
                 outputs[name] = result.stdout + result.stderr
             for line in outputs["cli rotate --json"].splitlines():
