@@ -8,15 +8,13 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT string_agg(format('backend %s (%s, slice %s, %s since %s)',
-                             l.pid, coalesce(nullif(a.application_name, ''), 'no application_name'),
+                             h.pid, coalesce(nullif(a.application_name, ''), 'no application_name'),
                              s.slice_no, coalesce(a.state, 'unknown'),
                              to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS')), '; ' ORDER BY s.slice_no)
       FROM token_rotation.slices s
-      JOIN pg_locks l ON l.locktype = 'advisory' AND l.granted
-                     AND l.classid = token_rotation.lock_space()::oid
-                     AND l.objid = s.slice_id::integer::oid AND l.objsubid = 2
-      LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-     WHERE s.run_id = p_run_id
+     CROSS JOIN LATERAL (SELECT token_rotation.slice_holder(s.slice_id) AS pid) h
+      LEFT JOIN pg_stat_activity a ON a.pid = h.pid
+     WHERE s.run_id = p_run_id AND h.pid IS NOT NULL
 $$;
 
 COMMENT ON FUNCTION token_rotation.holders(bigint) IS

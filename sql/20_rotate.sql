@@ -183,8 +183,7 @@ BEGIN
     FOR v_slice IN SELECT * FROM token_rotation.slices WHERE run_id = v_run.run_id AND NOT done ORDER BY slice_no
     LOOP
         -- a lock this session still holds (a CALL of it that was cut off) counts as claimed, once
-        IF EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-                      AND classid = c_lock_space::oid AND objid = v_slice.slice_id::integer::oid AND objsubid = 2)
+        IF token_rotation.slice_holder(v_slice.slice_id) = pg_backend_pid()
            OR pg_try_advisory_lock(c_lock_space, v_slice.slice_id::integer) THEN
             v_claimed := true;
             EXIT;

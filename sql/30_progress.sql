@@ -28,6 +28,8 @@ SELECT r.run_id
      , r.finished_at
      , s.last_batch_at
      , r.last_error
+     , coalesce(s.slices_left, 0)                  AS slices_left
+     , coalesce(s.free_slices, 0)                  AS free_slices
   FROM token_rotation.runs r
   LEFT JOIN LATERAL (
         SELECT sum(sl.rows_done)::bigint AS rows_done
@@ -35,13 +37,13 @@ SELECT r.run_id
              , max(sl.heartbeat_at) AS last_batch_at
              , string_agg(DISTINCT sl.throttled, ', ') AS throttled
              , count(*) FILTER (WHERE lk.pid IS NOT NULL)::integer AS active_workers
+             , count(*) FILTER (WHERE NOT sl.done)::integer AS slices_left
+             , count(*) FILTER (WHERE NOT sl.done AND lk.pid IS NULL)::integer AS free_slices
              -- a working slice's time runs on between its batches; a paused one's does not
              , max(sl.elapsed + CASE WHEN lk.pid IS NOT NULL AND sl.throttled IS DISTINCT FROM 'paused'
                                      THEN greatest(clock_timestamp() - sl.heartbeat_at, '0') ELSE '0' END) AS elapsed
           FROM token_rotation.slices sl
-          LEFT JOIN pg_catalog.pg_locks lk
-                 ON lk.locktype = 'advisory' AND lk.granted AND lk.objsubid = 2
-                AND lk.classid = token_rotation.lock_space()::oid AND lk.objid = sl.slice_id::integer::oid
+         CROSS JOIN LATERAL (SELECT token_rotation.slice_holder(sl.slice_id) AS pid) lk
          WHERE sl.run_id = r.run_id
        ) s ON true;
 

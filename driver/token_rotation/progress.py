@@ -109,13 +109,8 @@ def runs(conn: psycopg.Connection, table_oid: int | None = None) -> list[Progres
 def open_run(conn: psycopg.Connection, table_oid: int) -> tuple[int, int, int] | None:
     """The open run of a table: (run_id, unfinished slices, unfinished slices nobody works on)."""
     row = conn.execute(
-        "SELECT r.run_id, count(s.*) FILTER (WHERE NOT s.done),"
-        "       count(s.*) FILTER (WHERE NOT s.done AND NOT EXISTS ("
-        "           SELECT FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
-        "              AND l.objsubid = 2 AND l.classid = token_rotation.lock_space()::oid"
-        "              AND l.objid = s.slice_id::integer::oid))"
-        "  FROM token_rotation.runs r LEFT JOIN token_rotation.slices s USING (run_id)"
-        " WHERE r.target = %s::oid::regclass AND r.state IN ('active', 'paused') GROUP BY r.run_id",
+        "SELECT run_id, slices_left, free_slices FROM token_rotation.progress"
+        " WHERE table_name = %s::oid::regclass AND state IN ('active', 'paused')",
         (table_oid,),
     ).fetchone()
     return (int(row[0]), int(row[1]), int(row[2])) if row else None

@@ -21,11 +21,8 @@ INTERVALS = {"sleep", "lock_timeout", "target_batch_time"}  # passed as seconds,
 
 # after a CALL: is there still a slice of this run that nobody works on?
 MORE_WORK = (
-    "SELECT EXISTS (SELECT FROM token_rotation.slices s JOIN token_rotation.runs r USING (run_id)"
-    " WHERE r.target = %s::oid::regclass AND r.state = 'active' AND NOT s.done"
-    " AND NOT EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
-    "  AND l.objsubid = 2 AND l.classid = token_rotation.lock_space()::oid"
-    "  AND l.objid = s.slice_id::integer::oid))"
+    "SELECT EXISTS (SELECT FROM token_rotation.progress"
+    " WHERE table_name = %s::oid::regclass AND state = 'active' AND free_slices > 0)"
 )
 
 

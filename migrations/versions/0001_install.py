@@ -52,6 +52,7 @@ DROP FUNCTION token_rotation.next_batch_size(integer, double precision, double p
 DROP FUNCTION token_rotation.plan_slices(regclass, name, integer, text, bigint);
 DROP FUNCTION token_rotation.describe_target(regclass, name);
 DROP FUNCTION token_rotation.pin_settings(text);
+DROP FUNCTION token_rotation.slice_holder(bigint);
 DROP FUNCTION token_rotation.lock_space();
 DROP TABLE token_rotation.batches;
 DROP TABLE token_rotation.slices;

@@ -109,6 +109,26 @@ AS $$ SELECT 1953198708 $$;  -- 'tkrt'
 COMMENT ON FUNCTION token_rotation.lock_space() IS
     'Advisory lock space of token-rotation: pg_locks.classid of its worker locks (objid = slice_id).';
 
+-- ==== sql/10_slice_holder.sql ====
+-- token_rotation.slice_holder(slice_id): the backend pid working on a slice right now, read from the session
+-- advisory lock (lock_space(), slice_id) it holds; NULL when nobody does. The one place that knows how a
+-- worker's lock looks in pg_locks: holders(), the progress view and rotate() ask it.
+--   SELECT slice_no, token_rotation.slice_holder(slice_id) FROM token_rotation.slices WHERE run_id = 42;
+CREATE FUNCTION token_rotation.slice_holder(p_slice_id bigint)
+RETURNS integer
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT l.pid
+      FROM pg_locks l
+     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+       AND l.classid = token_rotation.lock_space()::oid AND l.objid = p_slice_id::integer::oid
+     LIMIT 1
+$$;
+
+COMMENT ON FUNCTION token_rotation.slice_holder(bigint) IS
+    'Pid of the backend working on a slice (holding its advisory lock), NULL when nobody does.';
+
 -- ==== sql/11_describe_target.sql ====
 -- token_rotation.describe_target(table, column): checks that a table can be rotated and returns its
 -- quoted name, its single-column primary key and that key's type; also that the caller may read the key and
@@ -415,15 +435,13 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT string_agg(format('backend %s (%s, slice %s, %s since %s)',
-                             l.pid, coalesce(nullif(a.application_name, ''), 'no application_name'),
+                             h.pid, coalesce(nullif(a.application_name, ''), 'no application_name'),
                              s.slice_no, coalesce(a.state, 'unknown'),
                              to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS')), '; ' ORDER BY s.slice_no)
       FROM token_rotation.slices s
-      JOIN pg_locks l ON l.locktype = 'advisory' AND l.granted
-                     AND l.classid = token_rotation.lock_space()::oid
-                     AND l.objid = s.slice_id::integer::oid AND l.objsubid = 2
-      LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-     WHERE s.run_id = p_run_id
+     CROSS JOIN LATERAL (SELECT token_rotation.slice_holder(s.slice_id) AS pid) h
+      LEFT JOIN pg_stat_activity a ON a.pid = h.pid
+     WHERE s.run_id = p_run_id AND h.pid IS NOT NULL
 $$;
 
 COMMENT ON FUNCTION token_rotation.holders(bigint) IS
@@ -729,8 +747,7 @@ BEGIN
     FOR v_slice IN SELECT * FROM token_rotation.slices WHERE run_id = v_run.run_id AND NOT done ORDER BY slice_no
     LOOP
         -- a lock this session still holds (a CALL of it that was cut off) counts as claimed, once
-        IF EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-                      AND classid = c_lock_space::oid AND objid = v_slice.slice_id::integer::oid AND objsubid = 2)
+        IF token_rotation.slice_holder(v_slice.slice_id) = pg_backend_pid()
            OR pg_try_advisory_lock(c_lock_space, v_slice.slice_id::integer) THEN
             v_claimed := true;
             EXIT;
@@ -1069,6 +1086,8 @@ SELECT r.run_id
      , r.finished_at
      , s.last_batch_at
      , r.last_error
+     , coalesce(s.slices_left, 0)                  AS slices_left
+     , coalesce(s.free_slices, 0)                  AS free_slices
   FROM token_rotation.runs r
   LEFT JOIN LATERAL (
         SELECT sum(sl.rows_done)::bigint AS rows_done
@@ -1076,13 +1095,13 @@ SELECT r.run_id
              , max(sl.heartbeat_at) AS last_batch_at
              , string_agg(DISTINCT sl.throttled, ', ') AS throttled
              , count(*) FILTER (WHERE lk.pid IS NOT NULL)::integer AS active_workers
+             , count(*) FILTER (WHERE NOT sl.done)::integer AS slices_left
+             , count(*) FILTER (WHERE NOT sl.done AND lk.pid IS NULL)::integer AS free_slices
              -- a working slice's time runs on between its batches; a paused one's does not
              , max(sl.elapsed + CASE WHEN lk.pid IS NOT NULL AND sl.throttled IS DISTINCT FROM 'paused'
                                      THEN greatest(clock_timestamp() - sl.heartbeat_at, '0') ELSE '0' END) AS elapsed
           FROM token_rotation.slices sl
-          LEFT JOIN pg_catalog.pg_locks lk
-                 ON lk.locktype = 'advisory' AND lk.granted AND lk.objsubid = 2
-                AND lk.classid = token_rotation.lock_space()::oid AND lk.objid = sl.slice_id::integer::oid
+         CROSS JOIN LATERAL (SELECT token_rotation.slice_holder(sl.slice_id) AS pid) lk
          WHERE sl.run_id = r.run_id
        ) s ON true;
 
