@@ -127,10 +127,11 @@ def call_rotate(
     batch_size: int = 3000,
     workers: int = 1,
     target_batch_time: float | None = None,
-    synchronous_commit: bool = True,
+    synchronous_commit: bool = False,
 ) -> int:
     """Rotates the table with `workers` sessions, each one CALL (the first plans the slices); returns the
-    run id once every CALL has returned. Raises the first worker's error, if any."""
+    run id once every CALL has returned. Raises the first worker's error, if any. synchronous_commit is
+    the procedure's own default (off) unless asked."""
     call = sql.SQL(
         "CALL token_rotation.rotate({t}, p_batch_size => {b}, p_workers => {w}, p_quiet => true,"
         " p_target_batch_time => {tbt}, p_synchronous_commit => {sc})"
