@@ -72,7 +72,7 @@ bench-driver: venv ## the CLI vs a bare CALL on ROWS rows, alternated: overhead 
 	$(BIN)/python -m token_rotation.bench.driver_overhead --rows $(ROWS) $(BENCH_ARGS)
 
 freeze: venv ## copy sql/ into the head revision's frozen file (before the revision ships)
-	$(BIN)/python migrations/freeze.py migrations/versions/0001_install.sql
+	$(BIN)/python migrations/freeze.py
 
 .PHONY: bench bench-engine bench-seed
 bench: venv ## benchmark table, JSON and chart: bare UPDATE vs the procedure vs client-side (ROWS, BENCH_ARGS)

@@ -18,7 +18,7 @@
 -- read in that last fraction of a second before a crash may be replaced by another one after the resume.
 -- Pass p_synchronous_commit => true to wait for every flush (the server's own synchronous_commit setting,
 -- e.g. remote_apply for synchronous replicas, then applies unchanged).
-CREATE PROCEDURE token_rotation.rotate(
+CREATE OR REPLACE PROCEDURE token_rotation.rotate(
       p_table               regclass
     , p_column              name     DEFAULT 'token'
     , p_batch_size          integer  DEFAULT 3000
@@ -40,6 +40,8 @@ DECLARE
     c_max_workers  CONSTANT integer := 64;
     c_min_adaptive CONSTANT integer := 100;
     c_max_adaptive CONSTANT integer := 100000;
+    c_lookahead    CONSTANT integer := 10000;   -- batch ends found ahead at once (fixed batch size)
+    c_lookahead_for CONSTANT interval := '1 second';  -- ... or as many as are found in this time
     v_target       text;
     v_key          name;
     v_key_type     regtype;
@@ -57,6 +59,11 @@ DECLARE
     v_call_batches integer := 0;
     v_after        text;
     v_upper        text;
+    v_ends         text[];   -- the ends of the coming batches, found ahead (NULL: the slice end)
+    v_ends_size    integer;  -- the batch size they were found for
+    v_end_no       integer;  -- which of them ends the coming batch
+    v_seek         text;
+    v_seek_from    timestamptz;
     v_last         boolean;
     v_rows         bigint;
     v_started      timestamptz;
@@ -220,6 +227,13 @@ BEGIN
     -- One batch: the key that ends it (the batch_size-th key after the checkpoint, or the slice end),
     -- then one UPDATE of the key range (checkpoint, end]. The *0 forms serve a slice's first batch.
     -- (ORDER BY names the column through the table alias: a bare name would sort by the text output column)
+    -- With a fixed batch size the ends of the next batches are found ahead, up to c_lookahead of them in one
+    -- go (or what c_lookahead_for allows): each lookup walks the key index, and when it runs right before its
+    -- batch it meets heap pages that the earlier batches' new row versions have just made not all-visible, so
+    -- the index-only scan has to visit the heap for most keys (a third of the per-batch overhead at 1M rows,
+    -- about 4% of a run; BENCHMARKS.md). Found ahead, the keys are read while the pages are still all-visible.
+    -- The UPDATE still takes the key range, so a key deleted meanwhile only makes its batch smaller; rows
+    -- inserted into the range of a batch found ahead make that batch larger than batch_size.
     v_sql_upper := format('SELECT t.%1$I::text FROM ONLY %2$s AS t WHERE t.%1$I > $1::%3$s AND t.%1$I <= $2::%3$s '
                           'ORDER BY t.%1$I OFFSET $3 LIMIT 1', v_key, v_target, v_key_type);
     v_sql_upper0 := format('SELECT t.%1$I::text FROM ONLY %2$s AS t WHERE t.%1$I <= $2::%3$s '
@@ -292,11 +306,25 @@ BEGIN
         v_retries := 0;
         LOOP
             BEGIN
-                IF v_after IS NULL THEN
-                    EXECUTE v_sql_upper0 INTO v_upper USING v_after, v_slice.hi, v_batch_size - 1;
-                ELSE
-                    EXECUTE v_sql_upper INTO v_upper USING v_after, v_slice.hi, v_batch_size - 1;
+                IF v_ends_size IS DISTINCT FROM v_batch_size OR v_end_no > cardinality(v_ends) THEN
+                    v_ends := '{}';
+                    v_ends_size := v_batch_size;
+                    v_end_no := 1;
+                    v_seek := v_after;
+                    v_seek_from := clock_timestamp();
+                    LOOP
+                        IF v_seek IS NULL THEN
+                            EXECUTE v_sql_upper0 INTO v_seek USING v_seek, v_slice.hi, v_batch_size - 1;
+                        ELSE
+                            EXECUTE v_sql_upper INTO v_seek USING v_seek, v_slice.hi, v_batch_size - 1;
+                        END IF;
+                        v_ends := v_ends || v_seek;
+                        EXIT WHEN v_seek IS NULL OR v_seek = v_slice.hi OR p_target_batch_time IS NOT NULL
+                               OR cardinality(v_ends) >= c_lookahead
+                               OR clock_timestamp() - v_seek_from > c_lookahead_for;
+                    END LOOP;
                 END IF;
+                v_upper := v_ends[v_end_no];
                 v_last := v_upper IS NULL OR v_upper = v_slice.hi;
                 v_upper := coalesce(v_upper, v_slice.hi);
                 IF v_after IS NULL THEN
@@ -386,6 +414,7 @@ BEGIN
         COMMIT;
         v_mark := v_now;
         v_after := v_upper;
+        v_end_no := v_end_no + 1;
         v_call_batches := v_call_batches + 1;
         v_lock_fails := 0;
 

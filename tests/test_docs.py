@@ -37,7 +37,7 @@ def test_readme_starts_with_make_demo_and_make_test() -> None:
 def test_readme_documents_every_parameter_of_rotate_with_its_default() -> None:
     """Each parameter of token_rotation.rotate in sql/20_rotate.sql has a README row with its default."""
     source = (ROOT / "sql" / "20_rotate.sql").read_text()
-    signature = source[source.index("CREATE PROCEDURE") : source.index("LANGUAGE plpgsql")]
+    signature = source[source.index("PROCEDURE token_rotation.rotate(") : source.index("LANGUAGE plpgsql")]
     params = re.findall(r"(p_\w+)\s+\w+(?:\s+DEFAULT\s+(\S+))?", signature)
     assert len(params) >= 10
     for name, default in params:

@@ -18,6 +18,18 @@ from token_rotation import MIGRATIONS_DIR, SQL_DIR, migrate
 from conftest import dsn_of
 
 
+def load_module(path: Path):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FREEZE = load_module(MIGRATIONS_DIR / "freeze.py")
+HEAD = FREEZE.frozen_files()[-1].name[:4]
+
+
 @pytest.fixture
 def empty_dsn(postgresql_proc: NoopExecutor) -> Iterator[str]:
     """DSN of a new, empty database (nothing of the tool installed)."""
@@ -60,7 +72,7 @@ def test_upgrade_downgrade_upgrade_on_a_real_database(empty_dsn: str) -> None:
     assert "schema token_rotation" in installed
     assert any(o.startswith("routine token_rotation.rotate(") for o in installed)
     assert all("token_rotation" in o for o in installed), "the tool put something outside its schema"
-    assert migrate.installed_revision(empty_dsn) == "0001"
+    assert migrate.installed_revision(empty_dsn) == HEAD
     migrate.upgrade(empty_dsn)  # idempotent
     migrate.downgrade(empty_dsn)
     assert tool_objects(empty_dsn) == []
@@ -82,15 +94,55 @@ def test_downgrade_stops_at_an_object_of_someone_else_that_depends_on_the_tool(e
         assert conn.execute("SELECT to_regclass('token_rotation.runs') IS NOT NULL").fetchone() == (True,)
 
 
-def test_the_head_revision_installs_the_current_sql_directory() -> None:
-    """sql/ and the frozen copy the head revision installs are the same text: a change to sql/ needs a
-    revision (run `make freeze` while the revision is unreleased)."""
-    spec = importlib.util.spec_from_file_location("freeze", MIGRATIONS_DIR / "freeze.py")
-    assert spec is not None and spec.loader is not None
-    freeze = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(freeze)
-    frozen = (MIGRATIONS_DIR / "versions" / "0001_install.sql").read_text()
-    assert frozen == freeze.frozen_text(SQL_DIR)
+def test_the_head_revision_freezes_the_current_sql_directory() -> None:
+    """sql/ and the head revision's frozen copy are the same text: a change to sql/ needs a revision (run
+    `make freeze` while the head revision is unreleased)."""
+    assert FREEZE.frozen_files()[-1].read_text() == FREEZE.frozen_text(SQL_DIR)
+
+
+def test_each_revision_names_exactly_the_files_it_changes() -> None:
+    """A later revision installs only the sections it lists in CHANGED: a file changed in sql/ but missing
+    there would never reach an upgraded database; one listed but unchanged would be replaced for nothing."""
+    copies = FREEZE.frozen_files()
+    assert [c.name[:4] for c in copies] == [f"{n:04d}" for n in range(1, len(copies) + 1)]
+    for previous, current in zip(copies, copies[1:], strict=False):
+        before, after = FREEZE.sections(previous.read_text()), FREEZE.sections(current.read_text())
+        assert set(before) <= set(after), f"{current.name} drops a file: a revision must drop objects itself"
+        changed = sorted(name for name in after if before.get(name) != after[name])
+        revision = load_module(current.with_suffix(".py"))
+        assert sorted(revision.CHANGED) == changed, current.name
+
+
+def rotate_source(dsn: str) -> str:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT prosrc FROM pg_proc WHERE oid = to_regproc('token_rotation.rotate')"
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_upgrade_from_0001_and_downgrade_to_it_swap_the_changed_definitions(empty_dsn: str) -> None:
+    """A database installed at 0001 gets the head's rotate() on upgrade, and 0001's back on downgrade to
+    0001; the runs it recorded stay."""
+    head_rotate = FREEZE.sections(FREEZE.frozen_files()[-1].read_text())["20_rotate.sql"]
+    first_rotate = FREEZE.sections(FREEZE.frozen_files()[0].read_text())["20_rotate.sql"]
+    assert head_rotate != first_rotate
+    migrate.upgrade(empty_dsn, "0001")
+    assert migrate.installed_revision(empty_dsn) == "0001"
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, token uuid NOT NULL DEFAULT gen_random_uuid())")
+        conn.execute("INSERT INTO t (id) SELECT generate_series(1, 10)")
+        conn.execute("CALL token_rotation.rotate('t', p_quiet => true)")
+    assert rotate_source(empty_dsn).strip() in first_rotate
+    migrate.upgrade(empty_dsn)
+    assert migrate.installed_revision(empty_dsn) == HEAD
+    assert rotate_source(empty_dsn).strip() in head_rotate
+    migrate.downgrade(empty_dsn, "0001")
+    assert migrate.installed_revision(empty_dsn) == "0001"
+    assert rotate_source(empty_dsn).strip() in first_rotate
+    with psycopg.connect(empty_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM token_rotation.runs").fetchone() == (1,)
 
 
 def test_another_application_includes_the_migrations_through_version_locations(
@@ -141,7 +193,7 @@ def test_another_application_includes_the_migrations_through_version_locations(
     command.upgrade(config, "heads")
     with psycopg.connect(empty_dsn) as conn:
         versions = sorted(r[0] for r in conn.execute("SELECT version_num FROM public.alembic_version"))
-        assert versions == ["0001", "a1"]
+        assert versions == [HEAD, "a1"]
         assert conn.execute(
             "SELECT to_regprocedure('token_rotation.verify(bigint)') IS NOT NULL"
         ).fetchone() == (True,)

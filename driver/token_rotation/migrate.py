@@ -22,28 +22,28 @@ def _engine(dsn: str) -> Engine:
     )
 
 
-def _run(dsn: str, action: str) -> None:
+def _run(dsn: str, action: str, target: str) -> None:
     engine = _engine(dsn)
     config = Config(str(MIGRATIONS_DIR / "alembic.ini"))
     config.attributes["configure_logger"] = False
     with engine.connect() as connection:
         config.attributes["connection"] = connection
         if action == "upgrade":
-            command.upgrade(config, f"{BRANCH}@head")
+            command.upgrade(config, target)
         else:
-            command.downgrade(config, f"{BRANCH}@base")
+            command.downgrade(config, target)
         connection.commit()
     engine.dispose()
 
 
-def upgrade(dsn: str) -> None:
-    """Installs or upgrades the schema token_rotation to the newest revision (idempotent)."""
-    _run(dsn, "upgrade")
+def upgrade(dsn: str, revision: str | None = None) -> None:
+    """Installs or upgrades the schema token_rotation to `revision`, by default the newest (idempotent)."""
+    _run(dsn, "upgrade", revision or f"{BRANCH}@head")
 
 
-def downgrade(dsn: str) -> None:
-    """Removes everything the tool installed (idempotent)."""
-    _run(dsn, "downgrade")
+def downgrade(dsn: str, revision: str | None = None) -> None:
+    """Goes back to `revision`; by default removes everything the tool installed (idempotent)."""
+    _run(dsn, "downgrade", revision or f"{BRANCH}@base")
 
 
 def installed_revision(dsn: str) -> str | None:
