@@ -15,12 +15,35 @@ from pathlib import Path
 
 DEFAULT_PGDATA = Path(".pgdata")
 
-# the extra settings a rotation benefits from; the embedded server is a demo and test server
-SETTINGS = {
-    "max_wal_size": "4GB",
-    "checkpoint_timeout": "15min",
-    "shared_buffers": "512MB",
-}
+
+def _memory_bytes() -> int:
+    """Physical memory of this machine (0 if unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def shared_buffers_mb(memory_bytes: int | None = None) -> int:
+    """A quarter of the machine's memory (PostgreSQL's usual advice for a dedicated server), between 128 MB
+    and 8 GB. A rotation's working set is the table and its two indexes, growing by half as new row versions
+    are written; once the token index (random inserts) no longer fits, every row costs a buffer miss: with
+    512 MB, a bare UPDATE of 10M demo rows (3 GB) took 1.9x the time per row of 1M rows, with 6 GB 1.25x
+    (BENCHMARKS.md)."""
+    memory = _memory_bytes() if memory_bytes is None else memory_bytes
+    return max(128, min(8192, memory // 4 // 2**20))
+
+
+def settings() -> dict[str, str]:
+    """The settings the embedded server runs with (a demo and test server, not tuned for anything else)."""
+    return {
+        "shared_buffers": f"{shared_buffers_mb()}MB",
+        "max_wal_size": "16GB",  # a 10M-row rotation writes about 4 GB of WAL: no checkpoint inside it
+        "checkpoint_timeout": "30min",
+    }
+
+
+MARK = "# token-rotation embedded server settings"
 
 
 def pgdata_dir(pgdata: Path | str | None = None) -> Path:
@@ -30,14 +53,17 @@ def pgdata_dir(pgdata: Path | str | None = None) -> Path:
 
 
 def _configure(pgdata: Path) -> None:
-    """Writes SETTINGS into postgresql.auto.conf once, before the first start."""
+    """Writes settings() into postgresql.auto.conf, replacing what an earlier version wrote there; they apply
+    from the next start of the server."""
     auto = pgdata / "postgresql.auto.conf"
-    if not auto.exists() or "token-rotation" in auto.read_text():
-        return
-    with auto.open("a") as f:
-        f.write("# token-rotation embedded server settings\n")
-        for key, value in SETTINGS.items():
-            f.write(f"{key} = '{value}'\n")
+    ours = settings()
+    kept = [
+        line
+        for line in (auto.read_text().splitlines() if auto.exists() else [])
+        if line != MARK and line.split("=", 1)[0].strip() not in ours
+    ]
+    lines = [*kept, MARK, *(f"{key} = '{value}'" for key, value in ours.items())]
+    auto.write_text("\n".join(lines) + "\n")
 
 
 def start(pgdata: Path | str | None = None) -> str:
@@ -51,6 +77,7 @@ def start(pgdata: Path | str | None = None) -> str:
         _configure(path)
         stop(path)
     if running_url(path) is None:  # fresh, or stopped since this process started it (get_server caches)
+        _configure(path)
         server.ensure_postgres_running()
     return str(server.get_uri())
 
