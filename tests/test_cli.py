@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from psycopg.conninfo import make_conninfo
 
-from token_rotation.cli import cli
+from token_rotation.cli import cli, memory_fit
 
 from background import BackgroundCall, wait_until
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
@@ -255,8 +255,24 @@ def test_dry_run_prints_the_plan_and_changes_no_token(dsn: str, conn: psycopg.Co
     as_json = run(dsn, "rotate", "--dry-run", "--json")
     plan = next(e for e in events(as_json) if e["event"] == "note")
     assert plan["dry_run"] is True and plan["rows_total"] == 10_000 and plan["batches"] == 4
+    size, buffers = plan["working_set_bytes"], plan["shared_buffers_bytes"]
+    actual = conn.execute(
+        "SELECT pg_total_relation_size('tickets'), pg_size_bytes(current_setting('shared_buffers'))"
+    ).fetchone()
+    assert (size, buffers) == actual and 2 * size <= buffers
+    assert "shared_buffers" in result.stdout and ": fits" in result.stdout
     assert table_checksum(conn) == checksum
     assert last_run_id_or_none(conn) is None
+
+
+def test_dry_run_warns_when_the_rotation_will_outgrow_shared_buffers() -> None:
+    """The table and its indexes double at most while every row gets a new version: the warning comes as
+    soon as twice the size exceeds shared_buffers."""
+    mb = 2**20
+    assert memory_fit(100 * mb, 200 * mb).endswith("shared_buffers 200 MB: fits")
+    warned = memory_fit(101 * mb, 200 * mb)
+    assert "more than shared_buffers 200 MB" in warned and "expect each row to cost more" in warned
+    assert "table and indexes 101 MB (up to 202 MB" in warned
 
 
 def test_vacuum_reports_the_growth_then_cleans_the_dead_tuples(dsn: str, conn: psycopg.Connection) -> None:

@@ -576,10 +576,40 @@ def _dry_run(
     renderer.note(
         f"dry run, nothing changed: {row[0]} has {total} rows to rotate (key {row[1]}), {row[4]} slice(s), "
         f"{format_count(row[6])} batches of {row[5]}; a sample batch of {format_count(row[7])} rows took "
-        f"{format_duration(row[8])} (rolled back): estimated duration {format_duration(row[9])}",
+        f"{format_duration(row[8])} (rolled back): estimated duration {format_duration(row[9])}"
+        f"; {_memory_fit(monitor, oid, data)}",
         data,
     )
     return EXIT_OK
+
+
+def _memory_fit(monitor: psycopg.Connection, oid: int, data: dict[str, Any]) -> str:
+    """The table's size against shared_buffers, read from the server (see memory_fit)."""
+    sizes = monitor.execute(
+        "SELECT total_bytes, pg_size_bytes(current_setting('shared_buffers'))"
+        " FROM token_rotation.table_sizes(%s::oid::regclass)",
+        (oid,),
+    ).fetchone()
+    if sizes is None or sizes[0] is None:
+        return "working set unknown"
+    data.update(working_set_bytes=int(sizes[0]), shared_buffers_bytes=int(sizes[1]))
+    return memory_fit(int(sizes[0]), int(sizes[1]))
+
+
+def memory_fit(table_and_indexes: int, shared_buffers: int) -> str:
+    """Whether the table and its indexes fit in shared_buffers, now and once every row has a new version.
+    The estimate of a dry run comes from one warm batch; past shared_buffers, each row's random token-index
+    insert costs buffer misses, and the time per row grows (about 2x at 10M demo rows, BENCHMARKS.md)."""
+    text = (
+        f"table and indexes {format_size(table_and_indexes)} "
+        f"(up to {format_size(2 * table_and_indexes)} as rows get new versions)"
+    )
+    if 2 * table_and_indexes <= shared_buffers:
+        return f"{text}, shared_buffers {format_size(shared_buffers)}: fits"
+    return (
+        f"{text}, more than shared_buffers {format_size(shared_buffers)}: expect each row to cost more than "
+        "the sample batch did (up to about 2x per row; BENCHMARKS.md, 10M rows)"
+    )
 
 
 # -------------------------------------------------------------------------------------- status / verify
