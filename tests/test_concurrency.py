@@ -109,3 +109,41 @@ def test_two_hundred_thousand_rows_checked_against_a_snapshot(conn: psycopg.Conn
     before = snapshot(conn)
     conn.execute("CALL token_rotation.rotate('tickets', p_quiet => true)")
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+def test_batch_ends_found_ahead_keep_exactly_once_when_keys_change_during_the_call(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """rotate() finds the ends of the coming batches when its CALL starts. A key deleted ahead of the
+    checkpoint (the end of batch 5) makes its batch one row smaller; keys inserted ahead (into batch 7's
+    range) make that batch larger and are rotated with it; every row is still rotated exactly once, since
+    each UPDATE takes its key range, not a count of rows."""
+    make_table(conn, rows=1000)  # keys 1000, 2000, ..., 1,000,000: batches of 100 end at 100000, 200000, ...
+    before = snapshot(conn)
+    call = BackgroundCall(
+        dsn,
+        "CALL token_rotation.rotate('tickets', p_batch_size => 100, p_sleep => '300ms', p_quiet => true)",
+        "ends-ahead",
+    ).start()
+    wait_until(lambda: rows_done(conn) >= 100, what="the first batch")
+    conn.execute("DELETE FROM tickets WHERE id = 500000")
+    inserted = dict(
+        conn.execute(
+            "INSERT INTO tickets (id, title, status, created_at)"
+            " SELECT 600000 + g, 'inserted', 0, now() FROM generate_series(1, 30) g RETURNING id, token"
+        ).fetchall()
+    )
+    assert rows_done(conn) <= 300, "the batches went faster than the test: raise p_sleep"
+    call.join()
+    assert call.error is None, call.error
+    run_id = last_run_id(conn)
+    rows = [
+        r[0]
+        for r in conn.execute(
+            "SELECT rows FROM token_rotation.batches WHERE run_id = %s ORDER BY batch_no", (run_id,)
+        )
+    ]
+    assert rows == [100, 100, 100, 100, 99, 100, 130, 100, 100, 100]
+    after = dict(conn.execute("SELECT id, token FROM tickets WHERE title = 'inserted'").fetchall())
+    assert set(after) == set(inserted) and all(after[k] != inserted[k] for k in inserted)
+    assert_rotated_exactly_once(conn, before, run_id, deleted_ok=True)
