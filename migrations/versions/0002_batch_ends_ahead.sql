@@ -791,11 +791,12 @@ BEGIN
     -- One batch: the key that ends it (the batch_size-th key after the checkpoint, or the slice end),
     -- then one UPDATE of the key range (checkpoint, end]. The *0 forms serve a slice's first batch.
     -- (ORDER BY names the column through the table alias: a bare name would sort by the text output column)
-    -- With a fixed batch size the ends of the next batches are found ahead, up to c_lookahead of them in one
-    -- go (or what c_lookahead_for allows): each lookup walks the key index, and when it runs right before its
-    -- batch it meets heap pages that the earlier batches' new row versions have just made not all-visible, so
-    -- the index-only scan has to visit the heap for most keys (a third of the per-batch overhead at 1M rows,
-    -- about 4% of a run; BENCHMARKS.md). Found ahead, the keys are read while the pages are still all-visible.
+    -- With a fixed batch size (not adaptive, not cut by lock timeouts) the ends of the next batches are found
+    -- ahead, up to c_lookahead of them in one go (or what c_lookahead_for allows, or what p_max_batches leaves
+    -- to this CALL). Each lookup walks the key index; run right before its batch, it meets heap pages that the
+    -- earlier batches' new row versions have just made not all-visible, so the index-only scan visits the heap
+    -- for most keys (0.43 s of a 10 s run at 1M rows; found ahead, while the pages are still all-visible,
+    -- 0.10 s: BENCHMARKS.md).
     -- The UPDATE still takes the key range, so a key deleted meanwhile only makes its batch smaller; rows
     -- inserted into the range of a batch found ahead make that batch larger than batch_size.
     v_sql_upper := format('SELECT t.%1$I::text FROM ONLY %2$s AS t WHERE t.%1$I > $1::%3$s AND t.%1$I <= $2::%3$s '
@@ -883,8 +884,9 @@ BEGIN
                             EXECUTE v_sql_upper INTO v_seek USING v_seek, v_slice.hi, v_batch_size - 1;
                         END IF;
                         v_ends := v_ends || v_seek;
-                        EXIT WHEN v_seek IS NULL OR v_seek = v_slice.hi OR p_target_batch_time IS NOT NULL
-                               OR cardinality(v_ends) >= c_lookahead
+                        EXIT WHEN v_seek IS NULL OR v_seek = v_slice.hi
+                               OR p_target_batch_time IS NOT NULL OR v_batch_size <> p_batch_size
+                               OR cardinality(v_ends) >= least(c_lookahead, p_max_batches - v_call_batches)
                                OR clock_timestamp() - v_seek_from > c_lookahead_for;
                     END LOOP;
                 END IF;
