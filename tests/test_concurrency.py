@@ -127,7 +127,7 @@ def test_batch_ends_found_ahead_keep_exactly_once_when_keys_change_during_the_ca
     ).start()
     wait_until(lambda: rows_done(conn) >= 100, what="the first batch")
     conn.execute("DELETE FROM tickets WHERE id = 500000")
-    inserted = dict(
+    inserted: dict[int, object] = dict(
         conn.execute(
             "INSERT INTO tickets (id, title, status, created_at)"
             " SELECT 600000 + g, 'inserted', 0, now() FROM generate_series(1, 30) g RETURNING id, token"
@@ -144,6 +144,8 @@ def test_batch_ends_found_ahead_keep_exactly_once_when_keys_change_during_the_ca
         )
     ]
     assert rows == [100, 100, 100, 100, 99, 100, 130, 100, 100, 100]
-    after = dict(conn.execute("SELECT id, token FROM tickets WHERE title = 'inserted'").fetchall())
+    after: dict[int, object] = dict(
+        conn.execute("SELECT id, token FROM tickets WHERE title = 'inserted'").fetchall()
+    )
     assert set(after) == set(inserted) and all(after[k] != inserted[k] for k in inserted)
     assert_rotated_exactly_once(conn, before, run_id, deleted_ok=True)

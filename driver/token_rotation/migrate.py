@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg
 from alembic import command
 from alembic.config import Config
@@ -22,28 +24,26 @@ def _engine(dsn: str) -> Engine:
     )
 
 
-def _run(dsn: str, action: str, target: str) -> None:
+def _run(dsn: str, action: Callable[[Config, str], None], target: str) -> None:
+    """Runs an Alembic command (command.upgrade or command.downgrade) to `target` on one connection."""
     engine = _engine(dsn)
     config = Config(str(MIGRATIONS_DIR / "alembic.ini"))
     config.attributes["configure_logger"] = False
     with engine.connect() as connection:
         config.attributes["connection"] = connection
-        if action == "upgrade":
-            command.upgrade(config, target)
-        else:
-            command.downgrade(config, target)
+        action(config, target)
         connection.commit()
     engine.dispose()
 
 
 def upgrade(dsn: str, revision: str | None = None) -> None:
     """Installs or upgrades the schema token_rotation to `revision`, by default the newest (idempotent)."""
-    _run(dsn, "upgrade", revision or f"{BRANCH}@head")
+    _run(dsn, command.upgrade, revision or f"{BRANCH}@head")
 
 
 def downgrade(dsn: str, revision: str | None = None) -> None:
     """Goes back to `revision`; by default removes everything the tool installed (idempotent)."""
-    _run(dsn, "downgrade", revision or f"{BRANCH}@base")
+    _run(dsn, command.downgrade, revision or f"{BRANCH}@base")
 
 
 def installed_revision(dsn: str) -> str | None:
