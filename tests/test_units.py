@@ -42,7 +42,14 @@ def test_durations_take_an_optional_unit(text: str, expected: float) -> None:
 
 def test_durations_and_sizes_print_for_people() -> None:
     """Short durations keep a decimal, long ones read as minutes and hours; sizes as pg_size_pretty does."""
-    assert [format_duration(s) for s in (0.42, 42, 185, 7620, None)] == ["0.4s", "42s", "3m05s", "2h07m", "-"]
+    assert [format_duration(s) for s in (0.042, 0.42, 42, 185, 7620, None)] == [
+        "42ms",
+        "0.4s",
+        "42s",
+        "3m05s",
+        "2h07m",
+        "-",
+    ]
     assert [format_size(b) for b in (512, 90 * 1024**2, 1.5 * 1024**3)] == ["512 bytes", "90 MB", "1.5 GB"]
 
 

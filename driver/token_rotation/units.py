@@ -32,9 +32,11 @@ def parse_duration(text: str) -> float:
 
 
 def format_duration(seconds: float | None) -> str:
-    """A duration for people: 0.4s, 42s, 3m05s, 2h07m; "-" when unknown."""
+    """A duration for people: 42ms, 0.4s, 42s, 3m05s, 2h07m; "-" when unknown."""
     if seconds is None or math.isnan(seconds) or seconds < 0:
         return "-"
+    if seconds < 0.1:
+        return f"{seconds * 1000:.0f}ms"
     if seconds < 10:
         return f"{seconds:.1f}s"
     whole = int(round(seconds))
