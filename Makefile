@@ -74,12 +74,15 @@ bench-driver: venv ## the CLI vs a bare CALL on ROWS rows, alternated: overhead 
 freeze: venv ## copy sql/ into the head revision's frozen file (before the revision ships)
 	$(BIN)/python migrations/freeze.py
 
-.PHONY: bench bench-engine bench-seed
+.PHONY: bench bench-engine bench-seed bench-scale
 bench: venv ## benchmark table, JSON and chart: bare UPDATE vs the procedure vs client-side (ROWS, BENCH_ARGS)
 	$(CLI) bench --rows $(ROWS) $(BENCH_ARGS)
 
 bench-engine: venv ## one CALL (1 and 2 workers) vs one bare UPDATE on ROWS rows, alternated: median ratios
 	$(BIN)/python -m token_rotation.bench.engine --rows $(ROWS) $(BENCH_ARGS)
+
+bench-scale: venv ## time per row at 1M against 10M rows, the two tables alternated in every round
+	$(BIN)/python -m token_rotation.bench.scale $(BENCH_ARGS)
 
 bench-seed: venv ## seed of ROWS rows vs one bare INSERT ... SELECT FROM generate_series: median ratio
 	$(BIN)/python -m token_rotation.bench.seed_speed --rows $(ROWS) $(BENCH_ARGS)
