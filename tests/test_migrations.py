@@ -294,11 +294,13 @@ def test_uninstall_keeps_a_function_of_someone_else_in_the_schema(empty_dsn: str
 
 
 def test_sql_holds_only_routines_and_no_revision_holds_a_copy_of_them() -> None:
-    """Every top-level sql/*.sql file creates functions, procedures or views only (tables belong to the
-    revisions, since routine files are run again on every upgrade), and no revision creates a routine."""
+    """Every top-level sql/*.sql file has a numeric prefix (its place in the order they are applied in) and
+    creates functions, procedures or views only (tables belong to the revisions, since routine files are run
+    again on every upgrade), and no revision creates a routine."""
     files = migrate.routine_files()
-    assert [f.name for f in files] == sorted(f.name for f in files) and files
-    not_routine = re.compile(r"^\s*CREATE\s+(?!(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|VIEW)\b)", re.I | re.M)
+    assert files
+    assert [f.name for f in files if not re.fullmatch(r"\d\d_\w+\.sql", f.name)] == []
+    not_routine = re.compile(r"^CREATE\s+(?!(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|VIEW)\b)", re.I | re.M)
     for file in files:
         text = file.read_text()
         assert any(r.file == file.name for r in migrate.routines()), f"{file.name} defines no routine"
