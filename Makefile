@@ -17,18 +17,18 @@ BIN := $(VENV)/bin
 CLI := $(BIN)/token-rotation
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint format freeze
+.PHONY: help venv test lint format
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	@touch $@
 
-venv: $(BIN)/.installed ## create .venv with the tool and its test tools
+venv: $(BIN)/.installed ## create .venv: the tool (editable), its test tools and the bench extra, pinned
 
 test: venv ## run the test suite against DATABASE_URL, or an embedded PostgreSQL 18
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -70,9 +70,6 @@ stop: venv ## stop the embedded server
 
 bench-driver: venv ## the CLI vs a bare CALL on ROWS rows, alternated: overhead ratio and peak memory
 	$(BIN)/python -m token_rotation.bench.driver_overhead --rows $(ROWS) $(BENCH_ARGS)
-
-freeze: venv ## copy sql/ into the head revision's frozen file (before the revision ships)
-	$(BIN)/python migrations/freeze.py
 
 .PHONY: bench bench-engine bench-seed bench-scale
 bench: venv ## benchmark table, JSON and chart: bare UPDATE vs the procedure vs client-side (ROWS, BENCH_ARGS)

@@ -4,6 +4,10 @@ The database is, in order: a connection handed over by the caller (`config.attri
 driver's `install` does), `-x dsn=...`, or `DATABASE_URL`. The version table lives in the tool's own schema
 (`token_rotation.alembic_version`), so that nothing of the tool lands in the application's schemas; a
 downgrade to base removes it together with the schema.
+
+Two targets only: the head (install or upgrade; every routine of sql/ is re-applied at the end, even when the
+database is at head already) and base (uninstall). Old routine bodies are not kept anywhere, so any other
+target is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ import os
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.util import CommandError
 from sqlalchemy import Connection, create_engine, pool, text
 
-SCHEMA = "token_rotation"
+from token_rotation import migrate
+
+SCHEMA = migrate.SCHEMA
 VERSION_TABLE = "alembic_version"
 
 config = context.config
@@ -30,34 +37,54 @@ def sqlalchemy_url(dsn: str) -> str:
     raise SystemExit("token-rotation migrations: DATABASE_URL must be a postgresql:// URL")
 
 
-def drop_schema_at_base(ctx, step, heads, run_args) -> None:  # type: ignore[no-untyped-def]
-    """After the last downgrade step, drop the version table and the then empty schema."""
-    if step.is_upgrade or heads or ctx.version_table_schema != SCHEMA:
-        return
-    bind = ctx.connection
-    leftover = bind.execute(
+def target() -> str:
+    """'head' or 'base': where this command goes; any other target is refused with the reason."""
+    argument = context.get_revision_argument()  # the head's number for head, None for base
+    if isinstance(argument, tuple | list):
+        argument = argument[0] if len(argument) == 1 else tuple(argument)
+    if argument is None:
+        return "base"
+    if argument == context.get_head_revision():
+        return "head"
+    raise CommandError(
+        f"token-rotation migrations go to head (install or upgrade) or to base (uninstall) only, not to"
+        f" {argument!r}: old routine bodies are not kept, so an older revision cannot be restored;"
+        " uninstall (downgrade to base) and install the older package instead"
+    )
+
+
+def drop_version_table_and_empty_schema(connection: Connection) -> None:
+    """After a downgrade to base: drop the (now empty) version table, and the schema when nothing else is
+    left in it (an object of someone else's in it keeps it)."""
+    connection.execute(text(f"DROP TABLE IF EXISTS {SCHEMA}.{VERSION_TABLE}"))
+    leftover = connection.execute(
         text(
-            "SELECT count(*) FROM pg_class WHERE relnamespace = CAST(:s AS regnamespace) AND relname <> :t"
-            " AND relkind IN ('r', 'v', 'm', 'S', 'f', 'p')"
+            "SELECT EXISTS (SELECT FROM pg_class WHERE relnamespace = CAST(:s AS regnamespace))"
+            "    OR EXISTS (SELECT FROM pg_proc WHERE pronamespace = CAST(:s AS regnamespace))"
+            "    OR EXISTS (SELECT FROM pg_type WHERE typnamespace = CAST(:s AS regnamespace))"
         ),
-        {"s": SCHEMA, "t": VERSION_TABLE},
+        {"s": SCHEMA},
     ).scalar_one()
-    if leftover == 0:
-        bind.execute(text(f"DROP TABLE {SCHEMA}.{VERSION_TABLE}"))
-        bind.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA}"))
+    if not leftover:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA}"))
 
 
 def run_on(connection: Connection) -> None:
+    goal = target()
+    connection.info.pop(migrate.ROUTINES_APPLIED, None)
     connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
     context.configure(
         connection=connection,
         version_table=VERSION_TABLE,
         version_table_schema=SCHEMA,
-        on_version_apply=[drop_schema_at_base],
         transactional_ddl=True,
     )
     with context.begin_transaction():
         context.run_migrations()
+        if goal == "head" and not connection.info.get(migrate.ROUTINES_APPLIED):
+            migrate.apply_routines(connection)  # at head already: bring the routines up to this package
+        if goal == "base":
+            drop_version_table_and_empty_schema(connection)
 
 
 def run_migrations_online() -> None:

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
-from token_rotation import PROJECT_ROOT
+from token_rotation import SQL_DIR
 
-GRANTS = PROJECT_ROOT / "sql" / "examples" / "grants.sql"
+GRANTS = SQL_DIR / "examples" / "grants.sql"
 
 
 @contextmanager

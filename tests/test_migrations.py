@@ -1,8 +1,10 @@
-"""The Alembic migrations: install, remove and reinstall on a real database, and include from another app."""
+"""The Alembic migrations on real databases: install, uninstall, upgrades from every shipped revision to
+the catalog of a fresh install, an open run kept across an upgrade, inclusion in another app's Alembic."""
 
 from __future__ import annotations
 
-import importlib.util
+import gzip
+import re
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -10,29 +12,23 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from alembic.util import CommandError
 from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from token_rotation import MIGRATIONS_DIR, SQL_DIR, migrate
 
+from background import BackgroundCall, backends, wait_until
 from conftest import dsn_of
+from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SHIPPED = ("0001", "0002")  # revisions released with a frozen copy of sql/ (tests/fixtures/README.md)
+HEAD = migrate.head_revision()
 
 
-def load_module(path: Path):  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-FREEZE = load_module(MIGRATIONS_DIR / "freeze.py")
-HEAD = FREEZE.frozen_files()[-1].name[:4]
-
-
-@pytest.fixture
-def empty_dsn(postgresql_proc: NoopExecutor) -> Iterator[str]:
-    """DSN of a new, empty database (nothing of the tool installed)."""
+def new_database(postgresql_proc: NoopExecutor) -> Iterator[str]:
+    """DSN of a new, empty database (nothing of the tool installed), dropped afterwards."""
     name = f"tr_mig_{uuid.uuid4().hex[:8]}"
     janitor = DatabaseJanitor(
         user=postgresql_proc.user,
@@ -43,6 +39,31 @@ def empty_dsn(postgresql_proc: NoopExecutor) -> Iterator[str]:
     )
     with janitor:
         yield dsn_of(postgresql_proc, name)
+
+
+@pytest.fixture
+def empty_dsn(postgresql_proc: NoopExecutor) -> Iterator[str]:
+    """DSN of a new, empty database."""
+    yield from new_database(postgresql_proc)
+
+
+@pytest.fixture
+def other_dsn(postgresql_proc: NoopExecutor) -> Iterator[str]:
+    """DSN of a second new, empty database (to compare two installs)."""
+    yield from new_database(postgresql_proc)
+
+
+def install_shipped(dsn: str, revision: str) -> None:
+    """Puts the database in the state the shipped `revision` left: its frozen copy of sql/, run as that
+    revision ran it, and the alembic_version row Alembic wrote."""
+    script = gzip.decompress((FIXTURES / f"shipped_{revision}.sql.gz").read_bytes()).decode()
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute(script.encode())  # bytes: no parameters, so % stays literal
+        conn.execute(
+            "CREATE TABLE token_rotation.alembic_version (version_num varchar(32) NOT NULL,"
+            " CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
+        conn.execute("INSERT INTO token_rotation.alembic_version VALUES (%s)", (revision,))
 
 
 def tool_objects(dsn: str) -> list[str]:
@@ -58,10 +79,71 @@ def tool_objects(dsn: str) -> list[str]:
             UNION ALL
             SELECT 'routine ' || oid::regprocedure::text FROM pg_proc
              WHERE pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+            UNION ALL
+            SELECT 'type ' || oid::regtype::text FROM pg_type
+             WHERE typnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+               AND typnamespace::regnamespace::text NOT LIKE 'pg_toast%'
+               AND typrelid = 0 AND typcategory <> 'A'
             ORDER BY 1
             """
         ).fetchall()
     return [r[0] for r in rows]
+
+
+CATALOG = {
+    "routine": """
+        SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), obj_description(p.oid, 'pg_proc'),
+               p.proacl::text
+          FROM pg_proc p WHERE p.pronamespace = 'token_rotation'::regnamespace AND p.prokind IN ('f', 'p')
+         ORDER BY 1""",
+    "relation": """
+        SELECT c.relname, c.relkind, obj_description(c.oid, 'pg_class'), c.relacl::text,
+               CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END
+          FROM pg_class c WHERE c.relnamespace = 'token_rotation'::regnamespace ORDER BY 1""",
+    "column": """
+        SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity,
+               pg_get_expr(d.adbin, d.adrelid), col_description(c.oid, a.attnum)
+          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+         WHERE c.relnamespace = 'token_rotation'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+           AND a.attnum > 0 AND NOT a.attisdropped
+         ORDER BY c.relname, a.attnum""",
+    "index": """
+        SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid),
+               obj_description(i.indexrelid, 'pg_class')
+          FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+         WHERE c.relnamespace = 'token_rotation'::regnamespace ORDER BY 1""",
+    "constraint": """
+        SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid),
+               obj_description(oid, 'pg_constraint')
+          FROM pg_constraint WHERE connamespace = 'token_rotation'::regnamespace ORDER BY 1, 2""",
+    "trigger": """
+        SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger
+         WHERE tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'token_rotation'::regnamespace)
+           AND NOT tgisinternal
+         ORDER BY 1, 2""",
+    "schema": """
+        SELECT nspname, obj_description(oid, 'pg_namespace'), nspacl::text FROM pg_namespace
+         WHERE nspname = 'token_rotation'""",
+}
+
+
+def catalog(dsn: str) -> dict[str, list[tuple[object, ...]]]:
+    """What the tool's schema holds, as PostgreSQL itself prints it: every function's and procedure's
+    definition, comment and privileges; tables, views (with their definitions) and sequences; columns with
+    types, defaults and comments; indexes; constraints; triggers; the schema's comment."""
+    with psycopg.connect(dsn) as conn:
+        return {kind: conn.execute(query).fetchall() for kind, query in CATALOG.items()}
+
+
+def differences(a: dict[str, list[tuple[object, ...]]], b: dict[str, list[tuple[object, ...]]]) -> list[str]:
+    """The catalog rows that only one side has, named by their first columns (for a readable failure)."""
+    out = []
+    for kind in CATALOG:
+        only_a, only_b = set(a[kind]) - set(b[kind]), set(b[kind]) - set(a[kind])
+        out += [f"{kind} only in the first: {row[:2]}" for row in sorted(only_a, key=str)]
+        out += [f"{kind} only in the second: {row[:2]}" for row in sorted(only_b, key=str)]
+    return out
 
 
 def test_upgrade_downgrade_upgrade_on_a_real_database(empty_dsn: str) -> None:
@@ -78,8 +160,115 @@ def test_upgrade_downgrade_upgrade_on_a_real_database(empty_dsn: str) -> None:
     assert tool_objects(empty_dsn) == []
     assert migrate.installed_revision(empty_dsn) is None
     migrate.downgrade(empty_dsn)  # idempotent
+    assert tool_objects(empty_dsn) == []
     migrate.upgrade(empty_dsn)
     assert tool_objects(empty_dsn) == installed
+
+
+@pytest.mark.parametrize("shipped", SHIPPED)
+def test_an_upgrade_from_a_shipped_revision_gives_the_catalog_of_a_fresh_install(
+    shipped: str, empty_dsn: str, other_dsn: str
+) -> None:
+    """A database installed by a shipped revision, upgraded, has exactly the catalog of a fresh install at
+    head (routines, tables, columns, indexes, constraints, comments, views); uninstall then leaves nothing."""
+    migrate.upgrade(empty_dsn)
+    fresh = catalog(empty_dsn)
+    install_shipped(other_dsn, shipped)
+    assert migrate.installed_revision(other_dsn) == shipped
+    migrate.upgrade(other_dsn)
+    assert migrate.installed_revision(other_dsn) == HEAD
+    assert differences(fresh, catalog(other_dsn)) == []
+    assert catalog(other_dsn) == fresh
+    migrate.downgrade(other_dsn)
+    assert tool_objects(other_dsn) == []
+
+
+def test_the_shipped_0001_differs_from_head_so_the_upgrade_comparison_has_something_to_do(
+    empty_dsn: str, other_dsn: str
+) -> None:
+    """Before its upgrade, a database at the shipped 0001 has another rotate() than a fresh install: the
+    comparison above would catch an upgrade that forgot to re-apply the routines."""
+    migrate.upgrade(empty_dsn)
+    install_shipped(other_dsn, "0001")
+    assert differences(catalog(empty_dsn), catalog(other_dsn)) != []
+
+
+def test_an_open_run_of_the_shipped_0002_survives_the_upgrade_and_finishes_exactly_once(
+    empty_dsn: str,
+) -> None:
+    """A run left open by a CALL under the shipped 0002 (stopped by p_max_batches) is kept by the upgrade,
+    and a CALL after it finishes that same run with every row rotated once."""
+    install_shipped(empty_dsn, "0002")
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        make_table(conn, rows=2_000)
+        before = snapshot(conn)
+        conn.execute(
+            "CALL token_rotation.rotate('tickets', p_batch_size => 300, p_max_batches => 2, p_quiet => true)"
+        )
+        run_id = last_run_id(conn)
+        state = conn.execute("SELECT state, rows_done FROM token_rotation.runs WHERE run_id = %s", (run_id,))
+        assert state.fetchone() == ("active", 600)
+    migrate.upgrade(empty_dsn)
+    assert migrate.installed_revision(empty_dsn) == HEAD
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute("CALL token_rotation.rotate('tickets', p_batch_size => 300, p_quiet => true)")
+        assert last_run_id(conn) == run_id, "the upgrade lost the open run: a new one was started"
+        assert_rotated_exactly_once(conn, before, run_id)
+
+
+def test_install_at_head_brings_every_routine_back_to_the_package_sql(empty_dsn: str) -> None:
+    """`install` on a database already at head re-applies the routines: a body changed since (by hand, or
+    by an older package) is replaced by the one in sql/, with no new revision."""
+    migrate.upgrade(empty_dsn)
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        original = conn.execute("SELECT pg_get_functiondef('token_rotation.lock_space()'::regprocedure)")
+        expected = original.fetchone()
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION token_rotation.lock_space() RETURNS integer"
+            " LANGUAGE sql AS 'SELECT 1'"
+        )
+    migrate.upgrade(empty_dsn)
+    with psycopg.connect(empty_dsn) as conn:
+        again = conn.execute("SELECT pg_get_functiondef('token_rotation.lock_space()'::regprocedure)")
+        assert again.fetchone() == expected
+
+
+def test_only_head_and_base_are_targets(empty_dsn: str) -> None:
+    """Any other target is refused before anything runs, with a message saying why (old routine bodies are
+    not kept): downgrade to an intermediate revision, upgrade to one, a relative step."""
+    migrate.upgrade(empty_dsn)
+    before = catalog(empty_dsn)
+    for action, target in ((migrate.downgrade, "0001"), (migrate.downgrade, "-1"), (migrate.upgrade, "0002")):
+        with pytest.raises(CommandError, match="head .* or to base .* only"):
+            action(empty_dsn, target)
+    assert migrate.installed_revision(empty_dsn) == HEAD
+    assert catalog(empty_dsn) == before
+
+
+def test_uninstall_is_refused_while_a_rotation_runs(empty_dsn: str) -> None:
+    """downgrade to base fails with SQLSTATE 55006 while a CALL works on a slice, and removes nothing."""
+    migrate.upgrade(empty_dsn)
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        make_table(conn, rows=2_000)
+        call = BackgroundCall(
+            empty_dsn,
+            "CALL token_rotation.rotate('tickets', p_batch_size => 100, p_sleep => '200ms', p_quiet => true)",
+            "tr_test_uninstall_guard",
+        ).start()
+        try:
+            wait_until(lambda: bool(backends(conn, "tr_test_uninstall_guard")), what="the CALL to start")
+            wait_until(
+                lambda: conn.execute("SELECT count(*) FROM token_rotation.batches").fetchone() != (0,),
+                what="a first batch",
+            )
+            with pytest.raises(psycopg.errors.ObjectInUse, match="a token rotation is running"):
+                migrate.downgrade(empty_dsn)
+            assert conn.execute("SELECT to_regclass('token_rotation.runs') IS NOT NULL").fetchone() == (True,)
+        finally:
+            conn.execute("SELECT token_rotation.cancel('tickets')")
+            call.join()
+    migrate.downgrade(empty_dsn)
+    assert [o for o in tool_objects(empty_dsn) if "token_rotation" in o] == []
 
 
 def test_downgrade_stops_at_an_object_of_someone_else_that_depends_on_the_tool(empty_dsn: str) -> None:
@@ -94,62 +283,42 @@ def test_downgrade_stops_at_an_object_of_someone_else_that_depends_on_the_tool(e
         assert conn.execute("SELECT to_regclass('token_rotation.runs') IS NOT NULL").fetchone() == (True,)
 
 
-def test_the_head_revision_freezes_the_current_sql_directory() -> None:
-    """sql/ and the head revision's frozen copy are the same text: a change to sql/ needs a revision (run
-    `make freeze` while the head revision is unreleased)."""
-    assert FREEZE.frozen_files()[-1].read_text() == FREEZE.frozen_text(SQL_DIR)
-
-
-def test_each_revision_names_exactly_the_files_it_changes() -> None:
-    """A later revision installs only the sections it lists in CHANGED: a file changed in sql/ but missing
-    there would never reach an upgraded database; one listed but unchanged would be replaced for nothing."""
-    copies = FREEZE.frozen_files()
-    assert [c.name[:4] for c in copies] == [f"{n:04d}" for n in range(1, len(copies) + 1)]
-    for previous, current in zip(copies, copies[1:], strict=False):
-        before, after = FREEZE.sections(previous.read_text()), FREEZE.sections(current.read_text())
-        assert set(before) <= set(after), f"{current.name} drops a file: a revision must drop objects itself"
-        changed = sorted(name for name in after if before.get(name) != after[name])
-        revision = load_module(current.with_suffix(".py"))
-        assert sorted(revision.CHANGED) == changed, current.name
-
-
-def rotate_source(dsn: str) -> str:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "SELECT prosrc FROM pg_proc WHERE oid = to_regproc('token_rotation.rotate')"
-        ).fetchone()
-    assert row is not None
-    return str(row[0])
-
-
-def test_upgrade_from_0001_and_downgrade_to_it_swap_the_changed_definitions(empty_dsn: str) -> None:
-    """A database installed at 0001 gets the head's rotate() on upgrade, and 0001's back on downgrade to
-    0001; the runs it recorded stay."""
-    head_rotate = FREEZE.sections(FREEZE.frozen_files()[-1].read_text())["20_rotate.sql"]
-    first_rotate = FREEZE.sections(FREEZE.frozen_files()[0].read_text())["20_rotate.sql"]
-    assert head_rotate != first_rotate
-    migrate.upgrade(empty_dsn, "0001")
-    assert migrate.installed_revision(empty_dsn) == "0001"
-    with psycopg.connect(empty_dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (id int PRIMARY KEY, token uuid NOT NULL DEFAULT gen_random_uuid())")
-        conn.execute("INSERT INTO t (id) SELECT generate_series(1, 10)")
-        conn.execute("CALL token_rotation.rotate('t', p_quiet => true)")
-    assert rotate_source(empty_dsn).strip() in first_rotate
+def test_uninstall_keeps_a_function_of_someone_else_in_the_schema(empty_dsn: str) -> None:
+    """downgrade drops only the routines whose names sql/ defines: a function a user put into the schema
+    stays, and so does the schema that holds it."""
     migrate.upgrade(empty_dsn)
-    assert migrate.installed_revision(empty_dsn) == HEAD
-    assert rotate_source(empty_dsn).strip() in head_rotate
-    migrate.downgrade(empty_dsn, "0001")
-    assert migrate.installed_revision(empty_dsn) == "0001"
-    assert rotate_source(empty_dsn).strip() in first_rotate
-    with psycopg.connect(empty_dsn) as conn:
-        assert conn.execute("SELECT count(*) FROM token_rotation.runs").fetchone() == (1,)
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION token_rotation.mine() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    migrate.downgrade(empty_dsn)
+    assert tool_objects(empty_dsn) == ["routine token_rotation.mine()", "schema token_rotation"]
+
+
+def test_sql_holds_only_routines_and_no_revision_holds_a_copy_of_them() -> None:
+    """Every top-level sql/*.sql file has a numeric prefix (its place in the order they are applied in) and
+    creates functions, procedures or views only (tables belong to the revisions, since routine files are run
+    again on every upgrade), and no revision creates a routine."""
+    files = migrate.routine_files()
+    assert files
+    assert [f.name for f in files if not re.fullmatch(r"\d\d_\w+\.sql", f.name)] == []
+    not_routine = re.compile(r"^CREATE\s+(?!(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|VIEW)\b)", re.I | re.M)
+    for file in files:
+        text = file.read_text()
+        assert any(r.file == file.name for r in migrate.routines()), f"{file.name} defines no routine"
+        assert not not_routine.search(text), f"{file.name} creates something other than a routine"
+    for revision in (MIGRATIONS_DIR / "versions").iterdir():
+        if revision.name.endswith(".py"):
+            assert not re.search(
+                r"CREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|VIEW)", revision.read_text()
+            ), f"{revision.name} creates a routine: routines live in sql/ only"
+    assert SQL_DIR.joinpath("20_rotate.sql").is_file()
 
 
 def test_another_application_includes_the_migrations_through_version_locations(
     empty_dsn: str, tmp_path: Path
 ) -> None:
-    """An application's own Alembic, with our versions/ in version_locations, upgrades the branch
-    token_rotation@head next to its own revisions and keeps its own version table."""
+    """An application's own Alembic, with the installed package's versions (the resource
+    token_rotation.migrations:versions) in version_locations, upgrades the branch token_rotation@head next to
+    its own revisions, gets every routine, keeps its own version table, and can remove our branch again."""
     from alembic import command
     from alembic.config import Config
 
@@ -188,14 +357,19 @@ def test_another_application_includes_the_migrations_through_version_locations(
     )
     config = Config()
     config.set_main_option("script_location", str(app))
-    config.set_main_option("version_locations", f"{app / 'versions'} {MIGRATIONS_DIR / 'versions'}")
+    config.set_main_option("version_locations", f"{app / 'versions'} token_rotation.migrations:versions")
     config.set_main_option("path_separator", "space")
     command.upgrade(config, "heads")
     with psycopg.connect(empty_dsn) as conn:
         versions = sorted(r[0] for r in conn.execute("SELECT version_num FROM public.alembic_version"))
         assert versions == [HEAD, "a1"]
-        assert conn.execute(
-            "SELECT to_regprocedure('token_rotation.verify(bigint)') IS NOT NULL"
-        ).fetchone() == (True,)
+        names = {
+            r[0]
+            for r in conn.execute(
+                "SELECT proname FROM pg_proc WHERE pronamespace = 'token_rotation'::regnamespace"
+            )
+        }
+        assert names == {r.name for r in migrate.routines() if r.kind != "VIEW"}
+        assert conn.execute("SELECT to_regclass('token_rotation.progress') IS NOT NULL").fetchone() == (True,)
     command.downgrade(config, "token_rotation@base")
     assert [o for o in tool_objects(empty_dsn) if "token_rotation" in o] == []

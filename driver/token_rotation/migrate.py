@@ -1,18 +1,143 @@
-"""Installing and removing the tool's database objects: Alembic, run on the migrations in migrations/."""
+"""Installing, upgrading and removing the tool's database objects, from the SQL shipped in this package.
+
+Two kinds of objects, two ways to change them (how PostgreSQL extensions and TimescaleDB ship upgrades):
+- Tables (and the schema) change only through the Alembic revisions in migrations/versions/ (the package
+  token_rotation.migrations): a revision holds table DDL and `DROP ... IF EXISTS` of routine signatures
+  that no longer exist, a few lines each, never a copy of sql/.
+- Routines (functions, procedures, views) are every top-level sql/*.sql file (the package
+  token_rotation.sql), each one CREATE OR REPLACE, re-applied in file-name order (the numeric prefixes are
+  the dependency order) at the end of every upgrade: by the head revision's upgrade(), so that an
+  application's own Alembic that includes our branch gets them, and by our env.py on every `install`, even
+  at head. A changed function body therefore needs no revision at all.
+Downgrade goes to base only (uninstall): old routine bodies are not kept anywhere, so no intermediate
+revision can be restored, and our env.py refuses such a target.
+
+    upgrade(dsn)     # token-rotation install
+    downgrade(dsn)   # token-rotation uninstall
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.resources.abc import Traversable
+from pathlib import Path
 
 import psycopg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, pool, text
+from alembic.script import ScriptDirectory
+from psycopg import sql
+from sqlalchemy import Connection, Engine, create_engine, pool, text
 
-from token_rotation import MIGRATIONS_DIR
+from token_rotation import MIGRATIONS_DIR, SQL_DIR
 from token_rotation.connection import APPLICATION_NAME
 
 BRANCH = "token_rotation"
+SCHEMA = "token_rotation"
+ROUTINES_APPLIED = "token_rotation.routines_applied"  # key in the connection's info: set once applied
+
+# A routine file's statements that create an object: the kind and the name, at the start of a line.
+_CREATE = re.compile(
+    r"^CREATE(?P<replace>\s+OR\s+REPLACE)?\s+(?P<kind>FUNCTION|PROCEDURE|VIEW)\s+token_rotation\.(?P<name>\w+)",
+    re.MULTILINE | re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Routine:
+    """A function, procedure or view that a sql/ file defines: its kind (upper case), name and file."""
+
+    kind: str
+    name: str
+    file: str
+
+
+def folder(resource: Traversable) -> Path:
+    """The folder on disk of a packaged resource folder: Alembic reads its files by path (pip, pipx and
+    editable installs all unpack the package, so this is a plain path)."""
+    if not isinstance(resource, Path):
+        raise RuntimeError(f"token-rotation must be installed unpacked (not zipped): {resource} is no folder")
+    return resource
+
+
+def routine_files() -> list[Traversable]:
+    """Every top-level sql/*.sql file of the package, in file-name order (the order they are applied in)."""
+    found = [f for f in SQL_DIR.iterdir() if f.is_file() and f.name.endswith(".sql")]
+    return sorted(found, key=lambda f: f.name)
+
+
+def routine_sql(file: Traversable) -> str:
+    """A routine file's text, ready to run again on a database that has its objects: any plain CREATE of a
+    function, procedure or view is run as CREATE OR REPLACE."""
+    return _CREATE.sub(
+        lambda m: m.group(0) if m.group("replace") else m.group(0).replace("CREATE", "CREATE OR REPLACE", 1),
+        file.read_text(encoding="utf-8"),
+    )
+
+
+def routines() -> list[Routine]:
+    """The functions, procedures and views the sql/ files define, in the order the files create them."""
+    return [
+        Routine(m.group("kind").upper(), m.group("name"), f.name)
+        for f in routine_files()
+        for m in _CREATE.finditer(f.read_text(encoding="utf-8"))
+    ]
+
+
+def run_script(connection: Connection, script: str) -> None:
+    """Runs a multi-statement script as it is, in the migration's transaction: through psycopg with no
+    parameters, so % and $ stay literal."""
+    with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(script)
+
+
+def apply_routines(connection: Connection) -> None:
+    """Creates or replaces every routine from sql/, file by file in file-name order. A CALL already running
+    keeps the definition it started with; nothing that depends on a routine is dropped."""
+    for file in routine_files():
+        run_script(connection, routine_sql(file))
+    connection.info[ROUTINES_APPLIED] = True
+
+
+def head_revision() -> str:
+    """The newest revision of the tool's branch, read from the packaged migrations."""
+    migrations = folder(MIGRATIONS_DIR)
+    script = ScriptDirectory(str(migrations), version_locations=[str(migrations / "versions")])
+    head = script.get_current_head()
+    assert head is not None, "the packaged migrations have no revision"
+    return head
+
+
+def upgraded_to(connection: Connection, revision: str) -> None:
+    """The last step of every revision's upgrade(): at the head revision, re-applies all routines (in any
+    Alembic that runs our branch, ours or an application's)."""
+    if revision == head_revision():
+        apply_routines(connection)
+
+
+def drop_routines(connection: Connection) -> None:
+    """Drops every function, procedure and view whose name the sql/ files define (every signature of that
+    name in the schema), the last file's first, without CASCADE: an object of someone else's that depends on
+    one of them stops the uninstall instead of vanishing with it."""
+    with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+        for routine in reversed(routines()):
+            if routine.kind == "VIEW":
+                cursor.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(SCHEMA, routine.name)))
+                continue
+            cursor.execute(
+                "SELECT CASE prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END"
+                "     , pg_get_function_identity_arguments(oid)"
+                "  FROM pg_proc WHERE pronamespace = to_regnamespace(%s) AND proname = %s ORDER BY oid",
+                (SCHEMA, routine.name),
+            )
+            for kind, arguments in cursor.fetchall():
+                cursor.execute(
+                    sql.SQL("DROP {} {}({})").format(
+                        sql.SQL(kind), sql.Identifier(SCHEMA, routine.name), sql.SQL(arguments)
+                    )
+                )
 
 
 def _engine(dsn: str) -> Engine:
@@ -24,25 +149,37 @@ def _engine(dsn: str) -> Engine:
     )
 
 
+def config() -> Config:
+    """Alembic's configuration for the packaged migrations (no alembic.ini, no checkout needed)."""
+    migrations = folder(MIGRATIONS_DIR)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations).replace("%", "%%"))
+    cfg.set_main_option("version_locations", str(migrations / "versions").replace("%", "%%"))
+    cfg.set_main_option("path_separator", "newline")
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
 def _run(dsn: str, action: Callable[[Config, str], None], target: str) -> None:
     """Runs an Alembic command (command.upgrade or command.downgrade) to `target` on one connection."""
     engine = _engine(dsn)
-    config = Config(str(MIGRATIONS_DIR / "alembic.ini"))
-    config.attributes["configure_logger"] = False
+    cfg = config()
     with engine.connect() as connection:
-        config.attributes["connection"] = connection
-        action(config, target)
+        cfg.attributes["connection"] = connection
+        action(cfg, target)
         connection.commit()
     engine.dispose()
 
 
 def upgrade(dsn: str, revision: str | None = None) -> None:
-    """Installs or upgrades the schema token_rotation to `revision`, by default the newest (idempotent)."""
+    """Installs or upgrades the schema token_rotation to the newest revision and re-applies every routine
+    (idempotent). `revision` other than the head is refused: there is no way back to an old one."""
     _run(dsn, command.upgrade, revision or f"{BRANCH}@head")
 
 
 def downgrade(dsn: str, revision: str | None = None) -> None:
-    """Goes back to `revision`; by default removes everything the tool installed (idempotent)."""
+    """Removes everything the tool installed (idempotent; refused while a rotation runs). `revision` other
+    than base is refused: old routine bodies are not kept, so no intermediate revision can be restored."""
     _run(dsn, command.downgrade, revision or f"{BRANCH}@base")
 
 

@@ -1,6 +1,7 @@
 """Demo data: create a tickets table like the original's `Ticket` model and fill it fast, in chunks.
 
-The table definition and the chunk INSERT live in sql/demo/ (not part of the installed tool). Every row
+The table definition and the chunk INSERT live in sql/demo/, shipped in the package (token_rotation.sql,
+read through importlib.resources) but never applied by `install`: only sql/'s top level is. Every row
 is made on the server by one `INSERT ... SELECT ... FROM generate_series` per chunk, each chunk committed on
 its own, so a large seed shows progress and an interrupted one keeps what it committed. Used by
 `token-rotation seed` and by the benchmarks:

@@ -32,6 +32,12 @@ import psycopg
 from psycopg import sql
 
 from token_rotation.bench import common
+from token_rotation.errors import ToolError
+
+NO_MATPLOTLIB = (
+    "token-rotation bench draws its chart with matplotlib, which is not installed:"
+    " pip install 'token-rotation[bench]' (or make venv in a checkout)"
+)
 
 DEFAULT_BATCH_SIZES = (500, 1000, 2000, 3000, 5000, 10000)
 CLIENT_BATCH = 3000
@@ -460,7 +466,12 @@ def bench(
     out: Path,
     reuse: bool,
 ) -> None:
-    """Benchmark the rotation against a bare UPDATE and the original's client-side ways (scratch table)."""
+    """Benchmark the rotation against a bare UPDATE and the original's client-side ways (scratch table).
+    Needs the bench extra: pip install 'token-rotation[bench]'."""
+    try:
+        import matplotlib  # noqa: F401 - checked first, so that a long run does not fail at its chart
+    except ImportError:
+        raise ToolError(NO_MATPLOTLIB) from None
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     unknown = set(chosen) - set(ALL_METHODS)
     if unknown:

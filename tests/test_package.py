@@ -1,0 +1,184 @@
+"""The package as users install it: the wheel carries the SQL and the migrations, works outside the checkout,
+states its dependencies as ranges, and keeps matplotlib in the bench extra."""
+
+from __future__ import annotations
+
+import email
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from pytest_postgresql.executors import NoopExecutor
+from test_migrations import new_database, tool_objects
+
+from token_rotation import MIGRATIONS_DIR, SQL_DIR, migrate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# Not copied into the build: what .gitignore lists. A build/ left from an earlier build would put files
+# deleted since into the wheel (setuptools copies into build/lib and never removes from it).
+NOT_SOURCE = (
+    ".git",
+    ".venv",
+    ".pgdata",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    "bench-results",
+)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of this checkout's files, built with pip from a clean copy in a temporary folder."""
+    source = tmp_path_factory.mktemp("source") / "token-rotation"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    (built,) = out.glob("token_rotation-*.whl")
+    return built
+
+
+@pytest.fixture
+def scratch_dsn(postgresql_proc: NoopExecutor) -> Iterator[str]:
+    """DSN of a new, empty database."""
+    yield from new_database(postgresql_proc)
+
+
+def shipped_files(folder: str) -> set[str]:
+    """A top-level folder's files in the checkout, named as in the wheel (token_rotation/<folder>/...)."""
+    base = ROOT / folder
+    return {
+        f"token_rotation/{folder}/{p.relative_to(base).as_posix()}"
+        for p in base.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def test_the_wheel_carries_every_sql_file_and_every_migration(wheel: Path) -> None:
+    """The wheel's token_rotation/sql/ and token_rotation/migrations/ hold exactly the files of the checkout's
+    sql/ (with demo/ and examples/) and migrations/ (env.py, versions/...): the installed tool needs no
+    checkout, and carries no file deleted since."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packaged = {n for n in names if n.startswith(("token_rotation/sql/", "token_rotation/migrations/"))}
+    expected = shipped_files("sql") | shipped_files("migrations")
+    assert any(n.endswith("/sql/20_rotate.sql") for n in expected)
+    assert any(n.endswith("/sql/demo/tickets_fill.sql") for n in expected)
+    assert any(n.startswith("token_rotation/migrations/versions/0001") for n in expected)
+    assert sorted(expected - packaged) == []
+    assert sorted(packaged - expected) == []
+
+
+def test_the_wheel_states_ranges_and_keeps_matplotlib_in_the_bench_extra(wheel: Path) -> None:
+    """The runtime requirements are ranges (no ==, which would clash with an application's lock file), and
+    matplotlib is required only by the extra `bench`."""
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        requires = email.message_from_bytes(archive.read(metadata)).get_all("Requires-Dist") or []
+    runtime = [r for r in requires if "extra ==" not in r]
+    assert runtime and not [r for r in runtime if "==" in r]
+    assert not [r for r in runtime if "matplotlib" in r.lower()]
+    assert (
+        [r for r in requires if r.lower().startswith("matplotlib")]
+        == [r for r in requires if r.lower().startswith("matplotlib") and 'extra == "bench"' in r]
+        != []
+    )
+
+
+def test_the_installed_wheel_works_from_any_folder(wheel: Path, tmp_path: Path, scratch_dsn: str) -> None:
+    """The wheel unpacked into a folder of its own, run from another folder (no checkout on the path):
+    install, seed and uninstall work and use the packaged SQL and migrations."""
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    env.pop("DATABASE_URL", None)
+
+    def tool(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "token_rotation", "--dsn", scratch_dsn, *args],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    where = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import token_rotation, token_rotation.migrate as m; print(m.folder(m.SQL_DIR))",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert where.stdout.strip() == str(site / "token_rotation" / "sql")
+    for args in (("install",), ("seed", "--rows", "500", "--table", "tickets")):
+        done = tool(*args)
+        assert done.returncode == 0, done.stderr
+    with psycopg.connect(scratch_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (500,)
+        assert conn.execute("SELECT version_num FROM token_rotation.alembic_version").fetchone() == (
+            migrate.head_revision(),
+        )
+    done = tool("uninstall")
+    assert done.returncode == 0, done.stderr
+    assert [o for o in tool_objects(scratch_dsn) if "token_rotation" in o] == []
+
+
+def test_the_package_reads_its_sql_and_migrations_through_importlib_resources() -> None:
+    """SQL_DIR and MIGRATIONS_DIR are the packages token_rotation.sql and token_rotation.migrations, and
+    Alembic's script location comes from there, not from a checkout path or an alembic.ini."""
+    from importlib.resources import files
+
+    assert files("token_rotation.sql") == SQL_DIR
+    assert files("token_rotation.migrations") == MIGRATIONS_DIR
+    cfg = migrate.config()
+    assert cfg.config_file_name is None
+    assert cfg.get_main_option("script_location") == str(migrate.folder(MIGRATIONS_DIR))
+
+
+def test_bench_without_matplotlib_says_in_one_line_how_to_install_the_extra(tmp_path: Path) -> None:
+    """`token-rotation bench` where matplotlib cannot be imported: exit 1 and one line naming the extra,
+    before any database work."""
+    fake = tmp_path / "no_matplotlib" / "matplotlib"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('matplotlib is not installed')\n")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(fake.parent),
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "token_rotation", "bench", "--rows", "10"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert len(lines) == 1 and "pip install 'token-rotation[bench]'" in lines[0], lines
