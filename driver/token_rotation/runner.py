@@ -77,10 +77,6 @@ class Request:
         )
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM arrived while the driver only followed a run another session works on."""
-
-
 def rotate(db: connection.Target, app: str, request: Request, renderer: render.Renderer) -> int:
     """Runs `rotate` to its outcome; returns the exit code, or raises a ToolError (already shown to the
     renderer, so that --json ends with an error event and a summary)."""
