@@ -15,7 +15,7 @@ import pytest
 
 from token_rotation import migrate, server
 
-from background import BackgroundCall, backends, batches_done, run_cli, spawn_cli, wait_until
+from background import BackgroundCall, backends, batches_done, run_cli, spawn_cli, terminate, wait_until
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
 
 DBA_CALL = (
@@ -82,7 +82,7 @@ def test_ctrl_c_while_following_stops_following_and_leaves_the_other_session_wor
 ) -> None:
     """Ctrl-C while `rotate` only follows a run another session works on: the CLI says it stopped following
     and that the other session's CALL was not cancelled, exits 130; that CALL goes on and finishes the run."""
-    make_table(conn, rows=20_000)
+    make_table(conn, rows=8000)  # the DBA's slice: 20 batches of 200 rows, 300 ms apart
     before = snapshot(conn)
     dba, pid = dba_on_slice_one(dsn, conn)
     proc = spawn_cli(dsn, "tr-follower", "rotate", "--table", "tickets", "--progress-interval", "0.2")
@@ -101,6 +101,30 @@ def test_ctrl_c_while_following_stops_following_and_leaves_the_other_session_wor
     assert state == ("active",)
     dba.join(timeout=120)
     assert dba.error is None
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+@pytest.mark.slow
+def test_a_followed_session_that_stops_before_the_end_is_taken_over(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """The session `rotate` follows is terminated mid-run: `rotate` sees its slice left free, takes it over,
+    finishes the run and reports the finish as usual (exit 0), every row rotated exactly once."""
+    make_table(conn, rows=8000)
+    before = snapshot(conn)
+    dba, pid = dba_on_slice_one(dsn, conn)
+    proc = spawn_cli(dsn, "tr-follower", "rotate", "--table", "tickets", "--progress-interval", "0.2")
+    try:
+        read_until(proc, "continues in another session")
+        terminate(conn, pid)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    dba.join()
+    assert isinstance(dba.error, psycopg.OperationalError)
+    assert proc.returncode == 0, err
+    assert "nobody works on run 1 any more: taking over its 1 unfinished slice(s)" in out
+    assert "rotated 8,000 rows of public.tickets" in out
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
 
 
@@ -128,7 +152,7 @@ def test_a_server_lost_mid_run_is_reported_with_the_command_that_resumes(tmp_pat
         assert len(lines) == 1, err
         assert re.fullmatch(
             r"error: the connection to the server was lost \([^)]+\); every committed batch is kept; "
-            rf"once the server is back, resume with: {re.escape(resume)}",
+            rf"resume with: {re.escape(resume)}",
             lines[0],
         ), lines[0]
         assert "cannot connect" not in err

@@ -137,5 +137,5 @@ def test_the_lost_connection_message_says_batches_are_kept_and_how_to_resume() -
     error = psycopg.OperationalError("server closed the connection unexpectedly\n\tbefore or while ...")
     assert lost_message(error, "token-rotation rotate --table tickets") == (
         "the connection to the server was lost (server closed the connection unexpectedly); every committed "
-        "batch is kept; once the server is back, resume with: token-rotation rotate --table tickets"
+        "batch is kept; resume with: token-rotation rotate --table tickets"
     )

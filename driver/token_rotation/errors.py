@@ -99,7 +99,7 @@ def lost_message(exc: BaseException, resume: str | None = None) -> str:
     of the error), that every committed batch is kept, and the command that resumes."""
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip()
     text = f"the connection to the server was lost ({reason}); every committed batch is kept"
-    return redact(f"{text}; once the server is back, resume with: {resume}" if resume else text)
+    return redact(f"{text}; resume with: {resume}" if resume else text)
 
 
 def exit_code_for(sqlstate: str | None) -> int:
