@@ -1,6 +1,6 @@
 """The `token-rotation` command line: click wiring only. Each command resolves the database and hands over to
 the module that does the job: runner.py (rotate), render.py (all drawing), progress.py (reading the server),
-migrate.py and seed.py.
+migrate.py and seed.py; rotate's options are declared in options.py.
 
 Exit codes (errors.EXIT_CODES): 0 done, 1 any other error, 2 bad input, 3 another run holds the table,
 130 interrupted. PostgreSQL errors are mapped by SQLSTATE to one line (the server's message and HINT, with
@@ -178,7 +178,7 @@ def rotate(ctx: click.Context, as_json: bool, progress_interval: float | None, *
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
 @click.pass_context
 def status(ctx: click.Context, table: str | None, as_json: bool) -> None:
-    """All runs with state and progress, and the ETA of active ones (whoever started them)."""
+    """All runs with state and progress, and the ETA of open ones (whoever started them)."""
     with session(ctx) as conn:
         oid = progress.resolve_table(conn, table)[0] if table else None
         runs = progress.runs(conn, oid)
