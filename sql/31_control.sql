@@ -1,9 +1,10 @@
--- token_rotation.pause / resume / cancel (table): control a table's open run from any session. The workers
+-- token_rotation.pause / unpause / cancel (table): control a table's open run from any session. The workers
 -- read the run's state before each batch: paused, they finish their batch and wait (holding no row lock,
--- their clock stopped); resumed, they go on; cancelled, they stop, and the next CALL starts a new run.
+-- their clock stopped); unpaused, they go on; cancelled, they stop, and the next CALL starts a new run.
+-- (Unpause lifts a pause; to continue a run nobody works on, CALL token_rotation.rotate() again.)
 -- Each returns the run id it changed.
---   SELECT token_rotation.pause('public.tickets');  SELECT token_rotation.resume('public.tickets');
-CREATE FUNCTION token_rotation.set_run_state(p_table regclass, p_state text)
+--   SELECT token_rotation.pause('public.tickets');  SELECT token_rotation.unpause('public.tickets');
+CREATE OR REPLACE FUNCTION token_rotation.set_run_state(p_table regclass, p_state text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -13,7 +14,7 @@ DECLARE
 BEGIN
     IF p_state NOT IN ('active', 'paused', 'cancelled') THEN
         RAISE EXCEPTION 'cannot set a run to %', quote_literal(p_state)
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'use pause(), resume() or cancel()';
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'use pause(), unpause() or cancel()';
     END IF;
     UPDATE token_rotation.runs
        SET state = p_state, state_changed_at = clock_timestamp()
@@ -28,20 +29,20 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION token_rotation.pause(p_table regclass) RETURNS bigint
+CREATE OR REPLACE FUNCTION token_rotation.pause(p_table regclass) RETURNS bigint
 LANGUAGE sql VOLATILE AS $$ SELECT token_rotation.set_run_state(p_table, 'paused') $$;
 
-CREATE FUNCTION token_rotation.resume(p_table regclass) RETURNS bigint
+CREATE OR REPLACE FUNCTION token_rotation.unpause(p_table regclass) RETURNS bigint
 LANGUAGE sql VOLATILE AS $$ SELECT token_rotation.set_run_state(p_table, 'active') $$;
 
-CREATE FUNCTION token_rotation.cancel(p_table regclass) RETURNS bigint
+CREATE OR REPLACE FUNCTION token_rotation.cancel(p_table regclass) RETURNS bigint
 LANGUAGE sql VOLATILE AS $$ SELECT token_rotation.set_run_state(p_table, 'cancelled') $$;
 
 COMMENT ON FUNCTION token_rotation.set_run_state(regclass, text) IS
-    'Sets the state of a table''s open run (active, paused, cancelled); used by pause(), resume(), cancel().';
+    'Sets the state of a table''s open run (active, paused, cancelled); used by pause(), unpause(), cancel().';
 COMMENT ON FUNCTION token_rotation.pause(regclass) IS
     'Pauses the open run of a table: its workers wait after their current batch. Returns the run id.';
-COMMENT ON FUNCTION token_rotation.resume(regclass) IS
-    'Resumes a paused run of a table: waiting workers go on. Returns the run id.';
+COMMENT ON FUNCTION token_rotation.unpause(regclass) IS
+    'Lifts the pause of a table''s run: its waiting workers go on. Returns the run id.';
 COMMENT ON FUNCTION token_rotation.cancel(regclass) IS
     'Cancels the open run of a table: workers stop after their batch; the next CALL starts anew. Returns the run id.';

@@ -7,6 +7,7 @@ import json
 import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -14,10 +15,14 @@ import pytest
 from click.testing import CliRunner, Result
 from psycopg.conninfo import make_conninfo
 
-from token_rotation.cli import cli, memory_fit
+from token_rotation.cli import cli
+from token_rotation.runner import memory_fit
+from token_rotation.units import format_duration
 
 from background import BackgroundCall, wait_until
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
+
+ROOT = Path(__file__).resolve().parents[1]
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -43,7 +48,7 @@ def test_rotate_rotates_every_row_once_and_ends_with_a_one_line_summary(
     """`rotate` starts a run, finishes it, and ends with rows, time and rows/s on one line."""
     make_table(conn, rows=20_000)
     before = snapshot(conn)
-    result = run(dsn, "rotate", "--batch-size", "1000", "--progress-interval", "0.1")
+    result = run(dsn, "rotate", "--table", "tickets", "--batch-size", "1000", "--progress-interval", "0.1")
     assert result.exit_code == 0, result.output
     assert re.search(
         r"rotated 20,000 rows of public\.tickets in \S+ \([\d,]+ rows/s\), run \d+", result.stdout
@@ -56,7 +61,19 @@ def test_json_lines_tell_started_progress_finished_and_a_summary(dsn: str, conn:
     """--json prints one JSON object a line: started, progress..., finished, and a final summary with the
     exit code; the numbers are the run's own."""
     make_table(conn, rows=30_000)
-    result = run(dsn, "rotate", "--json", "--batch-size", "500", "--sleep", "5ms", "--progress-interval", "0")
+    result = run(
+        dsn,
+        "rotate",
+        "--table",
+        "tickets",
+        "--json",
+        "--batch-size",
+        "500",
+        "--sleep",
+        "5ms",
+        "--progress-interval",
+        "0",
+    )
     assert result.exit_code == 0, result.output
     lines = events(result)
     kinds = [e["event"] for e in lines]
@@ -76,12 +93,24 @@ def test_no_token_and_no_password_appear_in_any_output(dsn: str, conn: psycopg.C
     secret = "s3cret-Pa55word"
     with_password = make_conninfo(dsn, password=secret)
     outputs = [
-        run(with_password, "rotate", "--batch-size", "700", "--progress-interval", "0").output,
+        run(
+            with_password, "rotate", "--table", "tickets", "--batch-size", "700", "--progress-interval", "0"
+        ).output,
         run(with_password, "status").output,
         run(with_password, "status", "--json").output,
         run(with_password, "verify").output,
         run(with_password, "verify", "--json").output,
-        run(with_password, "rotate", "--json", "--max-batches", "1", "--progress-interval", "0").output,
+        run(
+            with_password,
+            "rotate",
+            "--table",
+            "tickets",
+            "--json",
+            "--max-batches",
+            "1",
+            "--progress-interval",
+            "0",
+        ).output,
         run(with_password, "rotate", "--table", "nope").output,
     ]
     new = set(snapshot(conn).tokens.values())
@@ -95,9 +124,15 @@ def test_no_token_and_no_password_appear_in_any_output(dsn: str, conn: psycopg.C
     ("args", "message"),
     [
         (["rotate", "--table", "no_such_table"], "no_such_table does not exist"),
-        (["rotate", "--column", "nope"], "column nope of public.tickets does not exist"),
-        (["rotate", "--column", "title"], "is not of type uuid"),
-        (["rotate", "--batch-size", "2000000"], "batch size must be between 1 and"),
+        (
+            ["rotate", "--table", "tickets", "--column", "nope"],
+            "column nope of public.tickets does not exist",
+        ),
+        (
+            ["rotate", "--table", "tickets", "--column", "title"],
+            "(hint: pass the token column with --column)",
+        ),
+        (["rotate", "--table", "tickets", "--batch-size", "2000000"], "batch size must be between 1 and"),
         (["pause", "--table", "tickets"], "has no open run"),
         (["status", "--table", "no_such_table"], "does not exist"),
     ],
@@ -113,16 +148,16 @@ def test_bad_input_gives_one_line_and_exit_code_2(
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output and "p_" not in result.stderr
     assert table_checksum(conn) == checksum
 
 
 @pytest.mark.parametrize(
     "args",
     [
-        ["rotate", "--batch-size", "0"],
-        ["rotate", "--max-replication-lag", "12XB"],
-        ["rotate", "--sleep", "x"],
+        ["rotate", "--table", "tickets", "--batch-size", "0"],
+        ["rotate", "--table", "tickets", "--max-replication-lag", "12XB"],
+        ["rotate", "--table", "tickets", "--sleep", "x"],
     ],
 )
 def test_a_wrong_option_is_refused_with_exit_code_2(dsn: str, args: list[str]) -> None:
@@ -160,7 +195,7 @@ def test_a_table_held_by_another_session_gives_exit_code_3_naming_the_holder(
     ).start()
     try:
         wait_until(lambda: last_run_id_or_none(conn) is not None, what="the DBA's run")
-        result = run(dsn, "rotate")
+        result = run(dsn, "rotate", "--table", "tickets")
         assert result.exit_code == 3, result.output
         assert "already being rotated" in result.stderr and "dba-psql" in result.stderr
     finally:
@@ -196,16 +231,61 @@ def test_status_shows_a_run_started_from_psql_with_its_eta(dsn: str, conn: psyco
         dba.join()
 
 
+def view_eta(conn: psycopg.Connection) -> float | None:
+    """The ETA of the newest run as psql shows it (the progress view's eta), in seconds."""
+    row = conn.execute(
+        "SELECT extract(epoch FROM eta)::float8 FROM token_rotation.progress ORDER BY run_id DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def wait_paused(conn: psycopg.Connection) -> None:
+    """Waits until the run's worker has noticed the pause (its working clock, and so the ETA, stand still)."""
+    wait_until(
+        lambda: conn.execute("SELECT throttled FROM token_rotation.progress").fetchone() == ("paused",),
+        what="the worker waiting in the pause",
+    )
+
+
+def test_status_shows_the_same_eta_as_the_progress_view(dsn: str, conn: psycopg.Connection) -> None:
+    """One ETA: `status` (JSON and the table) shows the eta column of token_rotation.progress, the number a
+    DBA reads in psql (compared while the run is paused, so that it stands still)."""
+    install_control_functions(conn)
+    make_table(conn, rows=20_000)
+    dba = BackgroundCall(
+        dsn, "CALL token_rotation.rotate('tickets', p_batch_size => 200, p_sleep => '20ms')", "dba-psql"
+    ).start()
+    try:
+        wait_until(lambda: batches_in_log(conn) >= 5, what="five batches")
+        conn.execute("SELECT token_rotation.pause('tickets')")
+        wait_paused(conn)
+        expected = view_eta(conn)
+        assert expected is not None and expected > 0
+        (shown,) = events(run(dsn, "status", "--json"))
+        assert shown["eta"] == round(expected, 1)
+        assert format_duration(expected) in run(dsn, "status").stdout.split("  ")
+    finally:
+        conn.execute("SELECT token_rotation.cancel('tickets')")
+        dba.join()
+
+
+def batches_in_log(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM token_rotation.batches").fetchone()
+    return int(row[0]) if row else 0
+
+
 def test_verify_passes_for_a_finished_run_and_fails_for_an_unfinished_one(
     dsn: str, conn: psycopg.Connection
 ) -> None:
     """`verify` exits 0 when every check of token_rotation.verify holds, and non-zero with FAIL lines when
     the run is not finished."""
     make_table(conn, rows=3000)
-    assert run(dsn, "rotate", "--batch-size", "1000", "--max-batches", "1").exit_code == 0
+    assert (
+        run(dsn, "rotate", "--table", "tickets", "--batch-size", "1000", "--max-batches", "1").exit_code == 0
+    )
     unfinished = run(dsn, "verify")
     assert unfinished.exit_code == 1 and "FAIL  finished" in unfinished.stdout
-    assert run(dsn, "rotate", "--batch-size", "1000").exit_code == 0
+    assert run(dsn, "rotate", "--table", "tickets", "--batch-size", "1000").exit_code == 0
     done = run(dsn, "verify", "--run", str(last_run_id(conn)))
     assert done.exit_code == 0, done.output
     assert "all 5 checks passed" in done.stdout or "checks passed" in done.stdout
@@ -220,27 +300,64 @@ def test_max_batches_stops_early_and_rotate_again_resumes_exactly_once(
     so) and the run covers every row exactly once."""
     make_table(conn, rows=5000)
     before = snapshot(conn)
-    first = run(dsn, "rotate", "--batch-size", "1000", "--max-batches", "2")
+    first = run(dsn, "rotate", "--table", "tickets", "--batch-size", "1000", "--max-batches", "2")
     assert first.exit_code == 0 and "stopped at 40.0%" in first.stdout and "resume with" in first.stdout
-    second = run(dsn, "rotate", "--batch-size", "1000")
+    second = run(dsn, "rotate", "--table", "tickets", "--batch-size", "1000")
     assert second.exit_code == 0 and "resuming run" in second.stdout
     assert "2,000 rows already done" in second.stdout
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
 
 
-def test_pause_resume_and_cancel_change_the_open_run(dsn: str, conn: psycopg.Connection) -> None:
-    """pause, resume and cancel call the SQL functions on the table's open run and say which run."""
+def install_control_functions(conn: psycopg.Connection) -> None:
+    """Applies sql/31_control.sql (pause, unpause, cancel) to the test database, as every upgrade re-applies
+    the routine files of sql/ (until the migrations do so on this branch)."""
+    conn.execute((ROOT / "sql" / "31_control.sql").read_text())  # type: ignore[arg-type]
+
+
+def test_pause_unpause_and_cancel_change_the_open_run(dsn: str, conn: psycopg.Connection) -> None:
+    """pause, unpause and cancel call the SQL functions on the table's open run and say which run."""
+    install_control_functions(conn)
     make_table(conn, rows=3000)
-    assert run(dsn, "rotate", "--batch-size", "1000", "--max-batches", "1").exit_code == 0
+    assert (
+        run(dsn, "rotate", "--table", "tickets", "--batch-size", "1000", "--max-batches", "1").exit_code == 0
+    )
     run_id = last_run_id(conn)
     paused = run(dsn, "pause", "--table", "public.tickets")
     assert paused.exit_code == 0 and f"paused run {run_id} of public.tickets" in paused.stdout
     assert run_state(conn, run_id) == "paused"
-    assert run(dsn, "resume").exit_code == 0 and run_state(conn, run_id) == "active"
-    cancelled = run(dsn, "cancel")
+    unpaused = run(dsn, "unpause", "--table", "tickets")
+    assert unpaused.exit_code == 0 and f"unpaused run {run_id} of public.tickets" in unpaused.stdout
+    assert run_state(conn, run_id) == "active"
+    cancelled = run(dsn, "cancel", "--table", "tickets")
     assert cancelled.exit_code == 0 and run_state(conn, run_id) == "cancelled"
-    again = run(dsn, "cancel")
+    again = run(dsn, "cancel", "--table", "tickets")
     assert again.exit_code == 2 and "has no open run" in again.stderr
+
+
+@pytest.mark.parametrize("command", ["rotate", "pause", "unpause", "cancel"])
+def test_commands_that_act_on_a_run_require_the_table(
+    dsn: str, conn: psycopg.Connection, command: str
+) -> None:
+    """rotate, pause, unpause and cancel have no default table: without --table they refuse (exit 2) and
+    change nothing, even when a table named tickets exists."""
+    make_table(conn, rows=100)
+    checksum = table_checksum(conn)
+    result = run(dsn, command)
+    assert result.exit_code == 2
+    assert "Missing option '--table'" in result.stderr
+    assert table_checksum(conn) == checksum and last_run_id_or_none(conn) is None
+
+
+def test_resume_says_which_command_is_meant() -> None:
+    """`token-rotation resume` (with or without options) is no command: one line says that unpause lifts a
+    pause and rotate continues a run, exit 2."""
+    for args in (["resume"], ["resume", "--table", "tickets"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2
+        assert result.stderr == (
+            "error: there is no `resume`: `token-rotation unpause --table T` lifts a pause, "
+            "`token-rotation rotate --table T` continues a run\n"
+        )
 
 
 def test_dry_run_prints_the_plan_and_changes_no_token(dsn: str, conn: psycopg.Connection) -> None:
@@ -248,11 +365,11 @@ def test_dry_run_prints_the_plan_and_changes_no_token(dsn: str, conn: psycopg.Co
     with no run recorded."""
     make_table(conn, rows=10_000)
     checksum = table_checksum(conn)
-    result = run(dsn, "rotate", "--dry-run", "--batch-size", "1000", "--workers", "2")
+    result = run(dsn, "rotate", "--table", "tickets", "--dry-run", "--batch-size", "1000", "--workers", "2")
     assert result.exit_code == 0, result.output
     assert "dry run, nothing changed" in result.stdout and "10,000 rows" in result.stdout
     assert "2 slice(s)" in result.stdout and "estimated duration" in result.stdout
-    as_json = run(dsn, "rotate", "--dry-run", "--json")
+    as_json = run(dsn, "rotate", "--table", "tickets", "--dry-run", "--json")
     plan = next(e for e in events(as_json) if e["event"] == "note")
     assert plan["dry_run"] is True and plan["rows_total"] == 10_000 and plan["batches"] == 4
     size, buffers = plan["working_set_bytes"], plan["shared_buffers_bytes"]
@@ -279,7 +396,7 @@ def test_vacuum_reports_the_growth_then_cleans_the_dead_tuples(dsn: str, conn: p
     """After a finished run `rotate` reports how the table and its indexes grew; --vacuum then runs VACUUM
     (ANALYZE) and reports what is left."""
     make_table(conn, rows=20_000)
-    result = run(dsn, "rotate", "--json", "--vacuum", "--progress-interval", "10")
+    result = run(dsn, "rotate", "--table", "tickets", "--json", "--vacuum", "--progress-interval", "10")
     assert result.exit_code == 0, result.output
     notes = [e for e in events(result) if e["event"] == "note"]
     growth = notes[0]["growth"]
@@ -300,6 +417,7 @@ def test_workers_and_throttling_options_reach_the_procedure(dsn: str, conn: psyc
     result = run(
         dsn,
         "rotate",
+        "--table", "tickets",
         "--workers", "2",
         "--batch-size", "1000",
         "--sleep", "1ms",
@@ -326,8 +444,13 @@ def test_a_resumed_multi_slice_run_gets_one_worker_per_unfinished_slice(
     slices."""
     make_table(conn, rows=8000)
     before = snapshot(conn)
-    assert run(dsn, "rotate", "--workers", "2", "--batch-size", "500", "--max-batches", "2").exit_code == 0
-    result = run(dsn, "rotate", "--batch-size", "500")
+    assert (
+        run(
+            dsn, "rotate", "--table", "tickets", "--workers", "2", "--batch-size", "500", "--max-batches", "2"
+        ).exit_code
+        == 0
+    )
+    result = run(dsn, "rotate", "--table", "tickets", "--batch-size", "500")
     assert result.exit_code == 0, result.output
     assert "resuming run" in result.stdout and "2 worker(s)" in result.stdout
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
@@ -345,10 +468,11 @@ def test_help_lists_every_command_and_the_exit_codes() -> None:
         "status",
         "verify",
         "pause",
-        "resume",
+        "unpause",
         "cancel",
     ):
         assert re.search(rf"^\s+{command}\s+\S", result.stdout, re.MULTILINE), command
+    assert not re.search(r"^\s+resume\s", result.stdout, re.MULTILINE)
     for code in ("0 done", "1 any other", "2 bad input", "3 another run", "130 interrupted"):
         assert code in " ".join(result.stdout.split())
 
@@ -370,7 +494,7 @@ def test_json_reports_an_error_event_and_a_summary_with_the_exit_code(
     """With --json a failure still ends the stream properly: an error event and a summary that carry the
     exit code, while stderr has the one-line message."""
     make_table(conn, rows=100)
-    result = run(dsn, "rotate", "--json", "--column", "title")
+    result = run(dsn, "rotate", "--table", "tickets", "--json", "--column", "title")
     assert result.exit_code == 2
     lines = events(result)
     assert [e["event"] for e in lines] == ["error", "summary"]
@@ -397,28 +521,42 @@ def after_batches(conn: psycopg.Connection, n: int, *statements: str, pause: flo
     return thread
 
 
-def test_a_run_paused_and_resumed_from_elsewhere_shows_paused_then_finishes(
+def test_a_run_paused_and_unpaused_from_elsewhere_shows_paused_then_finishes(
     dsn: str, conn: psycopg.Connection
 ) -> None:
     """A DBA pauses the run the driver is rotating (token_rotation.pause in another session): the progress
-    says paused and the working clock stops; after resume() the driver finishes the run exactly once."""
+    says paused, the working clock stops, and the ETA the driver shows is the view's (the one psql shows);
+    after unpause() the driver finishes the run exactly once."""
+    install_control_functions(conn)
     make_table(conn, rows=6000)
     before = snapshot(conn)
-    actor = after_batches(
-        conn,
-        3,
-        "SELECT token_rotation.pause('tickets')",
-        "SELECT token_rotation.resume('tickets')",
-        pause=2.0,
-    )
+    seen: list[float | None] = []
+
+    def dba() -> None:
+        with psycopg.connect(dsn, autocommit=True) as other:
+            wait_until(lambda: batches_in_log(other) >= 3, what="3 batches")
+            other.execute("SELECT token_rotation.pause('tickets')")
+            wait_paused(other)
+            seen.append(view_eta(other))
+            time.sleep(2.0)
+            seen.append(view_eta(other))
+            other.execute("SELECT token_rotation.unpause('tickets')")
+
+    actor = threading.Thread(target=dba, daemon=True)
+    actor.start()
     result = run(
-        dsn, "rotate", "--json", "--batch-size", "200", "--sleep", "20ms", "--progress-interval", "0"
-    )
+        dsn, "rotate", "--table", "tickets", "--json", "--batch-size", "200", "--sleep", "20ms",
+        "--progress-interval", "0",
+    )  # fmt: skip
     actor.join(timeout=30)
+    assert not actor.is_alive()
     assert result.exit_code == 0, result.output
     paused = [e for e in events(result) if e["event"] == "progress" and e["state"] == "paused"]
     assert len(paused) >= 2
     assert paused[-1]["elapsed"] - paused[0]["elapsed"] < 0.5  # the clock stood still while paused
+    assert len(seen) == 2 and seen[0] is not None and seen[0] == seen[1]
+    standing = [e for e in paused if e["throttled"] == "paused"]
+    assert standing and all(e["eta"] == round(seen[0], 1) for e in standing), (seen, standing)
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
 
 
@@ -429,13 +567,24 @@ def test_a_run_cancelled_from_elsewhere_stops_the_driver_with_exit_code_130(
     driver says the run was cancelled and exits 130; the next rotate starts a new run."""
     make_table(conn, rows=20_000)
     actor = after_batches(conn, 3, "SELECT token_rotation.cancel('tickets')")
-    result = run(dsn, "rotate", "--batch-size", "200", "--sleep", "20ms", "--progress-interval", "0")
+    result = run(
+        dsn,
+        "rotate",
+        "--table",
+        "tickets",
+        "--batch-size",
+        "200",
+        "--sleep",
+        "20ms",
+        "--progress-interval",
+        "0",
+    )
     actor.join(timeout=30)
     assert result.exit_code == 130, result.output
     assert "was cancelled" in result.stdout
     cancelled = last_run_id(conn)
     assert run_state(conn, cancelled) == "cancelled"
-    assert run(dsn, "rotate").exit_code == 0
+    assert run(dsn, "rotate", "--table", "tickets").exit_code == 0
     assert last_run_id(conn) == cancelled + 1
 
 
@@ -447,7 +596,7 @@ def test_install_and_uninstall_are_idempotent_and_rotate_says_when_the_tool_is_m
     for _ in range(2):
         removed = run(dsn, "uninstall")
         assert removed.exit_code == 0 and "removed token_rotation from" in removed.stdout
-    missing = run(dsn, "rotate")
+    missing = run(dsn, "rotate", "--table", "tickets")
     assert missing.exit_code == 1
     assert (
         missing.stderr.strip()
@@ -455,7 +604,7 @@ def test_install_and_uninstall_are_idempotent_and_rotate_says_when_the_tool_is_m
     )
     for _ in range(2):
         assert run(dsn, "install").exit_code == 0
-    assert run(dsn, "rotate").exit_code == 0
+    assert run(dsn, "rotate", "--table", "tickets").exit_code == 0
 
 
 def test_rotate_passes_on_the_procedures_warning_about_rows_left_out(

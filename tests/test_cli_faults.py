@@ -40,7 +40,7 @@ def json_lines(out: str) -> list[dict[str, Any]]:
 
 
 # rotate with batches of 50 that waits as long as needed for a row the application holds
-BLOCKABLE_ROTATE = ("rotate", "--batch-size", "50", "--lock-timeout", "60s")
+BLOCKABLE_ROTATE = ("rotate", "--table", "tickets", "--batch-size", "50", "--lock-timeout", "60s")
 
 
 # --- SIGKILL, SIGINT ----------------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def test_sigkill_of_the_driver_at_any_point_then_rotate_again_finishes_exactly_o
     # every batch before the locked one committed (slices of ROWS / workers rows each), that one did not
     expected = sum((batch - 1) * 50 % (ROWS // workers) for batch in locked)
     assert conn.execute("SELECT rows_done FROM token_rotation.progress").fetchone() == (expected,)
-    again = run_cli(dsn, "rotate", "--batch-size", "500")
+    again = run_cli(dsn, "rotate", "--table", "tickets", "--batch-size", "500")
     assert again.returncode == 0, again.stderr
     assert f"resuming run {run_id}" in again.stdout
     assert_rotated_exactly_once(conn, before, run_id)
@@ -108,7 +108,7 @@ def test_sigint_with_json_output_says_interrupted_and_how_to_resume(
     assert events[-1]["outcome"] == "interrupted" and events[-1]["exit_code"] == 130
     assert "Traceback" not in err
     assert_checkpoints_match_the_data(conn, before)
-    again = run_cli(dsn, "rotate", "--batch-size", "500", "--json")
+    again = run_cli(dsn, "rotate", "--table", "tickets", "--batch-size", "500", "--json")
     assert again.returncode == 0, again.stderr
     assert json_lines(again.stdout)[-1]["outcome"] == "finished"
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
@@ -130,8 +130,8 @@ def test_a_second_rotate_of_a_busy_table_exits_3_at_once_and_the_first_is_unharm
     wait_until(lambda: waiting_for_locks(conn, "tr-first") == 1, what="the first rotate in batch 20")
     (pid,) = backends(conn, "tr-first")
     started = time.monotonic()
-    second = run_cli(dsn, "rotate", app="tr-second")
-    second_json = run_cli(dsn, "rotate", "--json", app="tr-second")
+    second = run_cli(dsn, "rotate", "--table", "tickets", app="tr-second")
+    second_json = run_cli(dsn, "rotate", "--table", "tickets", "--json", app="tr-second")
     assert time.monotonic() - started < 15
     assert second.returncode == 3, second.stderr
     assert "already being rotated" in second.stderr and f"backend {pid}" in second.stderr
@@ -155,7 +155,7 @@ def test_a_rotate_while_a_dba_calls_the_procedure_exits_3(dsn: str, conn: psycop
         "tr-dba",
     ).start()
     wait_until(lambda: waiting_for_locks(conn, "tr-dba") == 1, what="the DBA's CALL in batch 20")
-    busy = run_cli(dsn, "rotate", app="tr-cli-busy")
+    busy = run_cli(dsn, "rotate", "--table", "tickets", app="tr-cli-busy")
     holder.rollback()
     holder.close()
     assert busy.returncode == 3, busy.stderr
@@ -179,14 +179,16 @@ def test_a_server_crash_under_the_driver_exits_1_and_rotate_after_restart_resume
         with psycopg.connect(url, autocommit=True) as c:
             make_table(c, rows=ROWS)
             before = snapshot(c)
-            proc = spawn_cli(url, "tr-crash-cli", "rotate", "--batch-size", "50", "--sleep", "100ms")
+            proc = spawn_cli(
+                url, "tr-crash-cli", "rotate", "--table", "tickets", "--batch-size", "50", "--sleep", "100ms"
+            )
             wait_until(lambda: batches_done(c) >= 10, what="batches committed")
             server.stop(pgdata, mode="immediate")
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 1, err
         assert err.startswith("error: ") and "Traceback" not in err
         url = server.start(pgdata)
-        again = run_cli(url, "rotate", "--batch-size", "500")
+        again = run_cli(url, "rotate", "--table", "tickets", "--batch-size", "500")
         assert again.returncode == 0, again.stderr
         assert "resuming run" in again.stdout
         with psycopg.connect(url, autocommit=True) as c:
@@ -201,15 +203,19 @@ def test_a_server_crash_under_the_driver_exits_1_and_rotate_after_restart_resume
 @pytest.mark.parametrize(
     "args, code, says",
     [
-        (("rotate", "--batch-size", "abc"), 2, "--batch-size"),
-        (("rotate", "--batch-size", "0"), 2, "--batch-size"),
-        (("rotate", "--batch-size", "-1"), 2, "--batch-size"),
-        (("rotate", "--batch-size", "1000000000"), 2, "batch size must be between 1 and"),
-        (("rotate", "--workers", "0"), 2, "--workers"),
-        (("rotate", "--sleep", "soon"), 2, "--sleep"),
+        (("rotate", "--table", "tickets", "--batch-size", "abc"), 2, "--batch-size"),
+        (("rotate", "--table", "tickets", "--batch-size", "0"), 2, "--batch-size"),
+        (("rotate", "--table", "tickets", "--batch-size", "-1"), 2, "--batch-size"),
+        (
+            ("rotate", "--table", "tickets", "--batch-size", "1000000000"),
+            2,
+            "batch size must be between 1 and",
+        ),
+        (("rotate", "--table", "tickets", "--workers", "0"), 2, "--workers"),
+        (("rotate", "--table", "tickets", "--sleep", "soon"), 2, "--sleep"),
         (("rotate", "--table", "no_such_table"), 2, "does not exist"),
         (("rotate", "--table", "tickets; DROP TABLE tickets"), 2, ""),
-        (("rotate", "--column", "title"), 2, "not of type uuid"),
+        (("rotate", "--table", "tickets", "--column", "title"), 2, "not of type uuid"),
         (("rotate", "--table", "tickets_view"), 2, "not a table"),
         (("verify", "--run", "424242"), 2, "run 424242 does not exist"),
     ],
@@ -258,7 +264,7 @@ PASSWORD = "Pw-not-for-printing-5e1f"
 def test_a_malformed_dsn_exits_2_without_echoing_it(dsn: str, code: int) -> None:
     """A DSN that does not parse: exit 2, 'invalid DSN' and what to pass instead; the DSN (and the
     password in it) is never echoed."""
-    result = run_cli(dsn, "rotate", timeout=60)
+    result = run_cli(dsn, "rotate", "--table", "tickets", timeout=60)
     assert result.returncode == code, result.stderr
     assert result.stderr.startswith("error: invalid DSN (") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
@@ -271,7 +277,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("subcommand", [("rotate",), ("rotate", "--json"), ("status",), ("verify",)])
+@pytest.mark.parametrize(
+    "subcommand",
+    [("rotate", "--table", "tickets"), ("rotate", "--table", "tickets", "--json"), ("status",), ("verify",)],
+)
 def test_a_server_that_is_down_exits_1_with_cannot_connect(subcommand: tuple[str, ...]) -> None:
     """A server that is down (nothing listens on the port): exit 1 within seconds, 'cannot connect' and no
     traceback; the password of the DSN appears nowhere."""

@@ -34,7 +34,9 @@ def test_ctrl_c_or_sigterm_cancels_the_calls_at_once_and_rotate_again_resumes_ex
     make_table(conn, rows=60_000)
     before = snapshot(conn)
     app = f"tr-test-{signum.name.lower()}"
-    proc = spawn_cli(dsn, app, "rotate", "--workers", "2", "--batch-size", "500", "--sleep", "20ms")
+    proc = spawn_cli(
+        dsn, app, "rotate", "--table", "tickets", "--workers", "2", "--batch-size", "500", "--sleep", "20ms"
+    )
     wait_until(lambda: len(backends(conn, app)) == 2 and batches(conn) >= 6, what="two working backends")
     signalled = time.monotonic()
     proc.send_signal(signum)
@@ -52,7 +54,7 @@ def test_ctrl_c_or_sigterm_cancels_the_calls_at_once_and_rotate_again_resumes_ex
     ).fetchone()  # type: ignore[misc]
     assert state == "active" and 0 < done < 60_000
 
-    again = run_cli(dsn, "rotate", "--batch-size", "2000")
+    again = run_cli(dsn, "rotate", "--table", "tickets", "--batch-size", "2000")
     assert again.returncode == 0, again.stderr
     assert f"resuming run {run_id}" in again.stdout
     assert last_run_id(conn) == run_id
@@ -70,14 +72,14 @@ def test_sigkill_of_the_driver_stops_its_backend_within_seconds_and_rotate_resum
     make_table(conn, rows=60_000)
     before = snapshot(conn)
     app = "tr-test-sigkill"
-    proc = spawn_cli(dsn, app, "rotate", "--batch-size", "300", "--sleep", "30ms")
+    proc = spawn_cli(dsn, app, "rotate", "--table", "tickets", "--batch-size", "300", "--sleep", "30ms")
     wait_until(lambda: len(backends(conn, app)) == 1 and batches(conn) >= 5, what="a working backend")
     proc.kill()
     proc.communicate(timeout=10)
     killed = time.monotonic()
     wait_until(lambda: not backends(conn, app), timeout=15, what="the backend to notice the lost client")
     assert time.monotonic() - killed < 10
-    again = run_cli(dsn, "rotate", "--batch-size", "3000")
+    again = run_cli(dsn, "rotate", "--table", "tickets", "--batch-size", "3000")
     assert again.returncode == 0, again.stderr
     assert "resuming run" in again.stdout
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
@@ -92,7 +94,17 @@ def test_eta_predicts_the_finish_within_ten_percent_from_ten_percent_progress_on
     progress on puts the finish within +-10% of the real finish, on the run's own working clock."""
     make_table(conn, rows=300_000)
     result = run_cli(
-        dsn, "rotate", "--json", "--batch-size", "2000", "--sleep", "200ms", "--progress-interval", "0.25"
+        dsn,
+        "rotate",
+        "--table",
+        "tickets",
+        "--json",
+        "--batch-size",
+        "2000",
+        "--sleep",
+        "200ms",
+        "--progress-interval",
+        "0.25",
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -109,10 +121,15 @@ def test_eta_predicts_the_finish_within_ten_percent_from_ten_percent_progress_on
 
 
 @pytest.mark.slow
-def test_without_any_database_setting_the_embedded_server_is_used(tmp_path: Path) -> None:
+def test_without_any_database_setting_the_embedded_server_is_used_and_every_command_says_so(
+    tmp_path: Path,
+) -> None:
     """With no --dsn, DATABASE_URL or PG* variable, the commands start the embedded PostgreSQL in the data
-    directory on demand, reuse it across commands, and `server stop` stops it."""
-    env = cli_env(TOKEN_ROTATION_PGDATA=str(tmp_path / "pgdata"))
+    directory on demand, reuse it across commands, and `server stop` stops it; every command that uses it
+    says so in one line on stderr, naming the data directory."""
+    pgdata = tmp_path / "pgdata"
+    env = cli_env(TOKEN_ROTATION_PGDATA=str(pgdata))
+    notice = f"no --dsn, DATABASE_URL or PG* variables: using the embedded demo server in {pgdata}\n"
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -124,13 +141,23 @@ def test_without_any_database_setting_the_embedded_server_is_used(tmp_path: Path
         assert cli("server", "url").returncode == 1
         installed = cli("install")
         assert installed.returncode == 0, installed.stderr
-        assert str(tmp_path / "pgdata") in installed.stdout
-        assert cli("seed", "--rows", "20000").returncode == 0
-        rotated = cli("rotate", "--batch-size", "5000")
+        assert str(pgdata) in installed.stdout
+        seeded = cli("seed", "--rows", "20000")
+        assert seeded.returncode == 0, seeded.stderr
+        rotated = cli("rotate", "--table", "tickets", "--batch-size", "5000")
         assert rotated.returncode == 0, rotated.stderr
         assert "rotated 20,000 rows of public.tickets" in rotated.stdout
-        assert cli("verify").returncode == 0
+        verified = cli("verify")
+        assert verified.returncode == 0
+        status = cli("status", "--json")
+        assert status.returncode == 0 and json.loads(status.stdout)["state"] == "finished"
+        paused = cli("pause", "--table", "tickets")
+        assert paused.returncode == 2 and paused.stderr.startswith(notice)
+        for result in (installed, seeded, rotated, verified, status):
+            assert result.stderr == notice
         assert cli("server", "url").stdout.startswith("postgresql://")
+        with_dsn = cli("--dsn", cli("server", "url").stdout.strip(), "status")
+        assert with_dsn.returncode == 0 and with_dsn.stderr == ""
     finally:
         stopped = cli("server", "stop")
     assert stopped.stdout.strip() == "stopped"
@@ -145,14 +172,24 @@ def test_a_terminal_gets_a_live_bar_in_colour_unless_no_color_is_set(
     place; NO_COLOR removes the colours but keeps the bar."""
     make_table(conn, rows=30_000)
     base = cli_env(TERM="xterm-256color", COLUMNS="160")
-    code, coloured = cli_in_a_terminal(dsn, "rotate", "--batch-size", "1000", "--sleep", "20ms", env=base)
+    code, coloured = cli_in_a_terminal(
+        dsn, "rotate", "--table", "tickets", "--batch-size", "1000", "--sleep", "20ms", env=base
+    )
     assert code == 0, coloured
     assert "\r" in coloured and "rows/s" in coloured and "ETA" in coloured and "elapsed" in coloured
     assert "\x1b[3" in coloured or "\x1b[9" in coloured  # foreground colours
     assert "rotated 30,000 rows" in coloured
     base.pop("FORCE_COLOR", None)
     code, plain = cli_in_a_terminal(
-        dsn, "rotate", "--batch-size", "1000", "--sleep", "20ms", env={**base, "NO_COLOR": "1"}
+        dsn,
+        "rotate",
+        "--table",
+        "tickets",
+        "--batch-size",
+        "1000",
+        "--sleep",
+        "20ms",
+        env={**base, "NO_COLOR": "1"},
     )
     assert code == 0, plain
     assert "ETA" in plain and "rows/s" in plain
@@ -171,7 +208,9 @@ def test_options_not_given_leave_the_procedures_defaults_in_charge(
         ("tr-test-defaults", ()),
         ("tr-test-given", ("--synchronous-commit", "--lock-retries", "2")),
     ):
-        proc = spawn_cli(dsn, app, "rotate", "--batch-size", "200", "--sleep", "20ms", *extra)
+        proc = spawn_cli(
+            dsn, app, "rotate", "--table", "tickets", "--batch-size", "200", "--sleep", "20ms", *extra
+        )
         call = "SELECT query FROM pg_stat_activity WHERE application_name = %s AND query LIKE 'CALL %%'"
         wait_until(lambda: conn.execute(call, (app,)).fetchone() is not None, what="the CALL")  # noqa: B023
         row = conn.execute(call, (app,)).fetchone()

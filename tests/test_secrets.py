@@ -92,12 +92,12 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
             # a batch fails: PostgreSQL's DETAIL would be 'Failing row contains (..., <new token>, ...)'
             admin.execute("UPDATE tickets SET status = 99 WHERE id = 1500000")
             admin.execute("ALTER TABLE tickets ADD CONSTRAINT no_99 CHECK (status <> 99) NOT VALID")
-            failed = run_cli(dsn, "rotate", "--batch-size", "200")
+            failed = run_cli(dsn, "rotate", "--table", "tickets", "--batch-size", "200")
             assert failed.returncode != 0
             says_why = "no_99" in failed.stderr
             assert says_why
             outputs["cli rotate (failing batch)"] = failed.stdout + failed.stderr
-            failed_json = run_cli(dsn, "rotate", "--batch-size", "200", "--json")
+            failed_json = run_cli(dsn, "rotate", "--table", "tickets", "--batch-size", "200", "--json")
             assert failed_json.returncode != 0
             outputs["cli rotate --json (failing batch)"] = failed_json.stdout + failed_json.stderr
             admin.execute("ALTER TABLE tickets DROP CONSTRAINT no_99")
@@ -118,7 +118,9 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
                 " FOR EACH ROW EXECUTE FUNCTION force_collision()"
             )
             admin.execute(sql.SQL("GRANT USAGE ON SEQUENCE collide TO {}").format(sql.Identifier(role)))
-            done = run_cli(dsn, "rotate", "--batch-size", "200", "--progress-interval", "0.05")
+            done = run_cli(
+                dsn, "rotate", "--table", "tickets", "--batch-size", "200", "--progress-interval", "0.05"
+            )
             assert done.returncode == 0, "rotate failed"
             outputs["cli rotate (plain)"] = done.stdout + done.stderr
             assert admin.execute("SELECT sum(retries) FROM token_rotation.batches").fetchone() == (1,)
@@ -128,6 +130,8 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
             for name, args in {
                 "cli rotate --json --max-batches": (
                     "rotate",
+                    "--table",
+                    "tickets",
                     "--json",
                     "--batch-size",
                     "300",
@@ -136,6 +140,8 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
                 ),
                 "cli rotate --json": (
                     "rotate",
+                    "--table",
+                    "tickets",
                     "--json",
                     "--batch-size",
                     "300",
@@ -156,6 +162,8 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
             code, outputs["cli rotate (terminal)"] = cli_in_a_terminal(
                 dsn,
                 "rotate",
+                "--table",
+                "tickets",
                 "--batch-size",
                 "100",
                 "--sleep",

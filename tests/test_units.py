@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from token_rotation.errors import (
@@ -9,7 +10,10 @@ from token_rotation.errors import (
     EXIT_BUSY,
     EXIT_INTERRUPTED,
     EXIT_OTHER,
+    cli_flags,
+    connection_lost,
     exit_code_for,
+    lost_message,
     redact,
 )
 from token_rotation.units import format_duration, format_size, parse_duration, parse_size
@@ -73,3 +77,65 @@ def test_redact_hides_uuids_and_passwords() -> None:
     out = redact(text)
     assert "3f1e2d4c" not in out and "hunter" not in out
     assert "<uuid>" in out and "postgresql://app:***@db/x" in out
+
+
+@pytest.mark.parametrize(
+    ("server", "cli"),
+    [
+        ("pass the token column with p_column", "pass the token column with --column"),
+        ("p_batch_size must be between 1 and 1000000", "--batch-size must be between 1 and 1000000"),
+        ("raise p_lock_timeout or p_lock_retries", "raise --lock-timeout or --lock-retries"),
+        ("p_max_replication_lag, p_synchronous_commit", "--max-replication-lag, --synchronous-commit"),
+        ("p_target_batch_time2 is p_x_1", "--target-batch-time2 is --x-1"),
+    ],
+)
+def test_parameter_names_in_server_text_become_cli_flags(server: str, cli: str) -> None:
+    """Any p_foo_bar the server names becomes the flag --foo-bar: the CLI's user reads what to type."""
+    assert cli_flags(server) == cli
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "p_column.x",
+        "table public.p_tickets",
+        'column "p_token"',
+        "ap_x",
+        "p_",
+        "P_COLUMN",
+    ],
+)
+def test_names_that_only_look_like_parameters_are_left_alone(text: str) -> None:
+    """A qualified or quoted name (public.p_tickets, "p_token"), a word that only contains p_, or upper
+    case are not parameters: unchanged."""
+    assert cli_flags(text) == text
+
+
+@pytest.mark.parametrize(
+    ("error", "lost"),
+    [
+        (psycopg.OperationalError("server closed the connection unexpectedly\n\tThis probably ..."), True),
+        (psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly"), True),
+        (psycopg.OperationalError("the connection is lost"), True),
+        (psycopg.errors.AdminShutdown("terminating connection due to administrator command"), True),
+        (psycopg.errors.CrashShutdown("terminating connection because of crash of another process"), True),
+        (psycopg.OperationalError('connection to server at "127.0.0.1", port 1 failed: refused'), False),
+        (psycopg.errors.QueryCanceled("canceling statement due to user request"), False),
+        (psycopg.errors.LockNotAvailable("could not obtain lock"), False),
+    ],
+)  # fmt: skip
+def test_a_lost_connection_is_told_apart_from_a_failed_connection_attempt(
+    error: psycopg.Error, lost: bool
+) -> None:
+    """A session the server (or the network) ended is a lost connection; a server that cannot be reached at
+    all, a cancel or a lock timeout are not."""
+    assert connection_lost(error) is lost
+
+
+def test_the_lost_connection_message_says_batches_are_kept_and_how_to_resume() -> None:
+    """The message names the cause, that committed batches are kept, and the exact resume command."""
+    error = psycopg.OperationalError("server closed the connection unexpectedly\n\tbefore or while ...")
+    assert lost_message(error, "token-rotation rotate --table tickets") == (
+        "the connection to the server was lost (server closed the connection unexpectedly); every committed "
+        "batch is kept; resume with: token-rotation rotate --table tickets"
+    )

@@ -13,6 +13,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from token_rotation import server
+from token_rotation.errors import EXIT_BAD_INPUT, ToolError
 
 APPLICATION_NAME = "token-rotation"
 LIBPQ_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
@@ -24,6 +25,7 @@ class Target:
 
     dsn: str
     source: str
+    embedded: bool = False
 
     def masked(self) -> str:
         """The DSN with its password masked; where it came from when it is empty (the PG* variables)."""
@@ -50,7 +52,29 @@ def resolve(dsn: str | None, *, start_embedded: bool = True) -> Target:
     if any(os.environ.get(var) for var in LIBPQ_VARS):
         return Target("", "PG* environment variables")
     url = server.start() if start_embedded else (server.running_url() or "")
-    return Target(url, f"embedded server in {server.pgdata_dir()}")
+    return Target(url, f"embedded server in {server.pgdata_dir()}", embedded=True)
+
+
+def embedded_notice(target: Target) -> str | None:
+    """The line every command prints on stderr when it falls back on the embedded server, so that a DBA who
+    forgot DATABASE_URL sees at once that the tool is not looking at their database."""
+    if not target.embedded:
+        return None
+    return f"no --dsn, DATABASE_URL or PG* variables: using the embedded demo server in {server.pgdata_dir()}"
+
+
+def connect_for_user(dsn: str, application_name: str) -> psycopg.Connection:
+    """connect(), with a DSN that does not parse reported as bad input, without echoing the DSN (it may
+    hold a password)."""
+    try:
+        return connect(dsn, application_name=application_name)
+    except psycopg.ProgrammingError as exc:
+        if exc.sqlstate is None:
+            reason = str(exc).split(":")[0].strip() or "it does not parse"
+            raise ToolError(
+                f"invalid DSN ({reason}): pass a libpq URL or key=value string", EXIT_BAD_INPUT
+            ) from None
+        raise
 
 
 def connect(

@@ -43,6 +43,11 @@ _BAD_INPUT_STATES = {
 }
 _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 _PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)|(://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)
+# a parameter name of a routine (p_column), not part of a qualified or quoted name (public.p_x, "p_x")
+_PARAMETER = re.compile(r"(?<![\w.\"])p_([a-z][a-z0-9]*(?:_[a-z0-9]+)*)\b(?![.\"])")
+# SQLSTATEs of a session the server ended: admin_shutdown (also pg_terminate_backend), crash_shutdown,
+# connection_failure
+_LOST_STATES = {"57P01", "57P02", "08006"}
 
 
 class ToolError(click.ClickException):
@@ -66,6 +71,35 @@ def redact(text: str) -> str:
         return f"{m.group(3)}***{m.group(5)}"
 
     return _PASSWORD.sub(_mask, text)
+
+
+def cli_flags(text: str) -> str:
+    """The text with each procedure parameter name replaced by the command-line flag that sets it
+    (p_column -> --column, p_batch_size -> --batch-size): the server speaks SQL, the user types flags."""
+    return _PARAMETER.sub(lambda m: "--" + m.group(1).replace("_", "-"), text)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether an error means that an established session to the server ended under us (server crash or
+    shutdown, pg_terminate_backend, network), as opposed to a connection attempt that failed: the server's
+    goodbye SQLSTATE, or libpq's own "server closed the connection" / "consuming input failed"."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    if exc.sqlstate in _LOST_STATES:
+        return True
+    text = str(exc).lower()
+    return not exc.sqlstate and any(phrase in text for phrase in _LOST_PHRASES)
+
+
+_LOST_PHRASES = ("server closed the connection", "consuming input failed", "connection is lost")
+
+
+def lost_message(exc: BaseException, resume: str | None = None) -> str:
+    """What to say when the connection to the server was lost in the middle of a run: why (the first line
+    of the error), that every committed batch is kept, and the command that resumes."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip()
+    text = f"the connection to the server was lost ({reason}); every committed batch is kept"
+    return redact(f"{text}; resume with: {resume}" if resume else text)
 
 
 def exit_code_for(sqlstate: str | None) -> int:
@@ -95,12 +129,14 @@ def describe(exc: psycopg.Error, *, with_detail: bool = False) -> str:
     line = "; ".join(parts)
     if diag.message_hint:
         line += f" (hint: {diag.message_hint})"
-    return redact(line)
+    return cli_flags(redact(line))
 
 
 def from_pg(exc: psycopg.Error) -> ToolError:
     """A ToolError for a PostgreSQL error: message, HINT, exit code by SQLSTATE."""
     sqlstate = exc.sqlstate
+    if connection_lost(exc):
+        return ToolError(lost_message(exc), EXIT_OTHER)
     if isinstance(exc, psycopg.OperationalError) and sqlstate is None:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
         return ToolError(f"cannot connect: {first}", EXIT_OTHER)

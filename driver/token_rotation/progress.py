@@ -1,6 +1,11 @@
-"""Reading a run's state from the server: the `token_rotation.progress` view, the `batches` log, the sizes of
-the target table. Every number here comes from the database and its clock; nothing is computed from the
-driver's own timing, so what the driver shows is also what a DBA sees in psql."""
+"""Reading a run's state from the server: the `token_rotation.progress` view (which also holds the one ETA),
+the sessions working on a run, the sizes of the target table. Every number here comes from the database and
+its clock; nothing is computed from the driver's own timing, so what the driver shows is also what a DBA sees
+in psql.
+
+Words: a run is cut into *slices* (disjoint key ranges, fixed when the run starts); *workers* are the sessions
+working on them right now (one slice each). The view's columns keep their names (`workers` there counts the
+slices, `active_workers` the sessions); this module reads them into fields named for what they hold."""
 
 from __future__ import annotations
 
@@ -11,29 +16,29 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from token_rotation import eta
 from token_rotation.errors import EXIT_BAD_INPUT, EXIT_OTHER, ToolError
 
 PROGRESS_COLUMNS = (
     "run_id, coalesce((SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c"
     " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = table_name),"
-    " table_name::text) AS table_name, token_column::text AS token_column, state, active_workers, "
-    "workers, rows_done, rows_total, rows_total_exact, percent::float8 AS percent, "
-    "extract(epoch FROM elapsed)::float8 AS elapsed, rows_per_second, batches_done, throttled, "
-    "started_at, finished_at, last_batch_at, last_error"
+    " table_name::text) AS table_name, token_column::text AS token_column, state,"
+    " active_workers AS working, workers AS slices, rows_done, rows_total, rows_total_exact,"
+    " percent::float8 AS percent, extract(epoch FROM elapsed)::float8 AS elapsed, rows_per_second,"
+    " batches_done, extract(epoch FROM eta)::float8 AS eta, throttled, started_at, finished_at,"
+    " last_batch_at, last_error, slices_left, free_slices"
 )
 
 
 @dataclass(frozen=True)
 class Progress:
-    """One row of token_rotation.progress, with elapsed in seconds."""
+    """One row of token_rotation.progress, with elapsed and the ETA in seconds."""
 
     run_id: int
     table_name: str
     token_column: str
     state: str
-    active_workers: int
-    workers: int
+    working: int  # sessions working on the run's slices now (the view's active_workers)
+    slices: int  # slices of the run (the view's workers)
     rows_done: int
     rows_total: int
     rows_total_exact: bool
@@ -41,15 +46,14 @@ class Progress:
     elapsed: float
     rows_per_second: int
     batches_done: int
+    eta: float | None  # the view's ETA: the same number psql shows
     throttled: str | None
     started_at: datetime
     finished_at: datetime | None
     last_batch_at: datetime | None
     last_error: str | None
-
-    @property
-    def point(self) -> eta.Point:
-        return eta.Point(self.elapsed, self.rows_done, self.batches_done)
+    slices_left: int
+    free_slices: int  # unfinished slices nobody works on
 
     @property
     def open(self) -> bool:
@@ -58,7 +62,7 @@ class Progress:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Progress:
         values = {k: row[k] for k in cls.__dataclass_fields__}
-        for key in ("active_workers", "rows_done", "rows_per_second", "batches_done"):
+        for key in ("working", "rows_done", "rows_per_second", "batches_done", "slices_left", "free_slices"):
             values[key] = int(values[key] or 0)
         values["elapsed"] = float(values["elapsed"] or 0.0)
         return cls(**values)
@@ -66,24 +70,26 @@ class Progress:
 
 def check_installed(conn: psycopg.Connection) -> None:
     """Raises a ToolError saying what to do when the tool is not installed in this database."""
-    row = conn.execute("SELECT to_regclass('token_rotation.runs') IS NOT NULL").fetchone()
+    row = conn.execute("SELECT to_regclass('token_rotation.runs') IS NOT NULL AS installed").fetchone()
     if not row or not row[0]:
         raise ToolError("token_rotation is not installed in this database (run: token-rotation install)")
 
 
 def resolve_table(conn: psycopg.Connection, table: str) -> tuple[int, str]:
     """The oid and the schema-qualified, quoted name of a table given as psql would take it."""
-    row = conn.execute(
-        "SELECT c.oid::bigint, format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c"
-        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
-        (table,),
-    ).fetchone()
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "SELECT c.oid::bigint AS oid, format('%%I.%%I', n.nspname, c.relname) AS qualified"
+            " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.oid = to_regclass(%s)",
+            (table,),
+        ).fetchone()
     if row is None:
         raise ToolError(
             f"table {table} does not exist (pass --table as schema.table, e.g. public.tickets)",
             EXIT_BAD_INPUT,
         )
-    return int(row[0]), str(row[1])
+    return int(row["oid"]), str(row["qualified"])
 
 
 def read(conn: psycopg.Connection, run_id: int) -> Progress | None:
@@ -106,56 +112,45 @@ def runs(conn: psycopg.Connection, table_oid: int | None = None) -> list[Progres
     return [Progress.from_row(r) for r in rows]
 
 
-def open_run(conn: psycopg.Connection, table_oid: int) -> tuple[int, int, int] | None:
-    """The open run of a table: (run_id, unfinished slices, unfinished slices nobody works on)."""
-    row = conn.execute(
-        "SELECT run_id, slices_left, free_slices FROM token_rotation.progress"
-        " WHERE table_name = %s::oid::regclass AND state IN ('active', 'paused')",
-        (table_oid,),
-    ).fetchone()
-    return (int(row[0]), int(row[1]), int(row[2])) if row else None
+def open_run(conn: psycopg.Connection, table_oid: int) -> Progress | None:
+    """The open (active or paused) run of a table, if any."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"SELECT {PROGRESS_COLUMNS} FROM token_rotation.progress"
+            " WHERE table_name = %s::oid::regclass AND state IN ('active', 'paused')",
+            (table_oid,),
+        ).fetchone()
+    return Progress.from_row(row) if row else None
 
 
 def newest_run_id(conn: psycopg.Connection, table_oid: int) -> int:
     """The newest run id of a table (0 when it has none)."""
-    row = conn.execute(
-        "SELECT coalesce(max(run_id), 0) FROM token_rotation.runs WHERE target = %s::oid::regclass",
-        (table_oid,),
-    ).fetchone()
-    return int(row[0]) if row else 0
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "SELECT coalesce(max(run_id), 0) AS run_id FROM token_rotation.runs"
+            " WHERE target = %s::oid::regclass",
+            (table_oid,),
+        ).fetchone()
+    return int(row["run_id"]) if row else 0
 
 
 def run_after(conn: psycopg.Connection, table_oid: int, after: int) -> int | None:
     """The open run of a table, or its newest run with an id above `after`."""
-    row = conn.execute(
-        "SELECT run_id FROM token_rotation.runs WHERE target = %s::oid::regclass"
-        " AND (state IN ('active', 'paused') OR run_id > %s) ORDER BY run_id DESC LIMIT 1",
-        (table_oid, after),
-    ).fetchone()
-    return int(row[0]) if row else None
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "SELECT run_id FROM token_rotation.runs WHERE target = %s::oid::regclass"
+            " AND (state IN ('active', 'paused') OR run_id > %s) ORDER BY run_id DESC LIMIT 1",
+            (table_oid, after),
+        ).fetchone()
+    return int(row["run_id"]) if row else None
 
 
-def startup(conn: psycopg.Connection, run_id: int) -> float | None:
-    """Seconds from the start of a run to the start of its first batch (checking the table, counting and
-    slicing its keys), from the log; None before the first batch."""
-    row = conn.execute(
-        "SELECT extract(epoch FROM b.started_at - r.started_at)::float8 FROM token_rotation.runs r"
-        "  JOIN token_rotation.batches b USING (run_id) WHERE r.run_id = %s ORDER BY b.finished_at LIMIT 1",
-        (run_id,),
-    ).fetchone()
-    return max(float(row[0]), 0.0) if row and row[0] is not None else None
-
-
-def eta_from_log(conn: psycopg.Connection, p: Progress, recent: int = 200) -> eta.Estimate:
-    """The ETA of a run from its progress log alone (for `status`: no earlier readings needed)."""
-    rows = conn.execute(
-        "SELECT extract(epoch FROM started_at)::float8, extract(epoch FROM finished_at)::float8, rows"
-        "  FROM token_rotation.batches WHERE run_id = %s ORDER BY finished_at DESC LIMIT %s",
-        (p.run_id, recent),
-    ).fetchall()
-    log = [eta.Batch(float(r[0]), float(r[1]), int(r[2])) for r in rows]
-    points = eta.points_from_log(log, p.elapsed, p.rows_done, p.batches_done)
-    return eta.estimate(points, p.rows_total, startup=startup(conn, p.run_id) or 0.0)
+def holders(conn: psycopg.Connection, run_id: int) -> str | None:
+    """The sessions working on a run now, one line (token_rotation.holders): backend pid, application_name,
+    slice, state; None when nobody works on it."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute("SELECT token_rotation.holders(%s) AS holders", (run_id,)).fetchone()
+    return str(row["holders"]) if row and row["holders"] else None
 
 
 @dataclass(frozen=True)
@@ -170,11 +165,12 @@ class Sizes:
 def sizes(conn: psycopg.Connection, table_oid: int) -> Sizes:
     """Current sizes of a table and its indexes, and its dead tuples (statistics lag by a second or so)."""
     conn.execute("SELECT pg_catalog.pg_stat_clear_snapshot()")
-    row = conn.execute(
-        "SELECT table_bytes, indexes_bytes, coalesce(dead_tuples, 0)"
-        "  FROM token_rotation.table_sizes(%s::oid::regclass)",
-        (table_oid,),
-    ).fetchone()
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "SELECT table_bytes, indexes_bytes, coalesce(dead_tuples, 0) AS dead_tuples"
+            "  FROM token_rotation.table_sizes(%s::oid::regclass)",
+            (table_oid,),
+        ).fetchone()
     if row is None:
         raise ToolError("the table disappeared", EXIT_OTHER)
-    return Sizes(int(row[0]), int(row[1]), int(row[2]))
+    return Sizes(int(row["table_bytes"]), int(row["indexes_bytes"]), int(row["dead_tuples"]))

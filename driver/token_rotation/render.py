@@ -1,6 +1,10 @@
-"""Showing a run's progress: a live rich bar on a terminal, plain lines at a steady interval in a pipe or a
-log, or JSON lines (`--json`) for programs. The three take the same calls; none prints a token or a password
-(what they show is counts and times, and the server's messages pass through errors.redact)."""
+"""All the drawing of the command line: a run's progress as a live rich bar on a terminal, plain lines at a
+steady interval in a pipe or a log, or JSON lines (`--json`) for programs (the three take the same calls);
+the seed bar; the `status` table; the `verify` lines. None prints a token or a password (what they show is
+counts and times, and the server's messages pass through errors.redact).
+
+The ETA shown is always the `eta` column of the token_rotation.progress view: the one ETA, the same number
+a DBA reads in psql."""
 
 from __future__ import annotations
 
@@ -10,12 +14,24 @@ import time
 from datetime import datetime
 from typing import IO, Any, Protocol
 
+import click
+
+from token_rotation.errors import redact
 from token_rotation.progress import Progress
 from token_rotation.units import format_count, format_duration
 
 
-def progress_fields(p: Progress, eta_seconds: float | None) -> dict[str, Any]:
+def eta_of(p: Progress, live: bool = True) -> float | None:
+    """The ETA to show: 0 for a finished run, the view's ETA for an open (active or paused) one unless the
+    driver has stopped working on it (`live` false), else none."""
+    if p.state == "finished":
+        return 0.0
+    return p.eta if live and p.open else None
+
+
+def progress_fields(p: Progress, live: bool = True) -> dict[str, Any]:
     """The numbers every renderer shows, as JSON-friendly values."""
+    eta_seconds = eta_of(p, live)
     return {
         "run_id": p.run_id,
         "table": p.table_name,
@@ -28,14 +44,15 @@ def progress_fields(p: Progress, eta_seconds: float | None) -> dict[str, Any]:
         "elapsed": round(p.elapsed, 3),
         "eta": None if eta_seconds is None else round(eta_seconds, 1),
         "batches_done": p.batches_done,
-        "active_workers": p.active_workers,
-        "workers": p.workers,
+        "slices": p.slices,
+        "active_workers": p.working,
         "throttled": p.throttled,
     }
 
 
-def progress_line(p: Progress, eta_seconds: float | None) -> str:
+def progress_line(p: Progress, live: bool = True) -> str:
     """One line for people: rows done/total, percent, rows/s, elapsed, ETA, and why it waits."""
+    eta_seconds = eta_of(p, live)
     total = format_count(p.rows_total) if p.rows_total_exact else f"~{format_count(p.rows_total)}"
     line = (
         f"{p.table_name}: {format_count(p.rows_done)}/{total} rows ({p.percent:.1f}%), "
@@ -59,9 +76,10 @@ def summary_line(p: Progress) -> str:
 
 class Renderer(Protocol):
     def started(self, info: dict[str, Any]) -> None: ...
-    def progress(self, p: Progress, eta_seconds: float | None) -> None: ...
+    def progress(self, p: Progress) -> None: ...
     def finished(self, p: Progress, extra: dict[str, Any]) -> None: ...
     def interrupted(self, p: Progress | None, resume: str) -> None: ...
+    def detached(self, p: Progress | None, message: str) -> None: ...
     def error(self, message: str, exit_code: int) -> None: ...
     def note(self, text: str, data: dict[str, Any] | None = None) -> None: ...
     def close(self) -> None: ...
@@ -84,21 +102,26 @@ class JsonRenderer:
         self._summary.update(info)
         self._emit("started", info)
 
-    def progress(self, p: Progress, eta_seconds: float | None) -> None:
+    def progress(self, p: Progress) -> None:
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
-            self._emit("progress", progress_fields(p, eta_seconds))
+            self._emit("progress", progress_fields(p))
 
     def finished(self, p: Progress, extra: dict[str, Any]) -> None:
-        data = {**progress_fields(p, 0.0), **extra}
+        data = {**progress_fields(p), **extra}
         self._summary.update(data, outcome="finished" if p.state == "finished" else "stopped", exit_code=0)
         self._emit("finished", data)
 
     def interrupted(self, p: Progress | None, resume: str) -> None:
-        data = {**(progress_fields(p, None) if p else {}), "resume": resume}
+        data = {**(progress_fields(p, live=False) if p else {}), "resume": resume}
         self._summary.update(data, outcome="interrupted", exit_code=130)
         self._emit("interrupted", data)
+
+    def detached(self, p: Progress | None, message: str) -> None:
+        data = {**(progress_fields(p) if p else {}), "message": message}
+        self._summary.update(data, outcome="stopped following", exit_code=130)
+        self._emit("detached", data)
 
     def error(self, message: str, exit_code: int) -> None:
         self._summary.update(outcome="error", exit_code=exit_code, message=message)
@@ -128,20 +151,25 @@ class PlainRenderer:
     def started(self, info: dict[str, Any]) -> None:
         self._line(info["message"])
 
-    def progress(self, p: Progress, eta_seconds: float | None) -> None:
+    def progress(self, p: Progress) -> None:
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
-            self._line(progress_line(p, eta_seconds))
+            self._line(progress_line(p))
 
     def finished(self, p: Progress, extra: dict[str, Any]) -> None:
-        self._line(progress_line(p, 0.0 if p.state == "finished" else None))
+        self._line(progress_line(p, live=p.state == "finished"))
         self._line(summary_line(p) if p.state == "finished" else extra.get("message", ""))
 
     def interrupted(self, p: Progress | None, resume: str) -> None:
         if p is not None:
-            self._line(progress_line(p, None))
+            self._line(progress_line(p, live=False))
         self._line(interrupted_line(p, resume))
+
+    def detached(self, p: Progress | None, message: str) -> None:
+        if p is not None:
+            self._line(progress_line(p))
+        self._line(message)
 
     def error(self, message: str, exit_code: int) -> None:
         pass  # the command prints the error itself, on stderr
@@ -201,7 +229,7 @@ class RichRenderer:
         self._print(info["message"])
         self._ensure().start()
 
-    def progress(self, p: Progress, eta_seconds: float | None) -> None:
+    def progress(self, p: Progress, live: bool = True) -> None:
         from rich.markup import escape
 
         bar = self._ensure()
@@ -211,7 +239,7 @@ class RichRenderer:
             "percent": f"{p.percent:.1f}%",
             "rate": format_count(p.rows_per_second),
             "elapsed": format_duration(p.elapsed),
-            "eta": format_duration(eta_seconds),
+            "eta": format_duration(eta_of(p, live)),
             "note": escape(
                 "paused" if p.state == "paused" else (f"throttled: {p.throttled}" if p.throttled else "")
             ),
@@ -222,15 +250,21 @@ class RichRenderer:
         bar.refresh()
 
     def finished(self, p: Progress, extra: dict[str, Any]) -> None:
-        self.progress(p, 0.0 if p.state == "finished" else None)
+        self.progress(p, live=p.state == "finished")
         self._ensure().stop()
         self._print(summary_line(p) if p.state == "finished" else extra.get("message", ""))
 
     def interrupted(self, p: Progress | None, resume: str) -> None:
         if p is not None:
-            self.progress(p, None)
+            self.progress(p, live=False)
         self._ensure().stop()
         self._print(interrupted_line(p, resume))
+
+    def detached(self, p: Progress | None, message: str) -> None:
+        if p is not None:
+            self.progress(p)
+        self._ensure().stop()
+        self._print(message)
 
     def error(self, message: str, exit_code: int) -> None:
         if self._bar is not None:
@@ -242,3 +276,107 @@ class RichRenderer:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+def renderer_for(as_json: bool, interval: float | None) -> Renderer:
+    """JSON lines when asked, a live bar on a terminal, plain lines otherwise."""
+    if as_json:
+        return JsonRenderer(interval=1.0 if interval is None else interval)
+    if sys.stdout.isatty():
+        return RichRenderer()
+    return PlainRenderer(interval=5.0 if interval is None else interval)
+
+
+class SeedBar:
+    """The progress of `seed`: a rich bar on a terminal, a line every ten batches otherwise."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+        self.tty = sys.stdout.isatty()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def update(self, done: int, total: int) -> None:
+        if not self.tty:
+            if done == total or done % max(self.batch * 10, 1) < self.batch:
+                click.echo(f"seeded {format_count(done)}/{format_count(total)} rows")
+            return
+        if self._bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(
+                "seeding", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), auto_refresh=False
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("seed", total=max(total, 1))
+        self._bar.update(self._task, completed=done)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+STATUS_HEADERS = ("run", "table", "state", "rows", "%", "rows/s", "elapsed", "ETA", "workers/slices", "note")
+
+
+def status_cells(p: Progress) -> list[str]:
+    """One row of the `status` table; a run nobody works on says how to resume it."""
+    note = p.throttled or (redact(p.last_error) if p.last_error else "")
+    if p.open and p.working == 0:
+        note = f"nobody works on it: token-rotation rotate --table {p.table_name} resumes it" + (
+            f" ({note})" if note else ""
+        )
+    return [
+        str(p.run_id),
+        p.table_name,
+        p.state,
+        f"{format_count(p.rows_done)}/{format_count(p.rows_total)}",
+        f"{p.percent:.1f}",
+        format_count(p.rows_per_second),
+        format_duration(p.elapsed),
+        format_duration(eta_of(p)) if p.open else "-",
+        f"{p.working}/{p.slices}",
+        note,
+    ]
+
+
+def status(runs: list[Progress], as_json: bool, table: str | None) -> None:
+    """The `status` output: one JSON object per run, a table on a terminal, or plain lines."""
+    if as_json:
+        for p in runs:
+            click.echo(json.dumps(progress_fields(p) | {"last_error": p.last_error}, default=str))
+        return
+    if not runs:
+        click.echo(
+            "no runs" + (f" of {table}" if table else "") + " yet: token-rotation rotate --table TABLE"
+        )
+        return
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        grid = Table(*STATUS_HEADERS)
+        for p in runs:
+            grid.add_row(*status_cells(p))
+        Console(highlight=False).print(grid)
+        return
+    for p in runs:
+        click.echo("  ".join(status_cells(p)))
+
+
+def verify(run_id: int, checks: list[dict[str, Any]], as_json: bool) -> None:
+    """The `verify` output: one line (or JSON object) per check of token_rotation.verify."""
+    for check in checks:
+        detail = redact(check["detail"] or "")
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {"run_id": run_id, "check": check["check_name"], "ok": check["ok"], "detail": detail}
+                )
+            )
+        else:
+            click.echo(f"{'ok  ' if check['ok'] else 'FAIL'}  {check['check_name']}: {detail}")
+    if not as_json and all(check["ok"] for check in checks):
+        click.echo(f"run {run_id}: all {len(checks)} checks passed")

@@ -1,5 +1,6 @@
-"""Running a rotation: one autocommit connection per worker, each CALLing token_rotation.rotate() in its own
-thread, so that the main thread stays free to draw progress and to cancel them all at once.
+"""The workers of a rotation: one autocommit connection per worker, each CALLing token_rotation.rotate()
+in its own thread (one slice of the run at a time), so that the main thread (runner.py) stays free to poll the
+progress and to cancel them all at once.
 
 psycopg cancels a query on Ctrl-C only in the thread that waits for it; the workers' threads never see
 the signal, so `cancel()` sends each worker's backend a cancel request itself (`cancel_safe()`) until every
@@ -18,6 +19,7 @@ from psycopg import sql
 from token_rotation import connection
 
 INTERVALS = {"sleep", "lock_timeout", "target_batch_time"}  # passed as seconds, turned into intervals
+PARAMETERS = {"slices": "p_workers"}  # the procedure's name where it differs from p_<field>
 
 # after a CALL: is there still a slice of this run that nobody works on?
 MORE_WORK = (
@@ -38,7 +40,7 @@ class Options:
     sleep: float | None = None
     lock_timeout: float | None = None
     lock_retries: int | None = None
-    workers: int | None = None
+    slices: int | None = None  # slices of a new run (p_workers); a resumed run keeps its own
     target_batch_time: float | None = None
     max_replication_lag: int | None = None
     synchronous_commit: bool | None = None
@@ -54,30 +56,32 @@ class Options:
             placeholder: sql.Composable = sql.Placeholder(name)
             if name in INTERVALS:
                 placeholder = sql.SQL("make_interval(secs => {})").format(placeholder)
-            args.append(sql.SQL("{} => {}").format(sql.Identifier(f"p_{name}"), placeholder))
+            parameter = PARAMETERS.get(name, f"p_{name}")
+            args.append(sql.SQL("{} => {}").format(sql.Identifier(parameter), placeholder))
         return sql.SQL("CALL token_rotation.rotate({})").format(sql.SQL(", ").join(args)), params
 
 
 class Rotation:
-    """N worker threads, each with its own connection, CALLing the procedure until their run has no
+    """N workers (threads), each with its own connection, CALLing the procedure until their run has no
     free slice left (or once, with max_batches). Errors are collected, not raised, in `errors`."""
 
-    def __init__(self, dsn: str, options: Options, threads: int, application_name: str) -> None:
+    def __init__(self, dsn: str, options: Options, workers: int, application_name: str) -> None:
         self.dsn = dsn
         self.options = options
         self.application_name = application_name
+        self.workers = workers
         self.errors: list[psycopg.Error] = []
         self.warnings: list[str] = []  # the procedure's WARNINGs (e.g. fewer rows than counted)
         self.calls_done = 0
-        self._conns: list[psycopg.Connection | None] = [None] * threads
+        self._conns: list[psycopg.Connection | None] = [None] * workers
         self._threads = [
             threading.Thread(target=self._work, args=(i,), name=f"worker-{i + 1}", daemon=True)
-            for i in range(threads)
+            for i in range(workers)
         ]
         self._stopping = threading.Event()
         self._done = threading.Event()
         self._lock = threading.Lock()
-        self._alive = threads
+        self._alive = workers
 
     def start(self) -> None:
         for thread in self._threads:

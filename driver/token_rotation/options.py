@@ -1,0 +1,118 @@
+"""The command line's option types (durations, sizes) and the options of `rotate`, kept apart from the
+commands in cli.py so that the wiring there reads at a glance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from token_rotation.units import parse_duration, parse_size
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Duration(click.ParamType):
+    """A duration option: 2, 1.5s, 200ms, 5min (seconds when no unit is given)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float | int):
+            return float(value)
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Size(click.ParamType):
+    """A size option: 100MB, 1GB, 4096 (bytes when no unit is given; units are powers of 1024)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+ROTATE_OPTIONS = [
+    click.option("--table", required=True, help="Table to rotate: [schema.]name."),
+    click.option("--column", default="token", show_default=True, help="The uuid token column."),
+    click.option(
+        "--batch-size", type=click.IntRange(min=1), default=3000, show_default=True, help="Rows per batch."
+    ),
+    click.option(
+        "--max-batches",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Stop after this many batches (per worker); run again to resume.",
+    ),
+    click.option(
+        "--sleep", type=Duration(), default=None, help="Pause between batches, e.g. 100ms.  [default: 0]"
+    ),
+    click.option(
+        "--lock-timeout", type=Duration(), default=None, help="lock_timeout per batch.  [default: 1s]"
+    ),
+    click.option(
+        "--lock-retries",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Lock timeouts in a row before giving up (each halves the batch).  [default: 5]",
+    ),
+    click.option(
+        "--workers",
+        type=click.IntRange(min=1, max=64),
+        default=None,
+        help="Workers: parallel sessions, one per key slice (a new run gets this many slices).  "
+        "[default: 1; on resume, one per unfinished slice]",
+    ),
+    click.option(
+        "--target-batch-time",
+        type=Duration(),
+        default=None,
+        help="Adapt the batch size so a batch takes about this long, e.g. 200ms.",
+    ),
+    click.option(
+        "--max-replication-lag",
+        type=Size(),
+        default=None,
+        help="Wait while a replica lags more than this, e.g. 100MB.",
+    ),
+    click.option(
+        "--synchronous-commit/--no-synchronous-commit",
+        default=None,
+        help="Wait for the WAL flush at each batch's COMMIT.  [default: no, as the procedure: a crash loses "
+        "only the last batches together with their checkpoints, and the resume redoes them]",
+    ),
+    click.option("--vacuum", is_flag=True, help="Run VACUUM (ANALYZE) on the table after a finished run."),
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Print the plan (rows, slices, batches, estimated duration) and change nothing.",
+    ),
+    click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print JSON lines (started, progress, finished|interrupted|error, summary).",
+    ),
+    click.option(
+        "--progress-interval",
+        type=Duration(),
+        default=None,
+        help="Seconds between progress lines when not on a terminal.  [default: 5s, 1s with --json]",
+    ),
+]
+
+
+def rotate_options(command: F) -> F:
+    """Decorates `rotate` with ROTATE_OPTIONS, in the order --help lists them."""
+    for option in reversed(ROTATE_OPTIONS):
+        command = option(command)
+    return command

@@ -1,0 +1,419 @@
+"""Running `token-rotation rotate`: start (or resume) a run with N workers, poll its progress, handle Ctrl-C
+and SIGTERM, follow a run that goes on in another session, and turn what happened into the outcome and the
+exit code. The dry run and the VACUUM after a finished run live here too. Drawing is render.py's job; the
+server's state is read through progress.py; the workers are rotation.py's.
+
+Words: a run's *slices* are its disjoint key ranges; its *workers* are the sessions (here: threads with one
+connection each) working on them, one slice each.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, fields
+from types import FrameType
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from token_rotation import connection, progress, render
+from token_rotation.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_OTHER,
+    ToolError,
+    connection_lost,
+    describe,
+    from_pg,
+    lost_message,
+)
+from token_rotation.progress import Progress
+from token_rotation.rotation import Options, Rotation
+from token_rotation.units import format_count, format_duration, format_size
+
+POLL_SECONDS = 0.5  # the progress view is read about twice a second
+BUSY = "55006"  # object_in_use: every unfinished slice of the run is taken
+CANCELED = "57014"  # query_canceled
+
+
+@dataclass(frozen=True)
+class Request:
+    """What `rotate` was asked to do (the command-line options, typed; None: the procedure's default)."""
+
+    table: str
+    column: str = "token"
+    batch_size: int = 3000
+    max_batches: int | None = None
+    sleep: float | None = None
+    lock_timeout: float | None = None
+    lock_retries: int | None = None
+    workers: int | None = None
+    target_batch_time: float | None = None
+    max_replication_lag: int | None = None
+    synchronous_commit: bool | None = None
+    vacuum: bool = False
+    dry_run: bool = False
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> Request:
+        return cls(**{f.name: options[f.name] for f in fields(cls) if f.name in options})
+
+    def options(self, table_oid: int) -> Options:
+        return Options(
+            table_oid=table_oid,
+            column=self.column,
+            batch_size=self.batch_size,
+            max_batches=self.max_batches,
+            sleep=self.sleep,
+            lock_timeout=self.lock_timeout,
+            lock_retries=self.lock_retries,
+            slices=self.workers or 1,
+            target_batch_time=self.target_batch_time,
+            max_replication_lag=self.max_replication_lag,
+            synchronous_commit=self.synchronous_commit,
+        )
+
+
+def rotate(db: connection.Target, app: str, request: Request, renderer: render.Renderer) -> int:
+    """Runs `rotate` to its outcome; returns the exit code, or raises a ToolError (already shown to the
+    renderer, so that --json ends with an error event and a summary)."""
+    runner = Runner(db, app, request, renderer)
+    try:
+        code = runner.run()
+    except psycopg.Error as exc:
+        err = (
+            ToolError(lost_message(exc, runner.resume), EXIT_OTHER) if connection_lost(exc) else from_pg(exc)
+        )
+        renderer.error(err.format_message(), err.exit_code)
+        renderer.close()
+        raise err from None
+    except ToolError as err:
+        renderer.error(err.format_message(), err.exit_code)
+        renderer.close()
+        raise
+    renderer.close()
+    return code
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+class Runner:
+    """One `rotate`: a monitor connection polls the progress view while the workers CALL the procedure."""
+
+    def __init__(self, db: connection.Target, app: str, request: Request, renderer: render.Renderer) -> None:
+        self.db = db
+        self.app = app
+        self.request = request
+        self.renderer = renderer
+        self.resume = resume_command(db, request)
+        self.run_id: int | None = None
+        self.last: Progress | None = None
+        self._announced = False
+
+    def run(self) -> int:
+        with connection.connect_for_user(self.db.dsn, f"{self.app}/progress") as monitor:
+            self.monitor = monitor
+            progress.check_installed(monitor)
+            self.oid, self.qualified = progress.resolve_table(monitor, self.request.table)
+            if self.request.dry_run:
+                return dry_run(monitor, self.renderer, self.oid, self.request)
+            before = progress.sizes(monitor, self.oid)
+            found = progress.open_run(monitor, self.oid)
+            self.resumed = found is not None
+            self.newest = progress.newest_run_id(monitor, self.oid)
+            self.run_id = found.run_id if found else None
+            # a worker per slice asked for; on resume, per free slice (none free: the CALL names the holder)
+            workers = self.request.workers or 1
+            if found is not None:
+                workers = max(1, min(found.free_slices, self.request.workers or found.free_slices))
+            previous = signal.signal(signal.SIGTERM, _interrupt)
+            try:
+                code = self._drive(workers)
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+            if code is not None:
+                return code
+            return self._finished(before)
+
+    def _drive(self, workers: int) -> int | None:
+        """Works the run (taking over slices whoever left them) and follows other sessions on it, until the
+        run is no longer open; returns an exit code when that is the outcome, None when the run ended."""
+        first = True
+        while True:
+            rotation = Rotation(self.db.dsn, self.request.options(self.oid), workers, self.app)
+            try:
+                self._work(rotation)
+            except KeyboardInterrupt:
+                rotation.cancel()
+                self._read()
+                self.renderer.interrupted(self.last, self.resume)
+                return EXIT_INTERRUPTED
+            except psycopg.Error:
+                rotation.cancel(patience=10.0)
+                raise
+            code = self._check(rotation, first)
+            if code is not None:
+                return code
+            if self.last is None:
+                raise ToolError("the run ended before it could be read", EXIT_OTHER)
+            if not self.last.open or self.request.max_batches is not None:
+                return None
+            try:
+                workers = self._follow(announce=first)
+            except KeyboardInterrupt:
+                self.renderer.detached(self.last, self._detached_message())
+                return EXIT_INTERRUPTED
+            if workers == 0:
+                return None
+            first = False
+
+    def _read(self) -> None:
+        if self.run_id is None:
+            self.run_id = progress.run_after(self.monitor, self.oid, self.newest)
+        if self.run_id is not None:
+            self.last = progress.read(self.monitor, self.run_id) or self.last
+
+    def _work(self, rotation: Rotation) -> None:
+        """Starts the workers and draws the progress until every one of them has returned."""
+        rotation.start()
+        while True:
+            ended = rotation.done
+            self._read()
+            if self.last is not None:
+                if not self._announced:
+                    self.renderer.started(
+                        started_info(self.db, self.last, self.resumed, rotation, self.request)
+                    )
+                    self._announced = True
+                if not ended:
+                    self.renderer.progress(self.last)
+            if ended:
+                return
+            rotation.wait(POLL_SECONDS)
+
+    def _follow(self, announce: bool) -> int:
+        """The run goes on in another session: polls its progress until it ends (returns 0) or until its
+        slices are left free (returns how many, for new workers to take over)."""
+        assert self.last is not None and self.run_id is not None
+        others = progress.holders(self.monitor, self.run_id) or "another session"
+        if announce:
+            self.renderer.note(
+                f"run {self.run_id} continues in another session: {others}; following its progress to the "
+                "end (Ctrl-C stops following, it does not cancel that session's CALL)",
+                {"following": others},
+            )
+        while self.last.open:
+            if self.last.state == "active" and self.last.working == 0 and self.last.free_slices > 0:
+                self.renderer.note(
+                    f"nobody works on run {self.run_id} any more: taking over its {self.last.free_slices} "
+                    "unfinished slice(s)"
+                )
+                return self.last.free_slices
+            self.renderer.progress(self.last)
+            time.sleep(POLL_SECONDS)
+            self._read()
+        return 0
+
+    def _detached_message(self) -> str:
+        p = self.last
+        where = f" at {p.percent:.1f}%" if p else ""
+        return (
+            f"stopped following run {self.run_id}{where}: the session(s) working on it go on, their CALL was "
+            f"not cancelled (token-rotation status shows the run; token-rotation cancel --table "
+            f"{self.request.table} stops it)"
+        )
+
+    def _check(self, rotation: Rotation, first: bool) -> int | None:
+        """What the ended workers' errors mean: none (None), a cancel (exit code), or an error (raised)."""
+        for warning in rotation.warnings:
+            self.renderer.note(f"warning: {warning}")
+        lost = [e for e in rotation.errors if connection_lost(e)]
+        if lost:
+            raise ToolError(lost_message(lost[0], self.resume), EXIT_OTHER)
+        busy = [e for e in rotation.errors if e.sqlstate == BUSY]
+        others = [e for e in rotation.errors if e.sqlstate != BUSY]
+        if first and busy and rotation.calls_done == 0 and not others:
+            raise from_pg(busy[0])  # every slice was taken before we began: exit 3, naming the holders
+        canceled = [e for e in others if e.sqlstate == CANCELED]
+        if canceled and len(canceled) == len(others):
+            self.renderer.note(f"a worker's CALL was canceled: {describe(canceled[0])}")
+            self.renderer.interrupted(self.last, self.resume)
+            return EXIT_INTERRUPTED
+        if others:
+            raise from_pg(others[0])
+        if self.last is not None and self.last.state == "cancelled":
+            self.renderer.interrupted(self.last, self.resume)
+            self.renderer.note(
+                f"run {self.last.run_id} was cancelled (token_rotation.cancel); "
+                "the next rotate starts a new run"
+            )
+            return EXIT_INTERRUPTED
+        return None
+
+    def _finished(self, before: progress.Sizes) -> int:
+        """The run ended (or stopped as asked with --max-batches): the summary, the growth, the VACUUM."""
+        last = self.last
+        assert last is not None
+        if last.state != "finished":
+            message = f"stopped at {last.percent:.1f}% as asked (--max-batches); resume with: {self.resume}"
+            self.renderer.finished(last, {"message": message})
+            return EXIT_OK
+        after = progress.sizes(self.monitor, self.oid)
+        data = {"growth": report_data(before, after)}
+        self.renderer.finished(last, data)
+        self.renderer.note(growth_report(before, after, hint=not self.request.vacuum), data)
+        if self.request.vacuum:
+            self.monitor.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.SQL(self.qualified)))
+            cleaned = progress.sizes(self.monitor, self.oid)
+            self.renderer.note(
+                f"VACUUM (ANALYZE) {self.qualified}: dead tuples {format_count(cleaned.dead_tuples)}, table "
+                f"{format_size(cleaned.table_bytes)}, indexes {format_size(cleaned.index_bytes)} "
+                "(the freed space is reused)",
+                {"after_vacuum": report_data(before, cleaned)},
+            )
+        return EXIT_OK
+
+
+def growth_report(before: progress.Sizes, after: progress.Sizes, hint: bool = True) -> str:
+    """Growth of the table and its indexes during the run, and the dead tuples it left."""
+    return (
+        f"table {format_size(before.table_bytes)} -> {format_size(after.table_bytes)}, indexes "
+        f"{format_size(before.index_bytes)} -> {format_size(after.index_bytes)}, dead tuples "
+        f"{format_count(after.dead_tuples)}"
+        + (" (VACUUM reclaims them: rotate --vacuum, or autovacuum)" if hint else "")
+    )
+
+
+def report_data(before: progress.Sizes, after: progress.Sizes) -> dict[str, int]:
+    return {
+        "table_bytes_before": before.table_bytes,
+        "table_bytes_after": after.table_bytes,
+        "index_bytes_before": before.index_bytes,
+        "index_bytes_after": after.index_bytes,
+        "dead_tuples": after.dead_tuples,
+    }
+
+
+def started_info(
+    db: connection.Target, p: Progress, resumed: bool, rotation: Rotation, request: Request
+) -> dict[str, Any]:
+    verb = "resuming" if resumed else "rotating"
+    total = format_count(p.rows_total) if p.rows_total_exact else f"about {format_count(p.rows_total)}"
+    workers = rotation.workers
+    message = (
+        f"{verb} run {p.run_id}: {total} rows of {p.table_name}.{p.token_column}, {p.slices} slice(s), "
+        f"{workers} worker(s), batches of {request.batch_size}, in {db.masked()}"
+    )
+    if resumed:
+        message += f" ({format_count(p.rows_done)} rows already done)"
+    return {
+        "message": message,
+        "run_id": p.run_id,
+        "table": p.table_name,
+        "column": p.token_column,
+        "resumed": resumed,
+        "rows_total": p.rows_total,
+        "rows_done": p.rows_done,
+        "slices": p.slices,
+        "workers": workers,
+        "batch_size": request.batch_size,
+        "database": db.masked(),
+    }
+
+
+def resume_command(db: connection.Target, request: Request) -> str:
+    """The command that resumes this run (never with a password in it)."""
+    parts = ["token-rotation"]
+    if db.source == "--dsn":
+        parts.append("--dsn '<your DSN>'")
+    parts += ["rotate", "--table", request.table]
+    if request.column != "token":
+        parts += ["--column", request.column]
+    if request.batch_size != 3000:
+        parts += ["--batch-size", str(request.batch_size)]
+    if request.workers:
+        parts += ["--workers", str(request.workers)]
+    return " ".join(parts)
+
+
+def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, request: Request) -> int:
+    """The plan of a run (token_rotation.plan: rows, slices, batches, a sample batch rolled back), printed;
+    nothing changes."""
+    timeout = ", p_lock_timeout => make_interval(secs => %(lock_timeout)s)"
+    with monitor.cursor(row_factory=dict_row) as cur:
+        plan = cur.execute(
+            sql.SQL(
+                "SELECT table_name, key_column::text AS key_column, rows_total, rows_exact, slices,"
+                " batch_size, batches, sample_rows, sample_seconds,"
+                " extract(epoch FROM estimated_duration)::float8 AS estimated_seconds"
+                " FROM token_rotation.plan(%(oid)s::oid::regclass, p_column => %(column)s,"
+                " p_batch_size => %(batch_size)s, p_workers => %(workers)s{})"
+            ).format(sql.SQL(timeout if request.lock_timeout is not None else "")),
+            {
+                "oid": oid,
+                "column": request.column,
+                "batch_size": request.batch_size,
+                "workers": request.workers or 1,
+                "lock_timeout": request.lock_timeout,
+            },
+        ).fetchone()
+    if plan is None:
+        raise ToolError("token_rotation.plan() returned nothing")
+    data: dict[str, Any] = {
+        "table": plan["table_name"],
+        **{k: plan[k] for k in ("key_column", "rows_total", "rows_exact", "slices", "batch_size", "batches")},
+        **{k: plan[k] for k in ("sample_rows", "sample_seconds", "estimated_seconds")},
+        "dry_run": True,
+    }
+    total = (
+        format_count(plan["rows_total"])
+        if plan["rows_exact"]
+        else f"about {format_count(plan['rows_total'])}"
+    )
+    renderer.note(
+        f"dry run, nothing changed: {plan['table_name']} has {total} rows to rotate "
+        f"(key {plan['key_column']}), {plan['slices']} slice(s), {format_count(plan['batches'])} batches of "
+        f"{plan['batch_size']}; a sample batch of {format_count(plan['sample_rows'])} rows took "
+        f"{format_duration(plan['sample_seconds'])} "
+        f"(rolled back): estimated duration {format_duration(plan['estimated_seconds'])}"
+        f"; {_memory_fit(monitor, oid, data)}",
+        data,
+    )
+    return EXIT_OK
+
+
+def _memory_fit(monitor: psycopg.Connection, oid: int, data: dict[str, Any]) -> str:
+    """The table's size against shared_buffers, read from the server (see memory_fit)."""
+    with monitor.cursor(row_factory=dict_row) as cur:
+        sizes = cur.execute(
+            "SELECT total_bytes, pg_size_bytes(current_setting('shared_buffers')) AS shared_buffers"
+            " FROM token_rotation.table_sizes(%s::oid::regclass)",
+            (oid,),
+        ).fetchone()
+    if sizes is None or sizes["total_bytes"] is None:
+        return "working set unknown"
+    data.update(
+        working_set_bytes=int(sizes["total_bytes"]), shared_buffers_bytes=int(sizes["shared_buffers"])
+    )
+    return memory_fit(int(sizes["total_bytes"]), int(sizes["shared_buffers"]))
+
+
+def memory_fit(table_and_indexes: int, shared_buffers: int) -> str:
+    """Whether the table and its indexes fit in shared_buffers, now and once every row has a new version.
+    The estimate of a dry run comes from one warm batch; past shared_buffers, each row's random token-index
+    insert costs buffer misses, and the time per row grows (BENCHMARKS.md, 10M rows)."""
+    text = (
+        f"table and indexes {format_size(table_and_indexes)} "
+        f"(up to {format_size(2 * table_and_indexes)} as rows get new versions)"
+    )
+    if 2 * table_and_indexes <= shared_buffers:
+        return f"{text}, shared_buffers {format_size(shared_buffers)}: fits"
+    return (
+        f"{text}, more than shared_buffers {format_size(shared_buffers)}: expect each row to cost more than "
+        "the sample batch did (up to about 2x per row; BENCHMARKS.md, 10M rows)"
+    )

@@ -1,0 +1,167 @@
+"""`rotate` beside other sessions and servers that go away: a run another session works on is followed to
+its end (and Ctrl-C only stops following), and a server lost in the middle of a run is reported as that,
+with the command that resumes. The CLI runs as a real process, as in test_cli_process.py."""
+
+from __future__ import annotations
+
+import re
+import select
+import signal
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from token_rotation import migrate, server
+
+from background import BackgroundCall, backends, batches_done, run_cli, spawn_cli, terminate, wait_until
+from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
+
+DBA_CALL = (
+    "CALL token_rotation.rotate('public.tickets', p_workers => 2, p_batch_size => 200, p_sleep => '300ms')"
+)
+
+
+def dba_on_slice_one(dsn: str, conn: psycopg.Connection) -> tuple[BackgroundCall, int]:
+    """A psql-like session rotating slice 1 of a new two-slice run; returns it and its backend pid once it
+    holds the slice and has committed a batch."""
+    dba = BackgroundCall(dsn, DBA_CALL, "dba-psql").start()
+    wait_until(lambda: batches_done(conn) >= 1, what="the DBA's first batch")
+    row = conn.execute(
+        "SELECT s.slice_no, token_rotation.slice_holder(s.slice_id) FROM token_rotation.slices s"
+        " WHERE token_rotation.slice_holder(s.slice_id) IS NOT NULL"
+    ).fetchall()
+    (pid,) = backends(conn, "dba-psql")
+    assert row == [(1, pid)], row
+    return dba, pid
+
+
+def slice_two_done(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT done FROM token_rotation.slices WHERE slice_no = 2").fetchone()
+    return row == (True,)
+
+
+def read_until(proc: subprocess.Popen[str], text: str, timeout: float = 60) -> str:
+    """The CLI's stdout, line by line, up to the first line that contains `text` (fails after `timeout`)."""
+    assert proc.stdout is not None
+    seen = ""
+    while text not in seen:
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        assert ready, f"no {text!r} within {timeout}s; got {seen!r}"
+        line = proc.stdout.readline()
+        assert line, f"the CLI ended before {text!r}; got {seen!r}"
+        seen += line
+    return seen
+
+
+@pytest.mark.slow
+def test_rotate_beside_a_psql_session_follows_the_run_to_its_end(dsn: str, conn: psycopg.Connection) -> None:
+    """While a psql session works on slice 1 of a two-slice run, `rotate --table tickets` takes slice 2,
+    finishes it, says that the run continues in that session (its backend and application_name), follows
+    its progress and reports the finish as usual: exit 0, no word of --max-batches."""
+    make_table(conn, rows=4000)
+    before = snapshot(conn)
+    dba, pid = dba_on_slice_one(dsn, conn)
+    result = run_cli(dsn, "rotate", "--table", "tickets", "--progress-interval", "0.2")
+    dba.join()
+    assert dba.error is None
+    assert result.returncode == 0, result.stderr
+    assert f"run 1 continues in another session: backend {pid} (dba-psql, slice 1" in result.stdout
+    assert "following its progress to the end" in result.stdout
+    assert "--max-batches" not in result.stdout
+    assert re.search(r"rotated 4,000 rows of public\.tickets in \S+ \([\d,]+ rows/s\), run 1", result.stdout)
+    after = result.stdout[result.stdout.index("continues in another session") :]
+    assert re.search(r"public\.tickets: [\d,]+/4,000 rows \(\d+\.\d%\)", after), "no progress while following"
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_following_stops_following_and_leaves_the_other_session_working(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """Ctrl-C while `rotate` only follows a run another session works on: the CLI says it stopped following
+    and that the other session's CALL was not cancelled, exits 130; that CALL goes on and finishes the run."""
+    make_table(conn, rows=8000)  # the DBA's slice: 20 batches of 200 rows, 300 ms apart
+    before = snapshot(conn)
+    dba, pid = dba_on_slice_one(dsn, conn)
+    proc = spawn_cli(dsn, "tr-follower", "rotate", "--table", "tickets", "--progress-interval", "0.2")
+    try:
+        read_until(proc, "continues in another session")
+        assert slice_two_done(conn)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "stopped following run 1" in out and "their CALL was not cancelled" in out
+    assert "Traceback" not in err
+    assert backends(conn, "dba-psql") == [pid]
+    state = conn.execute("SELECT state FROM token_rotation.runs WHERE run_id = 1").fetchone()
+    assert state == ("active",)
+    dba.join(timeout=120)
+    assert dba.error is None
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+@pytest.mark.slow
+def test_a_followed_session_that_stops_before_the_end_is_taken_over(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """The session `rotate` follows is terminated mid-run: `rotate` sees its slice left free, takes it over,
+    finishes the run and reports the finish as usual (exit 0), every row rotated exactly once."""
+    make_table(conn, rows=8000)
+    before = snapshot(conn)
+    dba, pid = dba_on_slice_one(dsn, conn)
+    proc = spawn_cli(dsn, "tr-follower", "rotate", "--table", "tickets", "--progress-interval", "0.2")
+    try:
+        read_until(proc, "continues in another session")
+        terminate(conn, pid)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    dba.join()
+    assert isinstance(dba.error, psycopg.OperationalError)
+    assert proc.returncode == 0, err
+    assert "nobody works on run 1 any more: taking over its 1 unfinished slice(s)" in out
+    assert "rotated 8,000 rows of public.tickets" in out
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+@pytest.mark.slow
+def test_a_server_lost_mid_run_is_reported_with_the_command_that_resumes(tmp_path: Path) -> None:
+    """An immediate shutdown of the server during `rotate --workers 2`: one line says that the connection
+    to the server was lost, that every committed batch is kept, and the exact command that resumes; exit 1.
+    Once the server is back, that command resumes the run and every row is rotated exactly once."""
+    pgdata = tmp_path / "pgdata"
+    url = server.start(pgdata)
+    try:
+        migrate.upgrade(url)
+        with psycopg.connect(url, autocommit=True) as c:
+            make_table(c, rows=20_000)
+            before = snapshot(c)
+        args = ("rotate", "--table", "tickets", "--workers", "2", "--batch-size", "100", "--sleep", "20ms")
+        proc = spawn_cli(url, "tr-lost", *args)
+        with psycopg.connect(url, autocommit=True) as c:
+            wait_until(lambda: batches_done(c) >= 10, what="ten batches")
+            server.stop(pgdata, mode="immediate")
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, (out, err)
+        resume = "token-rotation --dsn '<your DSN>' rotate --table tickets --batch-size 100 --workers 2"
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert re.fullmatch(
+            r"error: the connection to the server was lost \([^)]+\); every committed batch is kept; "
+            rf"resume with: {re.escape(resume)}",
+            lines[0],
+        ), lines[0]
+        assert "cannot connect" not in err
+
+        url = server.start(pgdata)
+        again = run_cli(url, *resume.split("'<your DSN>' ")[1].split())
+        assert again.returncode == 0, again.stderr
+        assert "resuming run 1" in again.stdout
+        with psycopg.connect(url, autocommit=True) as c:
+            assert_rotated_exactly_once(c, before, last_run_id(c))
+    finally:
+        server.stop(pgdata, mode="immediate")
