@@ -18,16 +18,22 @@ from token_rotation import migrate, server
 
 from background import (
     BackgroundCall,
-    assert_checkpoints_match_the_data,
     backends,
-    batches_done,
     hold_rows,
     run_cli,
     spawn_cli,
     wait_until,
     waiting_for_locks,
 )
-from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
+from helpers import (
+    assert_checkpoints_match_the_data,
+    assert_mid_run,
+    assert_rotated_exactly_once,
+    last_run_id,
+    make_table,
+    snapshot,
+    table_checksum,
+)
 
 ROWS = 3000
 
@@ -40,7 +46,12 @@ def json_lines(out: str) -> list[dict[str, Any]]:
 
 
 # rotate with batches of 50 that waits as long as needed for a row the application holds
-BLOCKABLE_ROTATE = ("rotate", "--batch-size", "50", "--lock-timeout", "60s")
+BLOCKABLE_ROTATE = ("rotate", "--table", "tickets", "--batch-size", "50", "--lock-timeout", "60s")
+
+
+def rows_done_of_mid_run(conn: psycopg.Connection) -> int:
+    """At the moment of a fault: the run is proven mid-run from server state (0 < rows done < ROWS)."""
+    return assert_mid_run(conn, ROWS)
 
 
 # --- SIGKILL, SIGINT ----------------------------------------------------------------------------------------
@@ -65,6 +76,7 @@ def test_sigkill_of_the_driver_at_any_point_then_rotate_again_finishes_exactly_o
     holder = hold_rows(dsn, *locked)
     proc = spawn_cli(dsn, app, *BLOCKABLE_ROTATE, "--workers", str(workers))
     wait_until(lambda: waiting_for_locks(conn, app) == workers, what="every worker waiting at its kill point")
+    at_fault = rows_done_of_mid_run(conn)
     proc.kill()
     proc.communicate(timeout=10)
     killed = time.monotonic()
@@ -79,25 +91,31 @@ def test_sigkill_of_the_driver_at_any_point_then_rotate_again_finishes_exactly_o
     assert_checkpoints_match_the_data(conn, before)
     # every batch before the locked one committed (slices of ROWS / workers rows each), that one did not
     expected = sum((batch - 1) * 50 % (ROWS // workers) for batch in locked)
+    assert at_fault == expected
     assert conn.execute("SELECT rows_done FROM token_rotation.progress").fetchone() == (expected,)
-    again = run_cli(dsn, "rotate", "--batch-size", "500")
+    again = run_cli(dsn, "rotate", "--table", "tickets", "--batch-size", "500")
     assert again.returncode == 0, again.stderr
     assert f"resuming run {run_id}" in again.stdout
     assert_rotated_exactly_once(conn, before, run_id)
 
 
 @pytest.mark.slow
-def test_sigint_with_json_output_says_interrupted_and_how_to_resume(
-    dsn: str, conn: psycopg.Connection
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_or_sigterm_with_json_output_says_interrupted_and_how_to_resume(
+    dsn: str, conn: psycopg.Connection, signum: signal.Signals
 ) -> None:
-    """SIGINT (Ctrl-C) with --json: exit 130, the last JSON lines are an interrupted event with the resume
-    command and a summary with outcome interrupted; stdout is nothing but JSON lines; `rotate` resumes."""
+    """SIGINT (Ctrl-C) or SIGTERM with --json, mid-run (batch 20 waits for a row the application holds):
+    exit 130, the last JSON lines are an interrupted event with the resume command and a summary with
+    outcome interrupted; stdout is nothing but JSON lines; the checkpoints match the data (19 batches);
+    `rotate` resumes and the full check holds."""
     make_table(conn, rows=ROWS)
     before = snapshot(conn)
     holder = hold_rows(dsn, 20)
-    proc = spawn_cli(dsn, "tr-sigint-json", *BLOCKABLE_ROTATE, "--json")
-    wait_until(lambda: waiting_for_locks(conn, "tr-sigint-json") == 1, what="the driver in batch 20")
-    proc.send_signal(signal.SIGINT)
+    app = f"tr-{signum.name.lower()}-json"
+    proc = spawn_cli(dsn, app, *BLOCKABLE_ROTATE, "--json")
+    wait_until(lambda: waiting_for_locks(conn, app) == 1, what="the driver in batch 20")
+    assert rows_done_of_mid_run(conn) == 19 * 50
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
     holder.rollback()
     holder.close()
@@ -107,8 +125,9 @@ def test_sigint_with_json_output_says_interrupted_and_how_to_resume(
     assert "rotate --table tickets" in events[-2]["resume"]
     assert events[-1]["outcome"] == "interrupted" and events[-1]["exit_code"] == 130
     assert "Traceback" not in err
-    assert_checkpoints_match_the_data(conn, before)
-    again = run_cli(dsn, "rotate", "--batch-size", "500", "--json")
+    wait_until(lambda: not backends(conn, app), what="the driver's backends gone")
+    assert assert_checkpoints_match_the_data(conn, before) == 19 * 50
+    again = run_cli(dsn, "rotate", "--table", "tickets", "--batch-size", "500", "--json")
     assert again.returncode == 0, again.stderr
     assert json_lines(again.stdout)[-1]["outcome"] == "finished"
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
@@ -128,15 +147,18 @@ def test_a_second_rotate_of_a_busy_table_exits_3_at_once_and_the_first_is_unharm
     holder = hold_rows(dsn, 20)
     first = spawn_cli(dsn, "tr-first", *BLOCKABLE_ROTATE)
     wait_until(lambda: waiting_for_locks(conn, "tr-first") == 1, what="the first rotate in batch 20")
+    assert rows_done_of_mid_run(conn) == 19 * 50
     (pid,) = backends(conn, "tr-first")
     started = time.monotonic()
-    second = run_cli(dsn, "rotate", app="tr-second")
-    second_json = run_cli(dsn, "rotate", "--json", app="tr-second")
+    second = run_cli(dsn, "rotate", "--table", "tickets", app="tr-second")
+    second_json = run_cli(dsn, "rotate", "--table", "tickets", "--json", app="tr-second")
     assert time.monotonic() - started < 15
     assert second.returncode == 3, second.stderr
     assert "already being rotated" in second.stderr and f"backend {pid}" in second.stderr
     assert second_json.returncode == 3
     assert json_lines(second_json.stdout)[-1]["exit_code"] == 3
+    assert assert_checkpoints_match_the_data(conn, before) == 19 * 50  # the refused ones changed nothing
+    assert conn.execute("SELECT count(*) FROM token_rotation.runs").fetchone() == (1,)
     holder.rollback()
     holder.close()
     out, err = first.communicate(timeout=120)
@@ -155,7 +177,9 @@ def test_a_rotate_while_a_dba_calls_the_procedure_exits_3(dsn: str, conn: psycop
         "tr-dba",
     ).start()
     wait_until(lambda: waiting_for_locks(conn, "tr-dba") == 1, what="the DBA's CALL in batch 20")
-    busy = run_cli(dsn, "rotate", app="tr-cli-busy")
+    assert rows_done_of_mid_run(conn) == 19 * 50
+    busy = run_cli(dsn, "rotate", "--table", "tickets", app="tr-cli-busy")
+    assert assert_checkpoints_match_the_data(conn, before) == 19 * 50
     holder.rollback()
     holder.close()
     assert busy.returncode == 3, busy.stderr
@@ -170,23 +194,35 @@ def test_a_rotate_while_a_dba_calls_the_procedure_exits_3(dsn: str, conn: psycop
 
 @pytest.mark.slow
 def test_a_server_crash_under_the_driver_exits_1_and_rotate_after_restart_resumes(tmp_path: Path) -> None:
-    """Immediate shutdown of a dedicated server under a running `rotate`: the driver exits 1 with a one-line
-    error (no traceback); after a restart `rotate` resumes the run and every row is rotated once."""
+    """Immediate shutdown of a dedicated server (wal_writer_delay 10 s: the last asynchronous commits may be
+    lost) under a `rotate` that waits mid-run in batch 20: the driver exits 1 with a one-line error (no
+    traceback); right after the restart the rows done are at most the 950 committed before the crash and
+    the checkpoints match the data; `rotate` resumes the run and the full check holds."""
     pgdata = tmp_path / "pgdata"
     url = server.start(pgdata)
     try:
         migrate.upgrade(url)
         with psycopg.connect(url, autocommit=True) as c:
+            c.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
+            c.execute("SELECT pg_reload_conf()")
             make_table(c, rows=ROWS)
+            c.execute("CHECKPOINT")
             before = snapshot(c)
-            proc = spawn_cli(url, "tr-crash-cli", "rotate", "--batch-size", "50", "--sleep", "100ms")
-            wait_until(lambda: batches_done(c) >= 10, what="batches committed")
+            holder = hold_rows(url, 20)
+            proc = spawn_cli(url, "tr-crash-cli", *BLOCKABLE_ROTATE)
+            wait_until(lambda: waiting_for_locks(c, "tr-crash-cli") == 1, what="the driver in batch 20")
+            committed = rows_done_of_mid_run(c)
+            assert committed == 19 * 50
             server.stop(pgdata, mode="immediate")
         out, err = proc.communicate(timeout=60)
+        holder.close()
         assert proc.returncode == 1, err
         assert err.startswith("error: ") and "Traceback" not in err
         url = server.start(pgdata)
-        again = run_cli(url, "rotate", "--batch-size", "500")
+        with psycopg.connect(url, autocommit=True) as c:
+            assert c.execute("SELECT state FROM token_rotation.runs").fetchone() == ("active",)
+            assert assert_checkpoints_match_the_data(c, before) <= committed
+        again = run_cli(url, "rotate", "--table", "tickets", "--batch-size", "500")
         assert again.returncode == 0, again.stderr
         assert "resuming run" in again.stdout
         with psycopg.connect(url, autocommit=True) as c:
@@ -201,15 +237,19 @@ def test_a_server_crash_under_the_driver_exits_1_and_rotate_after_restart_resume
 @pytest.mark.parametrize(
     "args, code, says",
     [
-        (("rotate", "--batch-size", "abc"), 2, "--batch-size"),
-        (("rotate", "--batch-size", "0"), 2, "--batch-size"),
-        (("rotate", "--batch-size", "-1"), 2, "--batch-size"),
-        (("rotate", "--batch-size", "1000000000"), 2, "batch size must be between 1 and"),
-        (("rotate", "--workers", "0"), 2, "--workers"),
-        (("rotate", "--sleep", "soon"), 2, "--sleep"),
+        (("rotate", "--table", "tickets", "--batch-size", "abc"), 2, "--batch-size"),
+        (("rotate", "--table", "tickets", "--batch-size", "0"), 2, "--batch-size"),
+        (("rotate", "--table", "tickets", "--batch-size", "-1"), 2, "--batch-size"),
+        (
+            ("rotate", "--table", "tickets", "--batch-size", "1000000000"),
+            2,
+            "batch size must be between 1 and",
+        ),
+        (("rotate", "--table", "tickets", "--workers", "0"), 2, "--workers"),
+        (("rotate", "--table", "tickets", "--sleep", "soon"), 2, "--sleep"),
         (("rotate", "--table", "no_such_table"), 2, "does not exist"),
         (("rotate", "--table", "tickets; DROP TABLE tickets"), 2, ""),
-        (("rotate", "--column", "title"), 2, "not of type uuid"),
+        (("rotate", "--table", "tickets", "--column", "title"), 2, "not of type uuid"),
         (("rotate", "--table", "tickets_view"), 2, "not a table"),
         (("verify", "--run", "424242"), 2, "run 424242 does not exist"),
     ],
@@ -258,7 +298,7 @@ PASSWORD = "Pw-not-for-printing-5e1f"
 def test_a_malformed_dsn_exits_2_without_echoing_it(dsn: str, code: int) -> None:
     """A DSN that does not parse: exit 2, 'invalid DSN' and what to pass instead; the DSN (and the
     password in it) is never echoed."""
-    result = run_cli(dsn, "rotate", timeout=60)
+    result = run_cli(dsn, "rotate", "--table", "tickets", timeout=60)
     assert result.returncode == code, result.stderr
     assert result.stderr.startswith("error: invalid DSN (") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
@@ -271,7 +311,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("subcommand", [("rotate",), ("rotate", "--json"), ("status",), ("verify",)])
+@pytest.mark.parametrize(
+    "subcommand",
+    [("rotate", "--table", "tickets"), ("rotate", "--table", "tickets", "--json"), ("status",), ("verify",)],
+)
 def test_a_server_that_is_down_exits_1_with_cannot_connect(subcommand: tuple[str, ...]) -> None:
     """A server that is down (nothing listens on the port): exit 1 within seconds, 'cannot connect' and no
     traceback; the password of the DSN appears nowhere."""

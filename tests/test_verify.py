@@ -68,4 +68,3 @@ def test_each_damage_to_a_finished_runs_log_fails_its_check_and_the_cli_exits_1(
     assert cli.returncode == 1, cli.stderr
     assert f"FAIL  {check}:" in cli.stdout
     assert "checks failed" in cli.stderr
-
