@@ -213,7 +213,7 @@ def test_a_server_crash_under_the_driver_exits_1_and_rotate_after_restart_resume
             wait_until(lambda: waiting_for_locks(c, "tr-crash-cli") == 1, what="the driver in batch 20")
             committed = rows_done_of_mid_run(c)
             assert committed == 19 * 50
-            server.stop(pgdata, mode="immediate")
+            assert server.stop(pgdata, mode="immediate"), "the server did not stop"
         out, err = proc.communicate(timeout=60)
         holder.close()
         assert proc.returncode == 1, err

@@ -82,7 +82,7 @@ def test_crash_of_the_server_during_a_parallel_run_with_the_default_durability(t
             )
             committed = assert_mid_run(c, ROWS)
             assert committed == 3000 + 3000  # every batch before each held row
-            server.stop(pgdata, mode="immediate")
+            assert server.stop(pgdata, mode="immediate"), "the server did not stop"
         for worker in workers:
             worker.join()
             assert isinstance(worker.error, psycopg.OperationalError)
