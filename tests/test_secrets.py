@@ -20,6 +20,8 @@ from roles import grant_recipe, temporary_role
 
 PASSWORD = "Pw-9c41-never-print-me"
 HEXISH = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]{30,}[0-9a-fA-F]")
+# any uuid-shaped string, known or not (a token drawn in a batch that was rolled back is in no table)
+UUID_SHAPED = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 
 # settings that make the server log as much as it can about the run
 LOUD_LOG = {
@@ -52,7 +54,8 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
     """A role with a password rotates through the CLI (plain, --json and on a terminal, a failing batch whose
     PostgreSQL DETAIL quotes the row with its new token, a unique-violation retry whose DETAIL quotes a token,
     status, verify) and through CALL with NOTICEs, on a dedicated server logging every statement, connection
-    and message. No token value, old or new, and not the password, occurs in any of it."""
+    and message. No token value, old or new, and not the password, occurs in any of it; and the CLI's output
+    (plain and JSON), the NOTICEs and the tool's tables hold no uuid-shaped string at all, known or not."""
     pgdata = tmp_path / "pgdata"
     url = server.start(pgdata)
     outputs: dict[str, str] = {}
@@ -92,12 +95,12 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
             # a batch fails: PostgreSQL's DETAIL would be 'Failing row contains (..., <new token>, ...)'
             admin.execute("UPDATE tickets SET status = 99 WHERE id = 1500000")
             admin.execute("ALTER TABLE tickets ADD CONSTRAINT no_99 CHECK (status <> 99) NOT VALID")
-            failed = run_cli(dsn, "rotate", "--batch-size", "200")
+            failed = run_cli(dsn, "rotate", "--table", "tickets", "--batch-size", "200")
             assert failed.returncode != 0
             says_why = "no_99" in failed.stderr
             assert says_why
             outputs["cli rotate (failing batch)"] = failed.stdout + failed.stderr
-            failed_json = run_cli(dsn, "rotate", "--batch-size", "200", "--json")
+            failed_json = run_cli(dsn, "rotate", "--table", "tickets", "--batch-size", "200", "--json")
             assert failed_json.returncode != 0
             outputs["cli rotate --json (failing batch)"] = failed_json.stdout + failed_json.stderr
             admin.execute("ALTER TABLE tickets DROP CONSTRAINT no_99")
@@ -118,7 +121,9 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
                 " FOR EACH ROW EXECUTE FUNCTION force_collision()"
             )
             admin.execute(sql.SQL("GRANT USAGE ON SEQUENCE collide TO {}").format(sql.Identifier(role)))
-            done = run_cli(dsn, "rotate", "--batch-size", "200", "--progress-interval", "0.05")
+            done = run_cli(
+                dsn, "rotate", "--table", "tickets", "--batch-size", "200", "--progress-interval", "0.05"
+            )
             assert done.returncode == 0, "rotate failed"
             outputs["cli rotate (plain)"] = done.stdout + done.stderr
             assert admin.execute("SELECT sum(retries) FROM token_rotation.batches").fetchone() == (1,)
@@ -128,6 +133,8 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
             for name, args in {
                 "cli rotate --json --max-batches": (
                     "rotate",
+                    "--table",
+                    "tickets",
                     "--json",
                     "--batch-size",
                     "300",
@@ -136,6 +143,8 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
                 ),
                 "cli rotate --json": (
                     "rotate",
+                    "--table",
+                    "tickets",
                     "--json",
                     "--batch-size",
                     "300",
@@ -156,6 +165,8 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
             code, outputs["cli rotate (terminal)"] = cli_in_a_terminal(
                 dsn,
                 "rotate",
+                "--table",
+                "tickets",
                 "--batch-size",
                 "100",
                 "--sleep",
@@ -198,6 +209,17 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
     collected = len(tokens)
     assert collected >= 2000 * 4  # the old tokens and those of the three runs
 
+    shaped = f"x{sample}y {hyphenated} {hyphenated.upper()}"
+    assert len(UUID_SHAPED.findall(shaped)) == 3
+    uuid_like = {
+        name: len(UUID_SHAPED.findall(text))
+        for name, text in outputs.items()
+        if name.startswith(("cli", "notices", "table", "verify"))
+    }
+    assert len(uuid_like) == 16
+    assert {name: n for name, n in uuid_like.items() if n} == {}, (
+        "uuid-shaped strings in output (counts only)"
+    )
     leaks = {name: token_hits(text, tokens) for name, text in outputs.items()}
     assert {name: n for name, n in leaks.items() if n} == {}, "token values leaked (counts only)"
     passwords = [name for name, text in outputs.items() if PASSWORD in text]
