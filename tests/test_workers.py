@@ -78,6 +78,9 @@ def test_concurrent_workers_rotate_every_row_exactly_once(
     )
     assert run_workers(dsn, [call] * workers) == [None] * workers
     run_id = last_run_id(conn)
+    per_slice = sessions_per_slice(conn, run_id)
+    assert [len(pids) for pids in per_slice] == [1] * workers, "a slice worked by more than one session"
+    assert len({pids[0] for pids in per_slice}) == workers, "a session worked more than one slice"
     assert_rotated_exactly_once(conn, before, run_id)
     slices = conn.execute(
         "SELECT count(*), count(*) FILTER (WHERE batches_done > 0) FROM token_rotation.slices"
@@ -85,9 +88,6 @@ def test_concurrent_workers_rotate_every_row_exactly_once(
         (run_id,),
     ).fetchone()
     assert slices == (workers, workers)
-    per_slice = sessions_per_slice(conn, run_id)
-    assert [len(pids) for pids in per_slice] == [1] * workers
-    assert len({pids[0] for pids in per_slice}) == workers
 
 
 def test_worker_slices_are_disjoint_and_each_worked_by_its_own_session(
@@ -100,10 +100,10 @@ def test_worker_slices_are_disjoint_and_each_worked_by_its_own_session(
     record_sessions(conn)
     call = "CALL token_rotation.rotate('tickets', p_batch_size => 300, p_workers => 2, p_quiet => true)"
     assert run_workers(dsn, [call, call]) == [None, None]
-    assert_rotated_exactly_once(conn, before, last_run_id(conn))
     per_slice = sessions_per_slice(conn, last_run_id(conn))
     assert len(per_slice) == 2 and len(per_slice[0]) == len(per_slice[1]) == 1
     assert per_slice[0] != per_slice[1]
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
     outside = conn.execute(
         "SELECT count(*) FROM token_rotation.batches b JOIN token_rotation.slices s USING (slice_id)"
         " WHERE b.last_key::bigint > s.hi::bigint"
