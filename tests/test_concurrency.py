@@ -44,7 +44,7 @@ def test_second_call_on_the_same_table_is_refused_at_once_naming_the_holder(
     started = time.monotonic()
     with pytest.raises(psycopg.errors.ObjectInUse) as refused:
         conn.execute("CALL token_rotation.rotate('tickets', p_quiet => true)")
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 5.0  # "at once", with room for a busy 2-core machine
     assert "already being rotated" in str(refused.value)
     assert f"backend {holder} (rotator-1" in (refused.value.diag.message_detail or "")
     assert "token_rotation.cancel" in (refused.value.diag.message_hint or "")

@@ -152,13 +152,12 @@ def heartbeat_passes(conn: psycopg.Connection, times: int = 2) -> None:
     for n in range(times):
         row = conn.execute("SELECT max(heartbeat_at) FROM token_rotation.slices").fetchone()
         assert row is not None
-        wait_until(
-            lambda last=row[0]: (
-                conn.execute("SELECT max(heartbeat_at) > %s FROM token_rotation.slices", (last,)).fetchone()
-                == (True,)
-            ),
-            what=f"heartbeat {n + 1} of the waiting worker",
-        )
+        wait_until(lambda: heartbeat_after(conn, row[0]), what=f"heartbeat {n + 1} of the waiting worker")  # noqa: B023
+
+
+def heartbeat_after(conn: psycopg.Connection, last: object) -> bool:
+    row = conn.execute("SELECT max(heartbeat_at) > %s FROM token_rotation.slices", (last,)).fetchone()
+    return row == (True,)
 
 
 LAG_CALL = (
