@@ -160,3 +160,31 @@ def test_batch_ends_found_ahead_keep_exactly_once_when_keys_change_during_the_ca
     )
     assert set(after) == set(inserted) and all(after[k] != inserted[k] for k in inserted)
     assert_rotated_exactly_once(conn, before, run_id, deleted_ok=True)
+
+
+def key_index_scans(conn: psycopg.Connection) -> int:
+    """Scans of tickets' primary key so far, this session's own included (flushed to the shared stats)."""
+    conn.execute("SELECT pg_stat_force_next_flush()")  # flushed when the session next goes idle
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    row = conn.execute(
+        "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelid = 'tickets_pkey'::regclass"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_batch_ends_are_found_ahead_only_for_the_batches_a_call_may_run(conn: psycopg.Connection) -> None:
+    """The look-ahead is limited by what p_max_batches leaves to the CALL: a CALL allowed 5 batches of 10 on
+    a slice of 1,000 keys scans the key index about 10 times (5 batch ends, 5 UPDATEs), not once per batch
+    end up to the slice's end (about 100)."""
+    make_table(conn, rows=1000)
+    before = snapshot(conn)
+    call = "CALL token_rotation.rotate('tickets', p_batch_size => 10, p_max_batches => {}, p_quiet => true)"
+    conn.execute(call.format(1))  # starts the run (its own scans: the key range, the plan)
+    start = key_index_scans(conn)
+    conn.execute(call.format(5))
+    scans = key_index_scans(conn) - start
+    assert rows_done(conn) == 60
+    assert 5 <= scans <= 15, f"{scans} scans of the key index for 5 batches"
+    conn.execute(call.format(1000))
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
