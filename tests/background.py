@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from helpers import Snapshot, last_run_id, snapshot
+from helpers import assert_checkpoints_match_the_data as assert_checkpoints_match_the_data
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,35 +103,6 @@ def finish_run(conn: psycopg.Connection, call: str, table: str = "tickets", max_
         if state == ("finished",):
             return
     raise AssertionError(f"run of {table} not finished after {max_calls} CALLs")
-
-
-def assert_checkpoints_match_the_data(
-    conn: psycopg.Connection, before: Snapshot, table: str = "tickets"
-) -> None:
-    """Mid-run, after a fault: the rows whose token changed are exactly the rows the committed checkpoints
-    cover (each slice's keys k with lo < k <= last_key); no committed batch lost, no uncommitted one kept."""
-    run_id = last_run_id(conn, table)
-    key_type = conn.execute("SELECT key_type::text FROM token_rotation.runs WHERE run_id = %s", (run_id,))
-    kt = sql.SQL(key_type.fetchone()[0])  # type: ignore[index]
-    covered = {
-        r[0]
-        for r in conn.execute(
-            sql.SQL(
-                "SELECT t.id::text FROM {t} t JOIN token_rotation.slices s ON s.run_id = %s"
-                " AND (s.lo IS NULL OR t.id > s.lo::{kt}) AND t.id <= s.last_key::{kt}"
-            ).format(t=sql.Identifier(table), kt=kt),
-            (run_id,),
-        )
-    }
-    now = snapshot(conn, table)
-    changed = {k for k, tok in now.tokens.items() if k in before.tokens and before.tokens[k] != tok}
-    assert len(changed ^ covered) == 0, (
-        f"{len(changed - covered)} changed outside, {len(covered - changed)} missed"
-    )
-    logged = conn.execute(
-        "SELECT coalesce(sum(rows), 0) FROM token_rotation.batches WHERE run_id = %s", (run_id,)
-    ).fetchone()
-    assert logged == (len(changed),)
 
 
 def hold_rows(dsn: str, *batches: int) -> psycopg.Connection:

@@ -90,29 +90,96 @@ def assert_rotated_exactly_once(
     *,
     deleted_ok: bool = False,
 ) -> None:
-    """The check every rotation test ends with: the run is finished; every row of the snapshot that still
-    exists has a new token; tokens are unique; other columns unchanged; and the progress log covers the
-    key range with exactly one committed batch per key (no gap, no overlap: token_rotation.verify)."""
+    """The full check every rotation test ends with: the run is finished; every row of the snapshot that
+    still exists has a new token, and no new token is any row's old one (a token reused from another row
+    would pass a per-row check); tokens are unique; other columns unchanged; the committed checkpoints cover
+    every surviving row of the snapshot; and the progress log covers the key range with exactly one committed
+    batch per key (no gap, no overlap: token_rotation.verify) whose rows add up to the table's."""
     after = snapshot(conn, table, token_column)
     missing = set(before.tokens) - set(after.tokens)
     assert deleted_ok or not missing, f"{len(missing)} rows disappeared"
     kept = [k for k in before.tokens if k in after.tokens]
     unchanged = [k for k in kept if after.tokens[k] == before.tokens[k]]
     assert not unchanged, f"{len(unchanged)} of {len(kept)} rows kept their old token"
+    reused = set(before.tokens.values()) & set(after.tokens.values())
+    assert not reused, f"{len(reused)} new tokens are old tokens of some row"
     assert len(set(after.tokens.values())) == len(after.tokens), "tokens are not unique"
     changed_other = [k for k in kept if after.others[k] != before.others[k]]
     assert not changed_other, f"{len(changed_other)} rows had other columns changed"
+    state = conn.execute("SELECT state FROM token_rotation.runs WHERE run_id = %s", (run_id,)).fetchone()
+    assert state == ("finished",), f"run {run_id} is {state}"
+    uncovered = set(kept) - checkpointed_keys(conn, run_id, table)
+    assert not uncovered, f"{len(uncovered)} rows lie beyond every slice's checkpoint"
     checks = conn.execute(
         "SELECT check_name, ok, detail FROM token_rotation.verify(%s)", (run_id,)
     ).fetchall()
     failed = [c for c in checks if not c[1]]
     assert not failed, f"verify failed: {failed}"
+    assert len(checks) >= 5, f"verify ran {len(checks)} checks"
     logged = conn.execute(
         "SELECT coalesce(sum(rows), 0) FROM token_rotation.batches WHERE run_id = %s", (run_id,)
     ).fetchone()
     assert logged is not None
     if not deleted_ok:
         assert logged[0] == len(before.tokens), f"log counts {logged[0]} rows, table had {len(before.tokens)}"
+
+
+def checkpointed_keys(conn: psycopg.Connection, run_id: int, table: str = "tickets") -> set[str]:
+    """Keys (as text) of the rows the run's committed checkpoints cover: each slice's lo < k <= last_key."""
+    key_type = conn.execute("SELECT key_type::text FROM token_rotation.runs WHERE run_id = %s", (run_id,))
+    kt = sql.SQL(key_type.fetchone()[0])  # type: ignore[index]
+    return {
+        r[0]
+        for r in conn.execute(
+            sql.SQL(
+                "SELECT t.id::text FROM {t} t JOIN token_rotation.slices s ON s.run_id = %s"
+                " AND (s.lo IS NULL OR t.id > s.lo::{kt}) AND t.id <= s.last_key::{kt}"
+            ).format(t=sql.SQL(table), kt=kt),
+            (run_id,),
+        )
+    }
+
+
+def assert_checkpoints_match_the_data(
+    conn: psycopg.Connection, before: Snapshot, table: str = "tickets"
+) -> int:
+    """Mid-run, after a fault: the rows whose token changed are exactly the rows the committed checkpoints
+    cover (each slice's keys k with lo < k <= last_key), and the log's row count is theirs: no committed
+    batch lost, no uncommitted one kept, no row rotated without its log row. Returns the rows done."""
+    run_id = last_run_id(conn, table)
+    covered = checkpointed_keys(conn, run_id, table)
+    now = snapshot(conn, table)
+    changed = {k for k, tok in now.tokens.items() if k in before.tokens and before.tokens[k] != tok}
+    assert len(changed ^ covered) == 0, (
+        f"{len(changed - covered)} changed outside, {len(covered - changed)} missed"
+    )
+    logged = conn.execute(
+        "SELECT coalesce(sum(rows), 0) FROM token_rotation.batches WHERE run_id = %s", (run_id,)
+    ).fetchone()
+    assert logged == (len(changed),), f"log counts {logged}, {len(changed)} rows changed"
+    done = conn.execute(
+        "SELECT coalesce(sum(rows_done), 0) FROM token_rotation.slices WHERE run_id = %s", (run_id,)
+    ).fetchone()
+    assert done == (len(changed),), f"slices count {done}, {len(changed)} rows changed"
+    return len(changed)
+
+
+def rows_done(conn: psycopg.Connection, table: str = "tickets") -> int:
+    """Rows done by the table's newest run, from its slices' committed checkpoints (0 before it exists)."""
+    row = conn.execute(
+        "SELECT coalesce(sum(s.rows_done), 0) FROM token_rotation.slices s"
+        " WHERE s.run_id = (SELECT max(run_id) FROM token_rotation.runs WHERE target = to_regclass(%s))",
+        (table,),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def assert_mid_run(conn: psycopg.Connection, total: int, table: str = "tickets") -> int:
+    """Proves from server state that the newest run is in the middle: rows done strictly between 0 and
+    `total`. Returns the rows done."""
+    done = rows_done(conn, table)
+    assert 0 < done < total, f"{done} of {total} rows done: not mid-run"
+    return done
 
 
 def last_run_id(conn: psycopg.Connection, table: str = "tickets") -> int:

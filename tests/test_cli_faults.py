@@ -18,16 +18,22 @@ from token_rotation import migrate, server
 
 from background import (
     BackgroundCall,
-    assert_checkpoints_match_the_data,
     backends,
-    batches_done,
     hold_rows,
     run_cli,
     spawn_cli,
     wait_until,
     waiting_for_locks,
 )
-from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
+from helpers import (
+    assert_checkpoints_match_the_data,
+    assert_mid_run,
+    assert_rotated_exactly_once,
+    last_run_id,
+    make_table,
+    snapshot,
+    table_checksum,
+)
 
 ROWS = 3000
 
@@ -41,6 +47,11 @@ def json_lines(out: str) -> list[dict[str, Any]]:
 
 # rotate with batches of 50 that waits as long as needed for a row the application holds
 BLOCKABLE_ROTATE = ("rotate", "--table", "tickets", "--batch-size", "50", "--lock-timeout", "60s")
+
+
+def rows_done_of_mid_run(conn: psycopg.Connection) -> int:
+    """At the moment of a fault: the run is proven mid-run from server state (0 < rows done < ROWS)."""
+    return assert_mid_run(conn, ROWS)
 
 
 # --- SIGKILL, SIGINT ----------------------------------------------------------------------------------------
@@ -65,6 +76,7 @@ def test_sigkill_of_the_driver_at_any_point_then_rotate_again_finishes_exactly_o
     holder = hold_rows(dsn, *locked)
     proc = spawn_cli(dsn, app, *BLOCKABLE_ROTATE, "--workers", str(workers))
     wait_until(lambda: waiting_for_locks(conn, app) == workers, what="every worker waiting at its kill point")
+    at_fault = rows_done_of_mid_run(conn)
     proc.kill()
     proc.communicate(timeout=10)
     killed = time.monotonic()
@@ -79,6 +91,7 @@ def test_sigkill_of_the_driver_at_any_point_then_rotate_again_finishes_exactly_o
     assert_checkpoints_match_the_data(conn, before)
     # every batch before the locked one committed (slices of ROWS / workers rows each), that one did not
     expected = sum((batch - 1) * 50 % (ROWS // workers) for batch in locked)
+    assert at_fault == expected
     assert conn.execute("SELECT rows_done FROM token_rotation.progress").fetchone() == (expected,)
     again = run_cli(dsn, "rotate", "--table", "tickets", "--batch-size", "500")
     assert again.returncode == 0, again.stderr
@@ -87,17 +100,22 @@ def test_sigkill_of_the_driver_at_any_point_then_rotate_again_finishes_exactly_o
 
 
 @pytest.mark.slow
-def test_sigint_with_json_output_says_interrupted_and_how_to_resume(
-    dsn: str, conn: psycopg.Connection
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_or_sigterm_with_json_output_says_interrupted_and_how_to_resume(
+    dsn: str, conn: psycopg.Connection, signum: signal.Signals
 ) -> None:
-    """SIGINT (Ctrl-C) with --json: exit 130, the last JSON lines are an interrupted event with the resume
-    command and a summary with outcome interrupted; stdout is nothing but JSON lines; `rotate` resumes."""
+    """SIGINT (Ctrl-C) or SIGTERM with --json, mid-run (batch 20 waits for a row the application holds):
+    exit 130, the last JSON lines are an interrupted event with the resume command and a summary with
+    outcome interrupted; stdout is nothing but JSON lines; the checkpoints match the data (19 batches);
+    `rotate` resumes and the full check holds."""
     make_table(conn, rows=ROWS)
     before = snapshot(conn)
     holder = hold_rows(dsn, 20)
-    proc = spawn_cli(dsn, "tr-sigint-json", *BLOCKABLE_ROTATE, "--json")
-    wait_until(lambda: waiting_for_locks(conn, "tr-sigint-json") == 1, what="the driver in batch 20")
-    proc.send_signal(signal.SIGINT)
+    app = f"tr-{signum.name.lower()}-json"
+    proc = spawn_cli(dsn, app, *BLOCKABLE_ROTATE, "--json")
+    wait_until(lambda: waiting_for_locks(conn, app) == 1, what="the driver in batch 20")
+    assert rows_done_of_mid_run(conn) == 19 * 50
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
     holder.rollback()
     holder.close()
@@ -107,7 +125,8 @@ def test_sigint_with_json_output_says_interrupted_and_how_to_resume(
     assert "rotate --table tickets" in events[-2]["resume"]
     assert events[-1]["outcome"] == "interrupted" and events[-1]["exit_code"] == 130
     assert "Traceback" not in err
-    assert_checkpoints_match_the_data(conn, before)
+    wait_until(lambda: not backends(conn, app), what="the driver's backends gone")
+    assert assert_checkpoints_match_the_data(conn, before) == 19 * 50
     again = run_cli(dsn, "rotate", "--table", "tickets", "--batch-size", "500", "--json")
     assert again.returncode == 0, again.stderr
     assert json_lines(again.stdout)[-1]["outcome"] == "finished"
@@ -128,6 +147,7 @@ def test_a_second_rotate_of_a_busy_table_exits_3_at_once_and_the_first_is_unharm
     holder = hold_rows(dsn, 20)
     first = spawn_cli(dsn, "tr-first", *BLOCKABLE_ROTATE)
     wait_until(lambda: waiting_for_locks(conn, "tr-first") == 1, what="the first rotate in batch 20")
+    assert rows_done_of_mid_run(conn) == 19 * 50
     (pid,) = backends(conn, "tr-first")
     started = time.monotonic()
     second = run_cli(dsn, "rotate", "--table", "tickets", app="tr-second")
@@ -137,6 +157,8 @@ def test_a_second_rotate_of_a_busy_table_exits_3_at_once_and_the_first_is_unharm
     assert "already being rotated" in second.stderr and f"backend {pid}" in second.stderr
     assert second_json.returncode == 3
     assert json_lines(second_json.stdout)[-1]["exit_code"] == 3
+    assert assert_checkpoints_match_the_data(conn, before) == 19 * 50  # the refused ones changed nothing
+    assert conn.execute("SELECT count(*) FROM token_rotation.runs").fetchone() == (1,)
     holder.rollback()
     holder.close()
     out, err = first.communicate(timeout=120)
@@ -155,7 +177,9 @@ def test_a_rotate_while_a_dba_calls_the_procedure_exits_3(dsn: str, conn: psycop
         "tr-dba",
     ).start()
     wait_until(lambda: waiting_for_locks(conn, "tr-dba") == 1, what="the DBA's CALL in batch 20")
+    assert rows_done_of_mid_run(conn) == 19 * 50
     busy = run_cli(dsn, "rotate", "--table", "tickets", app="tr-cli-busy")
+    assert assert_checkpoints_match_the_data(conn, before) == 19 * 50
     holder.rollback()
     holder.close()
     assert busy.returncode == 3, busy.stderr
@@ -170,24 +194,34 @@ def test_a_rotate_while_a_dba_calls_the_procedure_exits_3(dsn: str, conn: psycop
 
 @pytest.mark.slow
 def test_a_server_crash_under_the_driver_exits_1_and_rotate_after_restart_resumes(tmp_path: Path) -> None:
-    """Immediate shutdown of a dedicated server under a running `rotate`: the driver exits 1 with a one-line
-    error (no traceback); after a restart `rotate` resumes the run and every row is rotated once."""
+    """Immediate shutdown of a dedicated server (wal_writer_delay 10 s: the last asynchronous commits may be
+    lost) under a `rotate` that waits mid-run in batch 20: the driver exits 1 with a one-line error (no
+    traceback); right after the restart the rows done are at most the 950 committed before the crash and
+    the checkpoints match the data; `rotate` resumes the run and the full check holds."""
     pgdata = tmp_path / "pgdata"
     url = server.start(pgdata)
     try:
         migrate.upgrade(url)
         with psycopg.connect(url, autocommit=True) as c:
+            c.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
+            c.execute("SELECT pg_reload_conf()")
             make_table(c, rows=ROWS)
+            c.execute("CHECKPOINT")
             before = snapshot(c)
-            proc = spawn_cli(
-                url, "tr-crash-cli", "rotate", "--table", "tickets", "--batch-size", "50", "--sleep", "100ms"
-            )
-            wait_until(lambda: batches_done(c) >= 10, what="batches committed")
-            server.stop(pgdata, mode="immediate")
+            holder = hold_rows(url, 20)
+            proc = spawn_cli(url, "tr-crash-cli", *BLOCKABLE_ROTATE)
+            wait_until(lambda: waiting_for_locks(c, "tr-crash-cli") == 1, what="the driver in batch 20")
+            committed = rows_done_of_mid_run(c)
+            assert committed == 19 * 50
+            assert server.stop(pgdata, mode="immediate"), "the server did not stop"
         out, err = proc.communicate(timeout=60)
+        holder.close()
         assert proc.returncode == 1, err
         assert err.startswith("error: ") and "Traceback" not in err
         url = server.start(pgdata)
+        with psycopg.connect(url, autocommit=True) as c:
+            assert c.execute("SELECT state FROM token_rotation.runs").fetchone() == ("active",)
+            assert assert_checkpoints_match_the_data(c, before) <= committed
         again = run_cli(url, "rotate", "--table", "tickets", "--batch-size", "500")
         assert again.returncode == 0, again.stderr
         assert "resuming run" in again.stdout

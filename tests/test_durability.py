@@ -10,49 +10,88 @@ import pytest
 
 from token_rotation import migrate, server
 
-from background import BackgroundCall, batches_done, wait_until
-from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
+from background import BackgroundCall, hold_rows, wait_until, waiting_for_locks
+from helpers import (
+    assert_checkpoints_match_the_data,
+    assert_mid_run,
+    assert_rotated_exactly_once,
+    last_run_id,
+    make_table,
+    snapshot,
+)
+
+ROWS = 8000
 
 
-def test_synchronous_commit_is_off_by_default_only_for_the_batches(conn: psycopg.Connection) -> None:
-    """rotate()'s default is p_synchronous_commit => false; the caller's session setting is left as it was."""
-    row = conn.execute(
-        "SELECT pg_get_function_arguments('token_rotation.rotate'::regproc) LIKE"
-        " '%p_synchronous_commit boolean DEFAULT false%'"
-    ).fetchone()
-    assert row == (True,)
+@pytest.mark.parametrize(
+    ("argument", "seen"),
+    [("", "off"), (", p_synchronous_commit => false", "off"), (", p_synchronous_commit => true", "on")],
+    ids=["default", "false", "true"],
+)
+def test_batches_commit_with_synchronous_commit_off_unless_asked(
+    conn: psycopg.Connection, argument: str, seen: str
+) -> None:
+    """A BEFORE UPDATE trigger records synchronous_commit in every batch's transaction: off by default and
+    with p_synchronous_commit => false, on with true; the caller's session setting is left as it was."""
     make_table(conn, rows=300)
-    conn.execute("CALL token_rotation.rotate('tickets', p_batch_size => 100, p_quiet => true)")
+    conn.execute("CREATE TABLE seen_settings (batch serial, synchronous_commit text)")
+    conn.execute("""
+        CREATE FUNCTION record_synchronous_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO seen_settings (synchronous_commit) VALUES (current_setting('synchronous_commit'));
+            RETURN NULL;
+        END $$""")
+    conn.execute(
+        "CREATE TRIGGER record_synchronous_commit BEFORE UPDATE ON tickets"
+        " FOR EACH STATEMENT EXECUTE FUNCTION record_synchronous_commit()"
+    )
+    assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+    conn.execute(f"CALL token_rotation.rotate('tickets', p_batch_size => 100, p_quiet => true{argument})")
+    rows = conn.execute("SELECT synchronous_commit FROM seen_settings ORDER BY batch").fetchall()
+    assert rows == [(seen,)] * 3
     assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
 
 
 @pytest.mark.slow
 def test_crash_of_the_server_during_a_parallel_run_with_the_default_durability(tmp_path: Path) -> None:
-    """Two workers with the default (synchronous_commit off) are cut by an immediate shutdown of a dedicated
-    server; after restart every slice resumes from its durable checkpoint and each row is rotated once."""
+    """Two workers with the default (synchronous_commit off), each waiting in the middle of its slice for a
+    row the application holds, are cut by an immediate shutdown of a dedicated server (wal_writer_delay 10 s,
+    so the last commits may be lost). Right after the restart the rows done are at most those committed
+    before the crash, and the checkpoints match the data exactly (a batch lost only with its checkpoint, no
+    row rotated without its log row); resumed, each row is rotated once."""
     pgdata = tmp_path / "pgdata"
     url = server.start(pgdata)
     try:
         migrate.upgrade(url)
         with psycopg.connect(url, autocommit=True) as c:
-            make_table(c, rows=8000)
+            c.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
+            c.execute("SELECT pg_reload_conf()")
+            make_table(c, rows=ROWS)
+            c.execute("CHECKPOINT")
             before = snapshot(c)
+        holder = hold_rows(url, 61, 141)  # rows 3025 and 7025: the middle of each slice of 4,000
         call = (
             "CALL token_rotation.rotate('tickets', p_batch_size => 100, p_workers => 2, p_sleep => '5ms',"
-            " p_quiet => true)"
+            " p_lock_timeout => '60s', p_quiet => true)"
         )
         workers = [BackgroundCall(url, call, f"tr-crash-{i}").start() for i in (1, 2)]
         with psycopg.connect(url, autocommit=True) as c:
-            wait_until(lambda: batches_done(c) >= 30, what="batches committed")
-            server.stop(pgdata, mode="immediate")
+            wait_until(
+                lambda: sum(waiting_for_locks(c, w.application_name) for w in workers) == 2,
+                what="both workers waiting in the middle of their slices",
+            )
+            committed = assert_mid_run(c, ROWS)
+            assert committed == 3000 + 3000  # every batch before each held row
+            assert server.stop(pgdata, mode="immediate"), "the server did not stop"
         for worker in workers:
             worker.join()
             assert isinstance(worker.error, psycopg.OperationalError)
+        holder.close()
         url = server.start(pgdata)
         with psycopg.connect(url, autocommit=True) as c:
-            durable = batches_done(c)
-            assert durable > 0  # async commits may lose the last few batches, with their checkpoints
             assert c.execute("SELECT state FROM token_rotation.runs").fetchone() == ("active",)
+            durable = assert_checkpoints_match_the_data(c, before)
+            assert durable <= committed  # async commits may lose the last batches, with their checkpoints
             resumed = [
                 BackgroundCall(url, call.replace("'5ms'", "'0'"), f"tr-resume-{i}").start() for i in (1, 2)
             ]

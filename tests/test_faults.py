@@ -18,7 +18,6 @@ from token_rotation import migrate, server
 
 from background import (
     BackgroundCall,
-    assert_checkpoints_match_the_data,
     backends,
     batches_done,
     finish_run,
@@ -27,7 +26,15 @@ from background import (
     wait_until,
     waiting_for_locks,
 )
-from helpers import Snapshot, assert_rotated_exactly_once, last_run_id, make_table, snapshot
+from helpers import (
+    Snapshot,
+    assert_checkpoints_match_the_data,
+    assert_mid_run,
+    assert_rotated_exactly_once,
+    last_run_id,
+    make_table,
+    snapshot,
+)
 from roles import temporary_role
 
 ROWS = 3000
@@ -62,6 +69,7 @@ def test_terminated_backend_keeps_its_committed_batches_and_the_next_call_resume
     holder = hold_rows(dsn, batch)
     call = BackgroundCall(dsn, rotate_call(sleep="0", p_lock_timeout="'60s'"), "tr-fault-terminate").start()
     wait_until(lambda: waiting_for_locks(conn, "tr-fault-terminate") == 1, what=f"the CALL in batch {batch}")
+    assert assert_mid_run(conn, ROWS) == (batch - 1) * 50
     (pid,) = backends(conn, "tr-fault-terminate")
     terminate(conn, pid)
     holder.rollback()
@@ -76,24 +84,26 @@ def test_terminated_backend_keeps_its_committed_batches_and_the_next_call_resume
 
 
 def test_terminated_backend_between_two_batches_loses_nothing(dsn: str, conn: psycopg.Connection) -> None:
-    """pg_terminate_backend while the CALL sleeps between batches (p_sleep): same guarantees."""
+    """pg_terminate_backend while the CALL sleeps between batches (p_sleep of a minute, so it is surely
+    asleep, as pg_stat_activity shows, when terminated): same guarantees."""
     make_table(conn, rows=ROWS)
     before = snapshot(conn)
-    call = BackgroundCall(dsn, rotate_call(sleep="0.2s"), "tr-fault-sleeping").start()
+    call = BackgroundCall(dsn, rotate_call(sleep="60s"), "tr-fault-sleeping").start()
 
-    def sleeping_after_a_few_batches() -> bool:
+    def asleep_after_a_batch() -> bool:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tr-fault-sleeping'"
             " AND wait_event = 'PgSleep'"
         ).fetchone()
-        return batches_done(conn) >= 3 and row == (1,)
+        return row == (1,) and batches_done(conn) >= 1
 
-    wait_until(sleeping_after_a_few_batches, what="the CALL asleep between batches")
+    wait_until(asleep_after_a_batch, what="the CALL asleep between batches")
+    assert assert_mid_run(conn, ROWS) == 50
     (pid,) = backends(conn, "tr-fault-sleeping")
     terminate(conn, pid)
     call.join()
     assert isinstance(call.error, psycopg.OperationalError)
-    assert_checkpoints_match_the_data(conn, before)
+    assert assert_checkpoints_match_the_data(conn, before) == 50
     conn.execute(rotate_call(sleep="0"))
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
 
@@ -162,7 +172,7 @@ def test_a_paused_run_whose_worker_dies_stays_paused_and_resumes_when_asked(
     dsn: str, conn: psycopg.Connection
 ) -> None:
     """pause(), then the waiting worker is terminated: the run stays paused (not stuck in between, its slice
-    free); a new CALL waits while it is paused, and resume() lets that CALL finish the run exactly once."""
+    free); a new CALL waits while it is paused, and unpause() lets that CALL finish the run exactly once."""
     make_table(conn, rows=ROWS)
     before = snapshot(conn)
     call = BackgroundCall(dsn, rotate_call(sleep="0.05s"), "tr-fault-paused").start()
@@ -176,10 +186,19 @@ def test_a_paused_run_whose_worker_dies_stays_paused_and_resumes_when_asked(
     assert conn.execute("SELECT state FROM token_rotation.runs").fetchone() == ("paused",)
     assert_checkpoints_match_the_data(conn, before)
     again = BackgroundCall(dsn, rotate_call(sleep="0"), "tr-fault-paused-again").start()
-    wait_until(lambda: backends(conn, "tr-fault-paused-again") != [], what="the new CALL")
-    wait_until(lambda: throttled(conn) == "paused", what="the new CALL waiting, paused")
+    wait_until(lambda: len(backends(conn, "tr-fault-paused-again")) == 1, what="the new CALL")
+    (new_pid,) = backends(conn, "tr-fault-paused-again")
+    wait_until(
+        lambda: (
+            conn.execute(
+                "SELECT throttled FROM token_rotation.slices WHERE backend_pid = %s", (new_pid,)
+            ).fetchone()
+            == ("paused",)
+        ),
+        what="the new CALL's own slice waiting, paused",
+    )
     assert batches_done(conn) == paused_at
-    conn.execute("SELECT token_rotation.resume('tickets')")
+    conn.execute("SELECT token_rotation.unpause('tickets')")
     again.join()
     assert again.error is None
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
@@ -336,6 +355,8 @@ def test_rows_locked_for_a_while_are_waited_for_not_skipped(dsn: str, conn: psyc
     assert conn.execute(
         "SELECT last_key::bigint < %s FROM token_rotation.slices", (LOCKED_KEY,)
     ).fetchone() == (True,)
+    assert_mid_run(conn, ROWS)
+    assert_checkpoints_match_the_data(conn, before)
     released = conn.execute("SELECT clock_timestamp()").fetchone()
     app.rollback()
     app.close()
@@ -369,7 +390,9 @@ def test_rows_locked_through_every_retry_stop_the_call_cleanly_and_it_resumes(
         " FROM token_rotation.runs r JOIN token_rotation.slices s USING (run_id)"
     ).fetchone()  # type: ignore[misc]
     assert state == "active" and error.startswith("55P03") and checkpoint < LOCKED_KEY
-    assert_checkpoints_match_the_data(conn, before)
+    done = assert_mid_run(conn, ROWS)
+    assert 1400 <= done < 1450  # the 14 batches before the locked row, then halved ones up to it
+    assert assert_checkpoints_match_the_data(conn, before) == done
     app.close()
     conn.execute(rotate_call(batch=100, sleep="0"))
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
@@ -397,12 +420,19 @@ def test_an_application_that_would_deadlock_with_a_batch_is_not_the_victim(
         ),
         what="the batch waiting for the application's lock",
     )
+    assert assert_mid_run(conn, ROWS) == 1400
+    assert_checkpoints_match_the_data(conn, before)
     app.execute("UPDATE tickets SET status = status WHERE id = %s", (LOCKED_KEY - 20 * 1000,))
     app.commit()
     app.close()
     call.join()
     assert call.error is None, f"rotation failed: {call.error!r}"
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
+    retried = conn.execute(
+        "SELECT retries FROM token_rotation.batches WHERE after_key::bigint < %s AND last_key::bigint >= %s",
+        (LOCKED_KEY, LOCKED_KEY),
+    ).fetchone()
+    assert retried is not None and retried[0] >= 1, "no deadlock happened: the batch was not retried"
 
 
 # --- concurrent application load ----------------------------------------------------------------------------
@@ -472,6 +502,7 @@ def test_application_load_for_the_whole_run_loses_no_update_and_sees_no_error(
     rotating.clear()
     for t in threads:
         t.join(60)
+        assert not t.is_alive(), f"{t.name} still running"
     assert call.error is None, f"rotation failed: {call.error!r}"
     assert not errors, f"application errors: {[type(e).__name__ for e in errors]}"
     assert len(titles) > 200 and len(deleted) > 20

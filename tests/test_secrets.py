@@ -20,6 +20,8 @@ from roles import grant_recipe, temporary_role
 
 PASSWORD = "Pw-9c41-never-print-me"
 HEXISH = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]{30,}[0-9a-fA-F]")
+# any uuid-shaped string, known or not (a token drawn in a batch that was rolled back is in no table)
+UUID_SHAPED = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 
 # settings that make the server log as much as it can about the run
 LOUD_LOG = {
@@ -52,7 +54,8 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
     """A role with a password rotates through the CLI (plain, --json and on a terminal, a failing batch whose
     PostgreSQL DETAIL quotes the row with its new token, a unique-violation retry whose DETAIL quotes a token,
     status, verify) and through CALL with NOTICEs, on a dedicated server logging every statement, connection
-    and message. No token value, old or new, and not the password, occurs in any of it."""
+    and message. No token value, old or new, and not the password, occurs in any of it; and the CLI's output
+    (plain and JSON), the NOTICEs and the tool's tables hold no uuid-shaped string at all, known or not."""
     pgdata = tmp_path / "pgdata"
     url = server.start(pgdata)
     outputs: dict[str, str] = {}
@@ -206,6 +209,17 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
     collected = len(tokens)
     assert collected >= 2000 * 4  # the old tokens and those of the three runs
 
+    shaped = f"x{sample}y {hyphenated} {hyphenated.upper()}"
+    assert len(UUID_SHAPED.findall(shaped)) == 3
+    uuid_like = {
+        name: len(UUID_SHAPED.findall(text))
+        for name, text in outputs.items()
+        if name.startswith(("cli", "notices", "table", "verify"))
+    }
+    assert len(uuid_like) == 16
+    assert {name: n for name, n in uuid_like.items() if n} == {}, (
+        "uuid-shaped strings in output (counts only)"
+    )
     leaks = {name: token_hits(text, tokens) for name, text in outputs.items()}
     assert {name: n for name, n in leaks.items() if n} == {}, "token values leaked (counts only)"
     passwords = [name for name, text in outputs.items() if PASSWORD in text]

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import psycopg
 import pytest
 
-from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
+from background import wait_until
+from helpers import (
+    assert_checkpoints_match_the_data,
+    assert_mid_run,
+    assert_rotated_exactly_once,
+    last_run_id,
+    make_table,
+    snapshot,
+)
 
 
 def run_workers(dsn: str, calls: list[str]) -> list[BaseException | None]:
@@ -28,28 +34,53 @@ def run_workers(dsn: str, calls: list[str]) -> list[BaseException | None]:
         t.start()
     for t in threads:
         t.join(60)
+        assert not t.is_alive(), f"{t.name} still running after 60s"
     return errors
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+def record_sessions(conn: psycopg.Connection) -> None:
+    """A row trigger that logs which backend updated each key of tickets."""
+    conn.execute("CREATE TABLE updated_by (id bigint, pid integer)")
+    conn.execute("""
+        CREATE FUNCTION record_session() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO updated_by VALUES (NEW.id, pg_backend_pid());
+            RETURN NEW;
+        END $$""")
+    conn.execute(
+        "CREATE TRIGGER record_session BEFORE UPDATE ON tickets"
+        " FOR EACH ROW EXECUTE FUNCTION record_session()"
+    )
+
+
+def sessions_per_slice(conn: psycopg.Connection, run_id: int) -> list[list[int]]:
+    """For each slice of the run (in order), the distinct backends that updated its keys."""
+    rows = conn.execute(
+        "SELECT s.slice_no, array_agg(DISTINCT u.pid ORDER BY u.pid) FROM token_rotation.slices s"
+        " JOIN updated_by u ON (s.lo IS NULL OR u.id > s.lo::bigint) AND u.id <= s.hi::bigint"
+        " WHERE s.run_id = %s GROUP BY s.slice_no ORDER BY s.slice_no",
+        (run_id,),
+    ).fetchall()
+    return [list(r[1]) for r in rows]
 
 
 @pytest.mark.parametrize("workers", [2, 3])
 def test_concurrent_workers_rotate_every_row_exactly_once(
     dsn: str, conn: psycopg.Connection, workers: int
 ) -> None:
-    """N sessions CALLing with p_workers => N each take one slice; together they rotate each row once."""
+    """N sessions CALLing with p_workers => N each take one slice (the keys of each slice are updated by one
+    session, a different one for each slice); together they rotate each row once."""
     make_table(conn, rows=6000)
     before = snapshot(conn)
+    record_sessions(conn)
     call = (
         f"CALL token_rotation.rotate('tickets', p_batch_size => 250, p_workers => {workers}, p_quiet => true)"
     )
     assert run_workers(dsn, [call] * workers) == [None] * workers
     run_id = last_run_id(conn)
+    per_slice = sessions_per_slice(conn, run_id)
+    assert [len(pids) for pids in per_slice] == [1] * workers, "a slice worked by more than one session"
+    assert len({pids[0] for pids in per_slice}) == workers, "a session worked more than one slice"
     assert_rotated_exactly_once(conn, before, run_id)
     slices = conn.execute(
         "SELECT count(*), count(*) FILTER (WHERE batches_done > 0) FROM token_rotation.slices"
@@ -62,13 +93,21 @@ def test_concurrent_workers_rotate_every_row_exactly_once(
 def test_worker_slices_are_disjoint_and_each_worked_by_its_own_session(
     dsn: str, conn: psycopg.Connection
 ) -> None:
-    """Every batch lies inside its slice's (lo, hi] range, and the slices' ranges do not overlap."""
-    make_table(conn, rows=4000, key_type="integer")
+    """Every batch lies inside its slice's (lo, hi] range, the slices' ranges do not overlap, each slice's
+    keys are updated by one session and the two slices by two; every row is rotated once."""
+    make_table(conn, rows=4000)
+    before = snapshot(conn)
+    record_sessions(conn)
     call = "CALL token_rotation.rotate('tickets', p_batch_size => 300, p_workers => 2, p_quiet => true)"
     assert run_workers(dsn, [call, call]) == [None, None]
+    per_slice = sessions_per_slice(conn, last_run_id(conn))
+    assert len(per_slice) == 2 and len(per_slice[0]) == len(per_slice[1]) == 1
+    assert per_slice[0] != per_slice[1]
+    assert_rotated_exactly_once(conn, before, last_run_id(conn))
     outside = conn.execute(
         "SELECT count(*) FROM token_rotation.batches b JOIN token_rotation.slices s USING (slice_id)"
-        " WHERE b.last_key::int > s.hi::int OR (s.lo IS NOT NULL AND b.last_key::int <= s.lo::int)"
+        " WHERE b.last_key::bigint > s.hi::bigint"
+        " OR (s.lo IS NOT NULL AND b.last_key::bigint <= s.lo::bigint)"
     ).fetchone()
     assert outside == (0,)
     ranges = conn.execute("SELECT lo, hi FROM token_rotation.slices ORDER BY slice_no").fetchall()
@@ -121,26 +160,30 @@ def test_a_cancelled_worker_leaves_its_slice_for_the_next_call(dsn: str, conn: p
     errors: list[BaseException | None] = []
     runner = threading.Thread(target=lambda: errors.extend(run_workers(dsn, [slow, slow])))
     runner.start()
-    wait_for(
+    wait_until(
         lambda: (
             conn.execute(
                 "SELECT count(*) FROM token_rotation.slices"
                 " WHERE backend_pid IS NOT NULL AND batches_done >= 2"
             ).fetchone()
             == (2,)
-        )
+        ),
+        what="both workers past their second batch",
     )
+    assert_mid_run(conn, 4000)
     conn.execute(
         "SELECT pg_cancel_backend(backend_pid) FROM token_rotation.slices WHERE slice_no = 2"
         " AND backend_pid IS NOT NULL"
     )
     runner.join(60)
+    assert not runner.is_alive()
     assert sorted(type(e).__name__ for e in errors) == ["NoneType", "QueryCanceled"]
     row = conn.execute(
         "SELECT r.state, array_agg(s.done ORDER BY s.slice_no) FROM token_rotation.runs r"
         " JOIN token_rotation.slices s USING (run_id) GROUP BY r.state"
     ).fetchone()
     assert row == ("active", [True, False])
+    assert 2000 < assert_checkpoints_match_the_data(conn, before) < 4000
     conn.execute("CALL token_rotation.rotate('tickets', p_batch_size => 100, p_quiet => true)")
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
 
@@ -158,13 +201,14 @@ def test_more_sessions_than_slices_are_refused_with_the_holders_named(
     runner = threading.Thread(target=lambda: errors.extend(run_workers(dsn, [slow, slow])))
     runner.start()
     try:
-        wait_for(
+        wait_until(
             lambda: (
                 conn.execute(
                     "SELECT count(*) FROM token_rotation.slices WHERE backend_pid IS NOT NULL"
                 ).fetchone()
                 == (2,)
-            )
+            ),
+            what="both slices taken",
         )
         with pytest.raises(psycopg.errors.ObjectInUse) as refused:
             conn.execute("CALL token_rotation.rotate('tickets', p_quiet => true)")
@@ -172,4 +216,5 @@ def test_more_sessions_than_slices_are_refused_with_the_holders_named(
     finally:
         conn.execute("SELECT token_rotation.cancel('tickets')")
         runner.join(60)
+    assert not runner.is_alive()
     assert errors == [None, None]
