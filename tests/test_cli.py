@@ -116,8 +116,9 @@ def test_no_token_and_no_password_appear_in_any_output(dsn: str, conn: psycopg.C
     new = set(snapshot(conn).tokens.values())
     text = "\n".join(outputs)
     assert secret not in text
-    assert not (set(UUID.findall(text)) & (old | new))
-    assert "password" not in text.lower() or "***" in text
+    assert len(old | new) == 10_000
+    assert UUID.findall(text) == []  # no uuid-shaped string at all, known token or not
+    assert all(shown == "***" for shown in re.findall(r"password=(\S+)", text))
 
 
 @pytest.mark.parametrize(
@@ -288,7 +289,7 @@ def test_verify_passes_for_a_finished_run_and_fails_for_an_unfinished_one(
     assert run(dsn, "rotate", "--table", "tickets", "--batch-size", "1000").exit_code == 0
     done = run(dsn, "verify", "--run", str(last_run_id(conn)))
     assert done.exit_code == 0, done.output
-    assert "all 5 checks passed" in done.stdout or "checks passed" in done.stdout
+    assert f"run {last_run_id(conn)}: all 5 checks passed" in done.stdout
     missing = run(dsn, "verify", "--run", "999999")
     assert missing.exit_code == 2 and "run 999999 does not exist" in missing.stderr
 
@@ -404,14 +405,17 @@ def test_vacuum_reports_the_growth_then_cleans_the_dead_tuples(dsn: str, conn: p
     assert growth["index_bytes_after"] > growth["index_bytes_before"]
     assert "VACUUM (ANALYZE) public.tickets" in notes[1]["message"]
     vacuumed = conn.execute(
-        "SELECT vacuum_count + autovacuum_count FROM pg_stat_user_tables WHERE relname = 'tickets'"
+        "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'tickets'"
     ).fetchone()
     assert vacuumed is not None and vacuumed[0] >= 1
 
 
-def test_workers_and_throttling_options_reach_the_procedure(dsn: str, conn: psycopg.Connection) -> None:
-    """--workers 2 runs two slices in two sessions; --sleep, --lock-timeout, --target-batch-time and
-    --max-replication-lag (with a size unit) are accepted and the run is exactly once."""
+def test_workers_and_throttling_options_are_accepted_and_the_run_is_exactly_once(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """--workers 2 plans two slices; --sleep, --lock-timeout, --target-batch-time and --max-replication-lag
+    (with a size unit) are accepted and the run is exactly once. (That each option reaches the procedure:
+    test_cli_claims.py.)"""
     make_table(conn, rows=12_000)
     before = snapshot(conn)
     result = run(
@@ -580,6 +584,7 @@ def test_a_run_cancelled_from_elsewhere_stops_the_driver_with_exit_code_130(
         "0",
     )
     actor.join(timeout=30)
+    assert not actor.is_alive()
     assert result.exit_code == 130, result.output
     assert "was cancelled" in result.stdout
     cancelled = last_run_id(conn)
