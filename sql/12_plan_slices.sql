@@ -5,7 +5,7 @@
 -- sampled (TABLESAMPLE SYSTEM, about 200,000 rows) and their row counts estimated. Used by rotate() when a run
 -- starts; a DBA can call it to preview a plan:
 --   SELECT * FROM token_rotation.plan_slices('public.tickets', 'id', 4, (SELECT max(id)::text FROM tickets));
-CREATE FUNCTION token_rotation.plan_slices(
+CREATE OR REPLACE FUNCTION token_rotation.plan_slices(
       p_table        regclass
     , p_key          name
     , p_workers      integer

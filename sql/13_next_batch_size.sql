@@ -3,7 +3,7 @@
 -- changing the current size by at most p_max_step times either way, and keeps it within [p_min, p_max].
 -- rotate() calls it after each batch when p_target_batch_time is given:
 --   SELECT token_rotation.next_batch_size(3000, 0.00002, 0.5, 100, 100000);  -- 6000: doubled at most
-CREATE FUNCTION token_rotation.next_batch_size(
+CREATE OR REPLACE FUNCTION token_rotation.next_batch_size(
       p_current          integer
     , p_seconds_per_row  double precision
     , p_target           double precision

@@ -2,7 +2,7 @@
 -- range (smallest and largest key now), plans its slices and counts (or estimates) the rows to rotate.
 -- An empty table gives a run that is finished at once. Called by rotate(), inside its first transaction,
 -- after describe_target() has accepted the table; it does not lock anything itself.
-CREATE FUNCTION token_rotation.start_run(
+CREATE OR REPLACE FUNCTION token_rotation.start_run(
       p_table       regclass
     , p_column      name
     , p_batch_size  integer

@@ -5,7 +5,7 @@
 -- extra_float_digits 0 a float key would be rounded). rotate() calls it after every COMMIT, because a
 -- procedure that COMMITs cannot carry a SET clause and SET LOCAL ends with each transaction.
 -- It has no SET clause itself on purpose: a function's SET clause would undo these settings on return.
-CREATE FUNCTION token_rotation.pin_settings(p_search_path text)
+CREATE OR REPLACE FUNCTION token_rotation.pin_settings(p_search_path text)
 RETURNS void
 LANGUAGE sql VOLATILE
 AS $$

@@ -2,7 +2,7 @@
 -- (accumulated over every CALL, pauses excluded), rate, a simple ETA, and the sessions working on it now.
 -- The driver polls it; a DBA reads it in psql:
 --   SELECT run_id, table_name, state, percent, rows_per_second, eta FROM token_rotation.progress;
-CREATE VIEW token_rotation.progress AS
+CREATE OR REPLACE VIEW token_rotation.progress AS
 SELECT r.run_id
      , r.target                                    AS table_name
      , r.token_column

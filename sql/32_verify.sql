@@ -3,7 +3,7 @@
 -- no gap and no overlap, and the row counts agree; and that the token column holds no duplicate.
 -- One row per check; every ok must be true:
 --   SELECT * FROM token_rotation.verify(42);
-CREATE FUNCTION token_rotation.verify(p_run_id bigint)
+CREATE OR REPLACE FUNCTION token_rotation.verify(p_run_id bigint)
 RETURNS TABLE (check_name text, ok boolean, detail text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp

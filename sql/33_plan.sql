@@ -4,7 +4,7 @@
 -- rotate() does them) and then rolled back. The sample holds row locks on one batch for the time it takes, like
 -- a batch of the run. One row:
 --   SELECT * FROM token_rotation.plan('public.tickets', p_batch_size => 3000, p_workers => 2);
-CREATE FUNCTION token_rotation.plan(
+CREATE OR REPLACE FUNCTION token_rotation.plan(
       p_table        regclass
     , p_column       name     DEFAULT 'token'
     , p_batch_size   integer  DEFAULT 3000
