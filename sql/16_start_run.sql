@@ -13,7 +13,6 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_target   text;
     v_key      name;
     v_key_type regtype;
     v_min      text;
@@ -24,12 +23,10 @@ DECLARE
     v_rows     bigint := 0;
     v_exact    boolean := true;
 BEGIN
-    SELECT d.qualified, d.key_column, d.key_type INTO v_target, v_key, v_key_type
+    SELECT d.key_column, d.key_type INTO v_key, v_key_type
       FROM token_rotation.describe_target(p_table, p_column) AS d;
     -- ORDER BY ... LIMIT 1 rather than min()/max(): it works for every btree type (there is no min(uuid))
-    EXECUTE format('SELECT (SELECT t.%1$I::text FROM ONLY %2$s AS t ORDER BY t.%1$I LIMIT 1), '
-                   '(SELECT t.%1$I::text FROM ONLY %2$s AS t ORDER BY t.%1$I DESC LIMIT 1)', v_key, v_target)
-       INTO v_min, v_max;
+    EXECUTE (SELECT k.first_last FROM token_rotation.key_range_sql(p_table, v_key) AS k) INTO v_min, v_max;
 
     INSERT INTO token_rotation.runs (target, token_column, key_column, key_type, batch_size, key_min, key_max)
     VALUES (p_table, p_column, v_key, v_key_type, p_batch_size, v_min, v_max)
