@@ -16,6 +16,9 @@ RETURNS TABLE (slice_no integer, lo text, hi text, rows_expected bigint, exact b
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    -- @plpgsql_check_options: security_warnings = false
+    -- (its EXECUTEs run statements from key_range_sql(), identifiers quoted with %I, values bound with
+    -- USING: plpgsql_check cannot follow a statement built in another function)
 DECLARE
     v_sql       record;
     v_estimate  double precision;
@@ -25,10 +28,9 @@ DECLARE
     v_bounds    text[];
     v_split     text;
     v_total     bigint;
-    v_counts    bigint[] := '{}';
+    v_counts    bigint[] := '{}'::bigint[];
     v_pos       bigint;
     v_prev_pos  bigint := 0;
-    i           integer;
 BEGIN
     IF p_workers IS NULL OR p_workers < 1 THEN
         RAISE EXCEPTION 'workers must be at least 1, not %', p_workers

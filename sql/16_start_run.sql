@@ -12,6 +12,9 @@ RETURNS token_rotation.runs
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    -- @plpgsql_check_options: security_warnings = false
+    -- (its EXECUTEs run statements from key_range_sql(), identifiers quoted with %I, values bound with
+    -- USING: plpgsql_check cannot follow a statement built in another function)
 DECLARE
     v_key      name;
     v_key_type regtype;

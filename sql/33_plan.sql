@@ -26,13 +26,15 @@ RETURNS TABLE (
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    -- @plpgsql_check_options: security_warnings = false
+    -- (its EXECUTEs run statements from key_range_sql(), identifiers quoted with %I, values bound with
+    -- USING: plpgsql_check cannot follow a statement built in another function)
 DECLARE
     v_sql       record;
     v_max       text;
     v_upper     text;
     v_started   timestamptz;
     v_per_row   double precision;
-    c_rollback  CONSTANT text := 'TRPLN';  -- the SQLSTATE that rolls the sample back
 BEGIN
     PERFORM token_rotation.check_arguments(p_batch_size, p_workers, p_lock_timeout => p_lock_timeout);
     SELECT d.qualified, d.key_column INTO table_name, key_column
@@ -53,7 +55,7 @@ BEGIN
     END IF;
 
     -- the sample: the table's first batch, exactly as rotate() runs it, in a subtransaction rolled back by
-    -- raising c_rollback (which also undoes the SET LOCAL lock_timeout)
+    -- raising SQLSTATE TRPLN (which also undoes the SET LOCAL lock_timeout)
     sample_rows := 0;
     IF v_max IS NOT NULL THEN
         BEGIN
@@ -63,7 +65,7 @@ BEGIN
             EXECUTE v_sql.update_first USING NULL::text, coalesce(v_upper, v_max);
             GET DIAGNOSTICS sample_rows = ROW_COUNT;
             sample_seconds := extract(epoch FROM clock_timestamp() - v_started);
-            RAISE EXCEPTION USING ERRCODE = c_rollback;
+            RAISE EXCEPTION USING ERRCODE = 'TRPLN';
         EXCEPTION WHEN SQLSTATE 'TRPLN' THEN
             NULL;  -- rolled back: no token changed
         END;
