@@ -7,8 +7,8 @@
 --   CALL token_rotation.rotate('public.tickets', p_batch_size => 5000, p_max_batches => 100);
 --
 -- Durability (p_synchronous_commit, default false): the batch transactions commit with synchronous_commit off,
--- which does not wait for the WAL flush at each COMMIT (about 5% of a run on one worker, 10-50% on two, in
--- BENCHMARKS.md). It is safe for exactly-once because a batch's UPDATE, its checkpoint (slices.last_key) and
+-- which does not wait for the WAL flush at each COMMIT (what that saves: BENCHMARKS.md, "Durability"). It is
+-- safe for exactly-once because a batch's UPDATE, its checkpoint (slices.last_key) and
 -- its progress-log row are one transaction, hence one commit record: a crash of the server can lose only the
 -- last batches committed before it (at most about 3 x wal_writer_delay, 600 ms by default), and loses each
 -- together with its checkpoint, so those rows keep their previous tokens and the resumed run rotates them
@@ -103,18 +103,11 @@ BEGIN
             EXIT;
         END IF;
         IF v_wait.reason IS NOT NULL THEN
-            v_mark := token_rotation.mark_waiting(v_slice.slice_id, v_wait.reason, v_mark);
+            v_mark := token_rotation.mark_waiting(v_run.run_id, v_slice.slice_id, v_wait.reason, v_waiting, v_mark,
+                                                  p_quiet);
             COMMIT;
-            IF NOT p_quiet AND v_wait.reason IS DISTINCT FROM v_waiting THEN
-                RAISE NOTICE 'run %: waiting: %', v_run.run_id, v_wait.reason;
-            END IF;
             v_waiting := v_wait.reason;
-            BEGIN
-                PERFORM pg_sleep(1);
-            EXCEPTION WHEN query_canceled THEN
-                v_err_state := SQLSTATE;
-                v_err_msg := SQLERRM;
-            END;
+            SELECT * INTO v_err_state, v_err_msg FROM token_rotation.sleep(1);
             EXIT WHEN v_err_state IS NOT NULL;
             IF v_wait.reason = 'paused' THEN
                 v_mark := clock_timestamp();  -- paused time is not working time
@@ -142,7 +135,8 @@ BEGIN
             v_upper := v_ends[v_end_no];
             v_last := v_upper IS NULL OR v_upper = v_slice.hi;
             v_upper := coalesce(v_upper, v_slice.hi);
-            SELECT * INTO v_batch FROM token_rotation.run_batch(v_sql.update_after, v_sql.update_first, v_after, v_upper);
+            SELECT * INTO v_batch
+              FROM token_rotation.run_batch(v_sql.update_after, v_sql.update_first, v_after, v_upper);
             v_err_state := v_batch.err_state;
             v_err_msg := v_batch.err_msg;
         END IF;
@@ -156,23 +150,11 @@ BEGIN
             EXIT WHEN v_lock_fails > p_lock_retries;
             v_batch_size := greatest(v_batch_size / 2, 1);
             PERFORM token_rotation.pin_settings(v_search_path);
-            UPDATE token_rotation.slices
-               SET throttled = format('%s %s of %s, batch now %s', CASE v_err_state WHEN '40P01' THEN 'deadlock'
-                                      ELSE 'lock timeout' END, v_lock_fails, p_lock_retries, v_batch_size)
-             WHERE slice_id = v_slice.slice_id;
+            PERFORM token_rotation.mark_lock_retry(v_run.run_id, v_slice.slice_id, v_err_state, v_lock_fails,
+                                                   p_lock_retries, v_batch_size, p_quiet);
             COMMIT;
-            IF NOT p_quiet THEN
-                RAISE NOTICE 'run %: rows locked by another transaction (% %/%), retrying with batches of %',
-                    v_run.run_id, CASE v_err_state WHEN '40P01' THEN 'deadlock' ELSE 'lock timeout' END,
-                    v_lock_fails, p_lock_retries, v_batch_size;
-            END IF;
-            v_err_state := NULL;
-            BEGIN
-                PERFORM pg_sleep(least(extract(epoch FROM p_lock_timeout), 1));
-            EXCEPTION WHEN query_canceled THEN
-                v_err_state := SQLSTATE;
-                v_err_msg := SQLERRM;
-            END;
+            SELECT * INTO v_err_state, v_err_msg
+              FROM token_rotation.sleep(least(extract(epoch FROM p_lock_timeout), 1));
             EXIT WHEN v_err_state IS NOT NULL;
             CONTINUE;
         END IF;
@@ -193,23 +175,12 @@ BEGIN
         END IF;
         EXIT WHEN v_last;
 
-        IF p_target_batch_time IS NOT NULL THEN
-            IF v_batch.rows > 0 THEN
-                v_spr := coalesce(0.7 * v_spr, 0) + CASE WHEN v_spr IS NULL THEN 1 ELSE 0.3 END
-                         * extract(epoch FROM v_mark - v_started) / v_batch.rows;
-            END IF;
-            v_batch_size := token_rotation.next_batch_size(v_batch_size, v_spr, extract(epoch FROM p_target_batch_time),
-                                v_limits.min_adaptive_batch, v_limits.max_adaptive_batch);
-        ELSIF v_batch_size < p_batch_size THEN
-            v_batch_size := least(v_batch_size * 2, p_batch_size);  -- recover after lock-timeout halvings
+        IF p_target_batch_time IS NOT NULL OR v_batch_size < p_batch_size THEN  -- adaptive, or after halvings
+            SELECT * INTO v_batch_size, v_spr FROM token_rotation.adapt_batch_size(v_batch_size, v_spr,
+                v_batch.rows, extract(epoch FROM v_mark - v_started)::float8, p_batch_size, p_target_batch_time);
         END IF;
         IF p_sleep > '0' THEN
-            BEGIN
-                PERFORM pg_sleep(extract(epoch FROM p_sleep));
-            EXCEPTION WHEN query_canceled THEN
-                v_err_state := SQLSTATE;
-                v_err_msg := SQLERRM;
-            END;
+            SELECT * INTO v_err_state, v_err_msg FROM token_rotation.sleep(extract(epoch FROM p_sleep));
             EXIT WHEN v_err_state IS NOT NULL;
         END IF;
     END LOOP;

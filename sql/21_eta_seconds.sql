@@ -6,7 +6,7 @@
 -- its keys: the working time before its first batch began), which would make every early estimate too slow.
 -- All times are on the run's working clock (pauses and the gaps between CALLs excluded), so the estimate is
 -- right after a resume and for a run driven from anywhere. NULL until 3 batches are in; 0 once every row is.
---   SELECT token_rotation.eta_seconds(1000000, 250000, 84, 10.0, 0.5, 30000, 1.0);  -- 29.5
+--   SELECT token_rotation.eta_seconds(1000000, 250000, 84, 10.0, 0.5, 30000, 1.0);  -- 27.5
 CREATE OR REPLACE FUNCTION token_rotation.eta_seconds(
       p_rows_total     bigint
     , p_rows_done      bigint
