@@ -1,7 +1,8 @@
 -- token_rotation.wait_reason(run_id, max_replication_lag): what rotate() reads before each batch: the run's
 -- state (a cancelled run stops the worker) and why it must wait, if it must (throttle_reason(): paused,
 -- replica lag over p_max_replication_lag, or a lag that cannot be measured; NULL to go on). The lag is only
--- measured when a maximum is given; a failure to measure it is kept as its SQLSTATE, not raised.
+-- measured when a maximum is given; a failure to measure it is kept as its SQLSTATE, not raised. No SET clause
+-- (it runs before every batch; a SET clause costs a search_path switch per call): every name is qualified.
 --   SELECT * FROM token_rotation.wait_reason(42, 64 * 1024 * 1024);
 CREATE OR REPLACE FUNCTION token_rotation.wait_reason(
       p_run_id              bigint
@@ -10,7 +11,6 @@ CREATE OR REPLACE FUNCTION token_rotation.wait_reason(
     , OUT reason            text
 )
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_lag       bigint;

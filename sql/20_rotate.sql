@@ -97,7 +97,7 @@ BEGIN
             v_stop := 'max_batches';
             EXIT;
         END IF;
-        SELECT * INTO v_wait FROM token_rotation.wait_reason(v_run.run_id, p_max_replication_lag);
+        v_wait := token_rotation.wait_reason(v_run.run_id, p_max_replication_lag);
         IF v_wait.state = 'cancelled' THEN
             v_stop := 'cancelled';
             EXIT;
@@ -135,8 +135,7 @@ BEGIN
             v_upper := v_ends[v_end_no];
             v_last := v_upper IS NULL OR v_upper = v_slice.hi;
             v_upper := coalesce(v_upper, v_slice.hi);
-            SELECT * INTO v_batch
-              FROM token_rotation.run_batch(v_sql.update_after, v_sql.update_first, v_after, v_upper);
+            v_batch := token_rotation.run_batch(v_sql.update_after, v_sql.update_first, v_after, v_upper);
             v_err_state := v_batch.err_state;
             v_err_msg := v_batch.err_msg;
         END IF;
