@@ -5,6 +5,10 @@
 -- (one per session) works on one free slice. Must be CALLed outside a transaction block (it COMMITs):
 --   CALL token_rotation.rotate('public.tickets');
 --   CALL token_rotation.rotate('public.tickets', p_batch_size => 5000, p_max_batches => 100);
+-- The procedure is the loop, its COMMITs and its sleeps; each step is a named function: check_transaction,
+-- check_arguments (shared with plan()), describe_target, check_privileges, claim_slice, key_range_sql,
+-- wait_reason / mark_waiting, batch_ends, run_batch, mark_lock_retry, record_batch, adapt_batch_size, sleep,
+-- end_call, report_call; the bounds are in limits().
 --
 -- Durability (p_synchronous_commit, default false): the batch transactions commit with synchronous_commit off,
 -- which does not wait for the WAL flush at each COMMIT (what that saves: BENCHMARKS.md, "Durability"). It is
