@@ -63,10 +63,8 @@ DECLARE
     v_err_msg      text;
     v_spr          double precision;  -- smoothed seconds per row (adaptive batch size)
     v_stop         text := 'finished';
-    -- Every name below is schema-qualified; the search_path is pinned anyway (pg_catalog first, pg_temp last)
-    -- for every transaction, since a procedure that COMMITs cannot carry a SET clause. The caller's own
-    -- schemas stay in between, so that the table's triggers find what they always find. So are the settings
-    -- that shape the text form of keys (checkpoints are stored as text): see pin_settings().
+    -- pinned for every transaction with the settings that shape keys as text (pin_settings(): a procedure that
+    -- COMMITs cannot carry a SET clause); the caller's schemas stay in between for the table's triggers
     v_search_path  text := concat_ws(', ', 'pg_catalog', nullif(btrim(current_setting('search_path')), ''),
                                      'pg_temp');
 BEGIN
