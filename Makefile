@@ -33,10 +33,11 @@ venv: $(BIN)/.installed ## create .venv: the tool (editable), its test tools and
 test: venv ## run the test suite against DATABASE_URL, or an embedded PostgreSQL 18
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: venv ## ruff (lint and format check) and mypy
+lint: venv ## ruff (lint and format check), mypy, and plpgsql_check on the PostgreSQL 15 (LINT_DATABASE_URL)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python tests/scripts/lint_sql.py
 
 format: venv ## format the code with ruff
 	$(BIN)/ruff format .

@@ -1,7 +1,7 @@
 -- token_rotation.lock_space(): the first key of every advisory lock the tool takes, so that its locks
 -- never collide with an application's. Worker locks: (lock_space(), slice_id), session level, one per slice;
 -- claim locks: (lock_space() + 1, table oid), transaction level, held while a CALL picks its slice.
-CREATE FUNCTION token_rotation.lock_space()
+CREATE OR REPLACE FUNCTION token_rotation.lock_space()
 RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT 1953198708 $$;  -- 'tkrt'

@@ -2,7 +2,7 @@
 -- advisory lock (lock_space(), slice_id) it holds; NULL when nobody does. The one place that knows how a
 -- worker's lock looks in pg_locks: holders(), the progress view and rotate() ask it.
 --   SELECT slice_no, token_rotation.slice_holder(slice_id) FROM token_rotation.slices WHERE run_id = 42;
-CREATE FUNCTION token_rotation.slice_holder(p_slice_id bigint)
+CREATE OR REPLACE FUNCTION token_rotation.slice_holder(p_slice_id bigint)
 RETURNS integer
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp

@@ -3,7 +3,7 @@
 -- update the token, and that no row-level security policy or INSTEAD rule hides rows from the UPDATE. Every refusal is an error with
 -- an ERRCODE, the values in DETAIL and the next step in HINT. Called by rotate() before it changes anything.
 --   SELECT * FROM token_rotation.describe_target('public.tickets', 'token');
-CREATE FUNCTION token_rotation.describe_target(
+CREATE OR REPLACE FUNCTION token_rotation.describe_target(
       p_table       regclass
     , p_column      name DEFAULT 'token'
     , OUT qualified  text

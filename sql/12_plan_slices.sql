@@ -5,7 +5,7 @@
 -- sampled (TABLESAMPLE SYSTEM, about 200,000 rows) and their row counts estimated. Used by rotate() when a run
 -- starts; a DBA can call it to preview a plan:
 --   SELECT * FROM token_rotation.plan_slices('public.tickets', 'id', 4, (SELECT max(id)::text FROM tickets));
-CREATE FUNCTION token_rotation.plan_slices(
+CREATE OR REPLACE FUNCTION token_rotation.plan_slices(
       p_table        regclass
     , p_key          name
     , p_workers      integer
@@ -16,34 +16,32 @@ RETURNS TABLE (slice_no integer, lo text, hi text, rows_expected bigint, exact b
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    -- @plpgsql_check_options: security_warnings = false
+    -- (its EXECUTEs run statements from key_range_sql(), identifiers quoted with %I, values bound with
+    -- USING: plpgsql_check cannot follow a statement built in another function)
 DECLARE
-    v_target    text;
-    v_key_type  regtype;
+    v_sql       record;
     v_estimate  double precision;
-    v_sample    text := '';
     v_exact     boolean;
     v_fractions double precision[];
     v_splits    text[];
     v_bounds    text[];
     v_split     text;
     v_total     bigint;
-    v_counts    bigint[] := '{}';
+    v_counts    bigint[] := '{}'::bigint[];
     v_pos       bigint;
     v_prev_pos  bigint := 0;
-    i           integer;
 BEGIN
     IF p_workers IS NULL OR p_workers < 1 THEN
         RAISE EXCEPTION 'workers must be at least 1, not %', p_workers
             USING ERRCODE = 'invalid_parameter_value', HINT = 'use one worker per core at most';
     END IF;
-    SELECT format('%I.%I', n.nspname, c.relname),
-           CASE WHEN c.reltuples >= 0 THEN c.reltuples
+    SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples
                 ELSE pg_relation_size(c.oid) / 100.0 END  -- never analyzed: assume ~100 bytes a row
-      INTO v_target, v_estimate
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      INTO v_estimate
+      FROM pg_class c
      WHERE c.oid = p_table;
-    SELECT a.atttypid::regtype INTO v_key_type
-      FROM pg_attribute a WHERE a.attrelid = p_table AND a.attname = p_key AND NOT a.attisdropped;
+    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, p_key);
 
     v_exact := v_estimate <= p_exact_limit;
     v_bounds := ARRAY[NULL::text];
@@ -52,19 +50,15 @@ BEGIN
         -- exact: count the rows, then walk the primary-key index to the key at each i/N position, each walk
         -- starting at the previous split (keyset + OFFSET), so the whole index is read about once and nothing
         -- is sorted; the slices' row counts follow from the positions
-        EXECUTE format('SELECT count(*) FROM ONLY %2$s WHERE %1$I <= $1::%3$s', p_key, v_target, v_key_type)
-           INTO v_total USING p_key_max;
+        EXECUTE v_sql.count_upto INTO v_total USING NULL::text, p_key_max;
         FOR i IN 1 .. p_workers - 1 LOOP
             v_pos := v_total * i / p_workers;
             CONTINUE WHEN v_pos <= v_prev_pos OR v_pos >= v_total;
             IF cardinality(v_bounds) = 1 THEN
-                EXECUTE format('SELECT t.%1$I::text FROM ONLY %2$s AS t ORDER BY t.%1$I OFFSET $1 LIMIT 1',
-                               p_key, v_target)
-                   INTO v_split USING v_pos - v_prev_pos - 1;
+                EXECUTE v_sql.end_first INTO v_split USING NULL::text, p_key_max, v_pos - v_prev_pos - 1;
             ELSE
-                EXECUTE format('SELECT t.%1$I::text FROM ONLY %2$s AS t WHERE t.%1$I > $1::%3$s '
-                               'ORDER BY t.%1$I OFFSET $2 LIMIT 1', p_key, v_target, v_key_type)
-                   INTO v_split USING v_bounds[cardinality(v_bounds)], v_pos - v_prev_pos - 1;
+                EXECUTE v_sql.end_after INTO v_split
+                  USING v_bounds[cardinality(v_bounds)], p_key_max, v_pos - v_prev_pos - 1;
             END IF;
             v_bounds := v_bounds || v_split;
             v_counts := v_counts || (v_pos - v_prev_pos);
@@ -74,13 +68,11 @@ BEGIN
         v_counts := v_counts || (v_total - v_prev_pos);
     ELSE
         -- sampled: split keys are the i/N quantiles of a block sample, deduplicated, each below the largest key
-        v_sample := format(' TABLESAMPLE SYSTEM (%s)', least(100.0, 100.0 * 200000 / v_estimate));
         IF p_workers > 1 AND p_key_max IS NOT NULL THEN
             SELECT array_agg(g::double precision / p_workers ORDER BY g)
               INTO v_fractions FROM generate_series(1, p_workers - 1) AS g;
-            EXECUTE format('SELECT (percentile_disc($1) WITHIN GROUP (ORDER BY %1$I))::text[] '
-                           'FROM ONLY %2$s%3$s WHERE %1$I <= $2::%4$s', p_key, v_target, v_sample, v_key_type)
-               INTO v_splits USING v_fractions, p_key_max;
+            EXECUTE v_sql.quantiles INTO v_splits
+              USING NULL::text, p_key_max, v_fractions, least(100.0, 100.0 * 200000 / v_estimate);
         END IF;
         FOREACH v_split IN ARRAY coalesce(v_splits, '{}') LOOP
             CONTINUE WHEN v_split IS NULL OR v_split = v_bounds[cardinality(v_bounds)] OR v_split = p_key_max;

@@ -2,7 +2,7 @@
 -- replication slot has not yet replayed or confirmed; 0 when there is none. rotate() pauses while this is over
 -- p_max_replication_lag, and also while this query fails (it prefers to wait rather than race a replica).
 --   SELECT pg_size_pretty(token_rotation.replication_lag());
-CREATE FUNCTION token_rotation.replication_lag()
+CREATE OR REPLACE FUNCTION token_rotation.replication_lag()
 RETURNS bigint
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp

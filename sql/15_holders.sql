@@ -2,7 +2,7 @@
 -- ("backend 4711 (token-rotation, active since 10:02:11)"), read from the advisory locks they hold.
 -- Used in the error a second CALL on a busy table raises; handy in psql too:
 --   SELECT token_rotation.holders(run_id) FROM token_rotation.runs WHERE state = 'active';
-CREATE FUNCTION token_rotation.holders(p_run_id bigint)
+CREATE OR REPLACE FUNCTION token_rotation.holders(p_run_id bigint)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp

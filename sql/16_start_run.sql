@@ -2,7 +2,7 @@
 -- range (smallest and largest key now), plans its slices and counts (or estimates) the rows to rotate.
 -- An empty table gives a run that is finished at once. Called by rotate(), inside its first transaction,
 -- after describe_target() has accepted the table; it does not lock anything itself.
-CREATE FUNCTION token_rotation.start_run(
+CREATE OR REPLACE FUNCTION token_rotation.start_run(
       p_table       regclass
     , p_column      name
     , p_batch_size  integer
@@ -12,8 +12,10 @@ RETURNS token_rotation.runs
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    -- @plpgsql_check_options: security_warnings = false
+    -- (its EXECUTEs run statements from key_range_sql(), identifiers quoted with %I, values bound with
+    -- USING: plpgsql_check cannot follow a statement built in another function)
 DECLARE
-    v_target   text;
     v_key      name;
     v_key_type regtype;
     v_min      text;
@@ -24,12 +26,10 @@ DECLARE
     v_rows     bigint := 0;
     v_exact    boolean := true;
 BEGIN
-    SELECT d.qualified, d.key_column, d.key_type INTO v_target, v_key, v_key_type
+    SELECT d.key_column, d.key_type INTO v_key, v_key_type
       FROM token_rotation.describe_target(p_table, p_column) AS d;
     -- ORDER BY ... LIMIT 1 rather than min()/max(): it works for every btree type (there is no min(uuid))
-    EXECUTE format('SELECT (SELECT t.%1$I::text FROM ONLY %2$s AS t ORDER BY t.%1$I LIMIT 1), '
-                   '(SELECT t.%1$I::text FROM ONLY %2$s AS t ORDER BY t.%1$I DESC LIMIT 1)', v_key, v_target)
-       INTO v_min, v_max;
+    EXECUTE (SELECT k.first_last FROM token_rotation.key_range_sql(p_table, v_key) AS k) INTO v_min, v_max;
 
     INSERT INTO token_rotation.runs (target, token_column, key_column, key_type, batch_size, key_min, key_max)
     VALUES (p_table, p_column, v_key, v_key_type, p_batch_size, v_min, v_max)

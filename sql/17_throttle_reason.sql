@@ -4,7 +4,7 @@
 -- p_max_lag; 'replica lag unknown (SQLSTATE)' when p_max_lag is set but the lag could not be measured (it
 -- prefers to wait rather than race a replica it cannot see). rotate() writes the reason into slices.throttled.
 --   SELECT token_rotation.throttle_reason('active', 125829120, 67108864, NULL);  -- replica lag 120 MB
-CREATE FUNCTION token_rotation.throttle_reason(
+CREATE OR REPLACE FUNCTION token_rotation.throttle_reason(
       p_state      text
     , p_lag        bigint
     , p_max_lag    bigint

@@ -1,8 +1,8 @@
 -- token_rotation.progress: one row per run with live numbers: rows done of the total, percent, working time
--- (accumulated over every CALL, pauses excluded), rate, a simple ETA, and the sessions working on it now.
--- The driver polls it; a DBA reads it in psql:
+-- (accumulated over every CALL, pauses excluded), rate, the ETA (run_eta(): the one estimate, which the CLI
+-- shows too), and the sessions working on it now. The driver polls it; a DBA reads it in psql:
 --   SELECT run_id, table_name, state, percent, rows_per_second, eta FROM token_rotation.progress;
-CREATE VIEW token_rotation.progress AS
+CREATE OR REPLACE VIEW token_rotation.progress AS
 SELECT r.run_id
      , r.target                                    AS table_name
      , r.token_column
@@ -18,9 +18,8 @@ SELECT r.run_id
      , coalesce(s.elapsed, r.elapsed)              AS elapsed
      , round(coalesce(s.rows_done, r.rows_done)
              / greatest(extract(epoch FROM coalesce(s.elapsed, r.elapsed)), 0.001))::bigint AS rows_per_second
-     , CASE WHEN r.state IN ('active', 'paused') AND coalesce(s.rows_done, 0) > 0
-            THEN make_interval(secs => round(greatest(r.rows_expected - s.rows_done, 0)
-                                             * extract(epoch FROM s.elapsed) / s.rows_done))
+     , CASE WHEN r.state IN ('active', 'paused')
+            THEN token_rotation.run_eta(r.run_id, r.rows_expected, s.rows_done, s.batches_done, s.elapsed)
        END                                         AS eta
      , s.batches_done
      , s.throttled

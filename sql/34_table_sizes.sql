@@ -4,7 +4,7 @@
 -- run to show the growth, and offers VACUUM (ANALYZE). Tuple counts come from the statistics system, so they
 -- lag the last transactions by up to a second or so.
 --   SELECT * FROM token_rotation.table_sizes('public.tickets');
-CREATE FUNCTION token_rotation.table_sizes(p_table regclass)
+CREATE OR REPLACE FUNCTION token_rotation.table_sizes(p_table regclass)
 RETURNS TABLE (
       table_bytes      bigint
     , indexes_bytes    bigint

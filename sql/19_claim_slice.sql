@@ -1,0 +1,95 @@
+-- token_rotation.claim_slice(table, column, batch_size, workers, target_batch_time, quiet): the start of a
+-- CALL of rotate(), in its transaction: finds the table's open run (or starts one with start_run()), claims a
+-- free slice of it with a session-level advisory lock (lock_space(), slice_id) that outlives the COMMITs of
+-- the batches and is released by end_call(), marks the slice as worked on by this backend and returns it.
+-- Returns NULL when the table is empty (the new run is finished at once). Raises 55006 object_in_use when
+-- the open run rotates another column or every unfinished slice is taken. A transaction-level lock on the
+-- table serialises the claims of concurrent CALLs. Called by rotate() only:
+--   v_slice := token_rotation.claim_slice('public.tickets', 'token', 3000, 2, NULL, false);
+CREATE OR REPLACE FUNCTION token_rotation.claim_slice(
+      p_table             regclass
+    , p_column            name
+    , p_batch_size        integer
+    , p_workers           integer
+    , p_target_batch_time interval
+    , p_quiet             boolean
+)
+RETURNS token_rotation.slices
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_target  text := (SELECT d.qualified FROM token_rotation.describe_target(p_table, p_column) AS d);
+    v_run     token_rotation.runs;
+    v_slice   token_rotation.slices;
+    v_claimed boolean := false;
+    v_new_run boolean := false;
+BEGIN
+    PERFORM pg_advisory_xact_lock(token_rotation.lock_space() + 1, p_table::oid::integer);
+
+    SELECT * INTO v_run FROM token_rotation.runs
+     WHERE target = p_table AND state IN ('active', 'paused') FOR UPDATE;
+    IF FOUND AND NOT EXISTS (SELECT FROM token_rotation.slices WHERE run_id = v_run.run_id AND NOT done) THEN
+        UPDATE token_rotation.runs SET state = 'finished', finished_at = clock_timestamp(),
+               state_changed_at = clock_timestamp()
+         WHERE run_id = v_run.run_id;
+        v_run := NULL;
+    ELSIF FOUND AND v_run.token_column <> p_column THEN
+        RAISE EXCEPTION '% has an open run on column %', v_target, quote_ident(v_run.token_column)
+            USING ERRCODE = 'object_in_use', DETAIL = format('run %s is %s', v_run.run_id, v_run.state),
+                  HINT = format('finish it first, or end it with SELECT token_rotation.cancel(%L)', v_target);
+    END IF;
+
+    IF v_run.run_id IS NULL THEN
+        v_run := token_rotation.start_run(p_table, p_column, p_batch_size, p_workers);
+        IF v_run.state = 'finished' THEN
+            IF NOT p_quiet THEN
+                RAISE NOTICE 'run %: % is empty, nothing to rotate', v_run.run_id, v_target;
+            END IF;
+            RETURN NULL;
+        END IF;
+        v_new_run := true;
+    END IF;
+
+    FOR v_slice IN SELECT * FROM token_rotation.slices WHERE run_id = v_run.run_id AND NOT done ORDER BY slice_no
+    LOOP
+        -- a lock this session still holds (a CALL of it that was cut off) counts as claimed, once
+        IF token_rotation.slice_holder(v_slice.slice_id) = pg_backend_pid()
+           OR pg_try_advisory_lock(token_rotation.lock_space(), v_slice.slice_id::integer) THEN
+            v_claimed := true;
+            EXIT;
+        END IF;
+    END LOOP;
+    IF NOT v_claimed THEN
+        RAISE EXCEPTION '% is already being rotated', v_target
+            USING ERRCODE = 'object_in_use',
+                  DETAIL = format('run %s: every unfinished slice is taken: %s', v_run.run_id,
+                                  coalesce(token_rotation.holders(v_run.run_id), 'by a session that is just ending')),
+                  HINT = format('wait for it (SELECT * FROM token_rotation.progress), or stop it with '
+                                'SELECT token_rotation.pause(%L) or token_rotation.cancel(%L)', v_target, v_target);
+    END IF;
+    IF p_quiet THEN
+        NULL;
+    ELSIF v_new_run THEN
+        RAISE NOTICE 'run %: rotating % rows of %.% in % slice(s), batches of %', v_run.run_id,
+            v_run.rows_expected, v_target, quote_ident(p_column), v_run.workers, p_batch_size;
+    ELSE
+        RAISE NOTICE 'run %: resuming % at slice % of % (% of % rows done; a run keeps the slices it started with)',
+            v_run.run_id, v_target, v_slice.slice_no, v_run.workers,
+            (SELECT sum(rows_done) FROM token_rotation.slices WHERE run_id = v_run.run_id), v_run.rows_expected;
+    END IF;
+
+    -- an adaptive run goes on with the batch size its slice had reached
+    UPDATE token_rotation.slices
+       SET backend_pid = pg_backend_pid(), heartbeat_at = clock_timestamp(), throttled = NULL,
+           batch_size = CASE WHEN p_target_batch_time IS NOT NULL THEN coalesce(batch_size, p_batch_size)
+                             ELSE p_batch_size END
+     WHERE slice_id = v_slice.slice_id
+    RETURNING * INTO v_slice;
+    RETURN v_slice;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.claim_slice(regclass, name, integer, integer, interval, boolean) IS
+    'Start of a rotate() CALL: finds or starts the open run of a table, claims a free slice (advisory lock), '
+    'returns it; NULL for an empty table.';

@@ -1,0 +1,35 @@
+-- token_rotation.mark_waiting(run_id, slice_id, reason, previous, mark, quiet): records on a slice why its
+-- worker waits (the progress view shows it), says so in a NOTICE when the reason is new (unless p_quiet),
+-- and returns the working clock's new mark: a paused slice books its working time up to now and its clock
+-- stops, so paused time is not working time; while a replica lags the clock runs on. Called by rotate()
+-- before it COMMITs and sleeps:
+--   v_mark := token_rotation.mark_waiting(v_run.run_id, v_slice.slice_id, 'paused', NULL, v_mark, false);
+CREATE OR REPLACE FUNCTION token_rotation.mark_waiting(
+      p_run_id   bigint
+    , p_slice_id bigint
+    , p_reason   text
+    , p_previous text
+    , p_mark     timestamptz
+    , p_quiet    boolean
+)
+RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_now timestamptz := clock_timestamp();
+BEGIN
+    UPDATE token_rotation.slices
+       SET throttled = p_reason, heartbeat_at = v_now,
+           elapsed = elapsed + CASE WHEN p_reason = 'paused' THEN v_now - p_mark ELSE '0' END
+     WHERE slice_id = p_slice_id;
+    IF NOT p_quiet AND p_reason IS DISTINCT FROM p_previous THEN
+        RAISE NOTICE 'run %: waiting: %', p_run_id, p_reason;
+    END IF;
+    RETURN CASE WHEN p_reason = 'paused' THEN v_now ELSE p_mark END;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.mark_waiting(bigint, bigint, text, text, timestamptz, boolean) IS
+    'Records why a slice''s worker waits (NOTICE when new); books the working time of a paused slice. Returns '
+    'the new clock mark.';
