@@ -1,14 +1,17 @@
 -- token_rotation.progress: one row per run with live numbers: rows done of the total, percent, working time
 -- (accumulated over every CALL, pauses excluded), rate, the ETA (run_eta(): the one estimate, which the CLI
--- shows too), and the sessions working on it now. The driver polls it; a DBA reads it in psql:
+-- shows too), and the sessions working on it now.
+-- Columns: slices = the run's key slices; sessions = those a session works on right now (a CALL holds its
+-- lock); slices_left = unfinished; free_slices = unfinished and nobody's; heartbeat_at = the newest sign of
+-- life of any slice (a batch, a wait, a retry). The driver polls it; a DBA reads it in psql:
 --   SELECT run_id, table_name, state, percent, rows_per_second, eta FROM token_rotation.progress;
 CREATE OR REPLACE VIEW token_rotation.progress AS
 SELECT r.run_id
      , r.target                                    AS table_name
      , r.token_column
      , r.state
-     , s.active_workers
-     , r.workers
+     , r.workers                                   AS slices
+     , s.sessions
      , coalesce(s.rows_done, r.rows_done)          AS rows_done
      , r.rows_expected                             AS rows_total
      , r.rows_expected_exact                       AS rows_total_exact
@@ -25,7 +28,7 @@ SELECT r.run_id
      , s.throttled
      , r.started_at
      , r.finished_at
-     , s.last_batch_at
+     , s.heartbeat_at
      , r.last_error
      , coalesce(s.slices_left, 0)                  AS slices_left
      , coalesce(s.free_slices, 0)                  AS free_slices
@@ -33,9 +36,9 @@ SELECT r.run_id
   LEFT JOIN LATERAL (
         SELECT sum(sl.rows_done)::bigint AS rows_done
              , sum(sl.batches_done)::bigint AS batches_done
-             , max(sl.heartbeat_at) AS last_batch_at
+             , max(sl.heartbeat_at) AS heartbeat_at
              , string_agg(DISTINCT sl.throttled, ', ') AS throttled
-             , count(*) FILTER (WHERE lk.pid IS NOT NULL)::integer AS active_workers
+             , count(*) FILTER (WHERE lk.pid IS NOT NULL)::integer AS sessions
              , count(*) FILTER (WHERE NOT sl.done)::integer AS slices_left
              , count(*) FILTER (WHERE NOT sl.done AND lk.pid IS NULL)::integer AS free_slices
              -- a working slice's time runs on between its batches; a paused one's does not
@@ -47,4 +50,4 @@ SELECT r.run_id
        ) s ON true;
 
 COMMENT ON VIEW token_rotation.progress IS
-    'Live progress per run: rows done/total, percent, working time, rows/s, ETA, active workers, throttling.';
+    'Live progress per run: rows done/total, percent, working time, rows/s, ETA, slices and the sessions working on them, throttling.';

@@ -69,7 +69,7 @@ def test_different_tables_rotate_at_the_same_time(dsn: str, conn: psycopg.Connec
         what="both rotations waiting mid-run",
     )
     both = conn.execute(
-        "SELECT count(*) FROM token_rotation.progress WHERE active_workers = 1 AND state = 'active'"
+        "SELECT count(*) FROM token_rotation.progress WHERE sessions = 1 AND state = 'active'"
         " AND rows_done = 700"
     ).fetchone()
     app.rollback()

@@ -4,8 +4,7 @@ its clock; nothing is computed from the driver's own timing, so what the driver 
 in psql.
 
 Words: a run is cut into *slices* (disjoint key ranges, fixed when the run starts); *workers* are the sessions
-working on them right now (one slice each). The view's columns keep their names (`workers` there counts the
-slices, `active_workers` the sessions); this module reads them into fields named for what they hold."""
+working on them right now (one slice each): the view's columns `slices` and `sessions`."""
 
 from __future__ import annotations
 
@@ -22,10 +21,10 @@ PROGRESS_COLUMNS = (
     "run_id, coalesce((SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c"
     " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = table_name),"
     " table_name::text) AS table_name, token_column::text AS token_column, state,"
-    " active_workers AS working, workers AS slices, rows_done, rows_total, rows_total_exact,"
+    " sessions AS working, slices, rows_done, rows_total, rows_total_exact,"
     " percent::float8 AS percent, extract(epoch FROM elapsed)::float8 AS elapsed, rows_per_second,"
     " batches_done, extract(epoch FROM eta)::float8 AS eta, throttled, started_at, finished_at,"
-    " last_batch_at, last_error, slices_left, free_slices"
+    " heartbeat_at, last_error, slices_left, free_slices"
 )
 
 
@@ -37,7 +36,7 @@ class Progress:
     table_name: str
     token_column: str
     state: str
-    working: int  # sessions working on the run's slices now (the view's active_workers)
+    working: int  # sessions working on the run's slices now (the view's sessions)
     slices: int  # slices of the run (the view's workers)
     rows_done: int
     rows_total: int
@@ -50,7 +49,7 @@ class Progress:
     throttled: str | None
     started_at: datetime
     finished_at: datetime | None
-    last_batch_at: datetime | None
+    heartbeat_at: datetime | None
     last_error: str | None
     slices_left: int
     free_slices: int  # unfinished slices nobody works on

@@ -45,7 +45,7 @@ def progress_fields(p: Progress, live: bool = True) -> dict[str, Any]:
         "eta": None if eta_seconds is None else round(eta_seconds, 1),
         "batches_done": p.batches_done,
         "slices": p.slices,
-        "active_workers": p.working,
+        "sessions": p.working,
         "throttled": p.throttled,
     }
 

@@ -5,7 +5,9 @@ Revises: 0002
 Create Date: 2026-11-30
 
 From here on no revision carries a copy of sql/. Upgrade drops the routine signatures that no longer exist
-(DROPS: the renamed or re-typed ones, which CREATE OR REPLACE cannot change), then, as the head, re-applies
+(DROPS: the renamed or re-typed ones, which CREATE OR REPLACE cannot change; the progress view, whose
+columns were renamed to what they hold: workers -> slices, active_workers -> sessions, last_batch_at ->
+heartbeat_at), then, as the head, re-applies
 every routine of sql/. Its downgrade changes nothing: the dropped signatures' bodies are not kept, which is
 why only base (uninstall) is a downgrade target.
 """
@@ -23,6 +25,7 @@ depends_on = None
 
 DROPS = """
 DROP FUNCTION IF EXISTS token_rotation.resume(regclass);
+DROP VIEW IF EXISTS token_rotation.progress;
 """
 
 
