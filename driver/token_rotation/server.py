@@ -27,9 +27,8 @@ def _memory_bytes() -> int:
 def shared_buffers_mb(memory_bytes: int | None = None) -> int:
     """A quarter of the machine's memory (PostgreSQL's usual advice for a dedicated server), between 128 MB
     and 8 GB. A rotation's working set is the table and its two indexes, growing by half as new row versions
-    are written; once the token index (random inserts) no longer fits, every row costs a buffer miss: with
-    512 MB, a bare UPDATE of 10M demo rows (3 GB) took 1.9x the time per row of 1M rows, with 6 GB 1.25x
-    (BENCHMARKS.md)."""
+    are written; once the token index (random inserts) no longer fits, every row costs a buffer miss, and
+    the time per row grows (measured at 1M and 10M rows with two shared_buffers sizes: BENCHMARKS.md)."""
     memory = _memory_bytes() if memory_bytes is None else memory_bytes
     return max(128, min(8192, memory // 4 // 2**20))
 
