@@ -188,3 +188,27 @@ def test_batch_ends_are_found_ahead_only_for_the_batches_a_call_may_run(conn: ps
     assert 5 <= scans <= 15, f"{scans} scans of the key index for 5 batches"
     conn.execute(call.format(1000))
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
+
+
+def test_the_look_ahead_stops_at_its_count_at_its_time_budget_and_at_the_slice_end(
+    conn: psycopg.Connection,
+) -> None:
+    """batch_ends() finds at most p_max_ends ends, stops once p_max_time is spent, and never past the slice's
+    upper key: the caps that limits() gives rotate() (lookahead_batches, lookahead_time)."""
+    make_table(conn, rows=1000)  # keys 1000, 2000, ..., 1000000
+
+    def ends(max_ends: int, max_time: str) -> list[str | None]:
+        row = conn.execute(
+            "SELECT e.ends, e.err_state FROM token_rotation.key_range_sql('tickets', 'id', 'token') AS k,"
+            " token_rotation.batch_ends(k.end_after, k.end_first, NULL, '1000000', 10, %s, %s::interval)"
+            " AS e",
+            (max_ends, max_time),
+        ).fetchone()
+        assert row is not None and row[1] is None, row
+        return list(row[0])
+
+    assert ends(7, "1 hour") == [str(10_000 * i) for i in range(1, 8)]
+    assert ends(10_000, "1 hour") == [str(10_000 * i) for i in range(1, 101)]  # the slice ends at 1000000
+    assert ends(10_000, "0") == ["10000"]  # the time budget is spent after the first lookup
+    limits = conn.execute("SELECT lookahead_batches, lookahead_time FROM token_rotation.limits()").fetchone()
+    assert limits is not None and limits[0] >= 1000 and limits[1].total_seconds() <= 5
