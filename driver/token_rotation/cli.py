@@ -110,23 +110,40 @@ def session(ctx: click.Context, suffix: str = "") -> Iterator[psycopg.Connection
         yield conn
 
 
+AS_SQL = click.option(
+    "--sql",
+    "as_sql",
+    is_flag=True,
+    help="Connect to nothing: write the SQL script to stdout instead (Alembic's offline mode), "
+    "for psql -v ON_ERROR_STOP=1 -f on a host without Python.",
+)
+
+
 @cli.command()
+@AS_SQL
 @click.pass_context
-def install(ctx: click.Context) -> None:
+def install(ctx: click.Context, as_sql: bool) -> None:
     """Install or upgrade the token_rotation schema (Alembic migrations; idempotent)."""
     from token_rotation import migrate
 
+    if as_sql:
+        migrate.upgrade_sql(click.get_text_stream("stdout"))
+        return
     db = target(ctx)
     migrate.upgrade(db.dsn)
     click.echo(f"installed token_rotation in {db.masked()}")
 
 
 @cli.command()
+@AS_SQL
 @click.pass_context
-def uninstall(ctx: click.Context) -> None:
+def uninstall(ctx: click.Context, as_sql: bool) -> None:
     """Remove everything the tool installed (idempotent)."""
     from token_rotation import migrate
 
+    if as_sql:
+        migrate.downgrade_sql(click.get_text_stream("stdout"))
+        return
     db = target(ctx)
     migrate.downgrade(db.dsn)
     click.echo(f"removed token_rotation from {db.masked()}")
