@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from pytest_postgresql.executors import NoopExecutor
 from test_migrations import HEAD, catalog, differences, install_shipped, new_database, tool_objects
+from test_package import wheel as wheel  # the wheel of this checkout, built once for this module
 
 from token_rotation import migrate
 
@@ -179,3 +180,32 @@ def test_a_failing_install_script_changes_nothing(install_sql: Path, empty_dsn: 
     assert applied.returncode == 3, applied.stderr
     assert 'relation "runs" already exists' in applied.stderr
     assert tool_objects(empty_dsn) == before
+
+
+def test_the_installed_wheel_writes_the_same_scripts(
+    wheel: Path, tmp_path: Path, install_sql: Path, uninstall_sql: Path
+) -> None:
+    """install --sql and uninstall --sql from the wheel, unpacked into a folder of its own and run from
+    another folder (no checkout on the path), write exactly the scripts the checkout writes."""
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
+    env["PYTHONPATH"] = str(site)
+    for args, expected in ((("install", "--sql"), install_sql), (("uninstall", "--sql"), uninstall_sql)):
+        done = subprocess.run(
+            [sys.executable, "-m", "token_rotation", *args],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == expected.read_text(), f"{args} from the wheel differs from the checkout's"
