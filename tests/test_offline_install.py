@@ -19,6 +19,7 @@ from test_package import wheel as wheel  # the wheel of this checkout, built onc
 
 from token_rotation import migrate
 
+from background import BackgroundCall, wait_until
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
 
 
@@ -209,3 +210,33 @@ def test_the_installed_wheel_writes_the_same_scripts(
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout == expected.read_text(), f"{args} from the wheel differs from the checkout's"
+
+
+def test_the_uninstall_script_is_refused_while_a_rotation_runs(
+    install_sql: Path, uninstall_sql: Path, empty_dsn: str
+) -> None:
+    """psql -f uninstall.sql while a CALL works on a table stops with 'a token rotation is running' (exit 3)
+    and removes nothing; after the run is cancelled it removes everything."""
+    assert psql(empty_dsn, install_sql).returncode == 0
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        make_table(conn, rows=2_000)
+        call = BackgroundCall(
+            empty_dsn,
+            "CALL token_rotation.rotate('tickets', p_batch_size => 100, p_sleep => '200ms', p_quiet => true)",
+            "tr_test_offline_guard",
+        ).start()
+        try:
+            wait_until(
+                lambda: conn.execute("SELECT count(*) FROM token_rotation.batches").fetchone() != (0,),
+                what="a first batch",
+            )
+            installed = tool_objects(empty_dsn)
+            refused = psql(empty_dsn, uninstall_sql)
+            assert refused.returncode == 3
+            assert "a token rotation is running" in refused.stderr
+            assert tool_objects(empty_dsn) == installed
+        finally:
+            conn.execute("SELECT token_rotation.cancel('tickets')")
+            call.join()
+    assert psql(empty_dsn, uninstall_sql).returncode == 0
+    assert [o for o in tool_objects(empty_dsn) if "token_rotation" in o] == []
