@@ -21,7 +21,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from alembic.util import CommandError
-from sqlalchemy import Connection, create_engine, pool
+from sqlalchemy import Connection, create_engine, pool, text
 from sqlalchemy.engine.mock import MockConnection
 
 from token_rotation import migrate
@@ -94,7 +94,7 @@ def run_steps(bind: Connection | MockConnection, goal: str) -> None:
 def run_on(connection: Connection) -> None:
     goal = target()
     migrate.forget_routines_applied(connection)
-    migrate.run_script(connection, f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
     context.configure(
         connection=connection,
         version_table=VERSION_TABLE,
