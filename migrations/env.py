@@ -8,6 +8,10 @@ downgrade to base removes it together with the schema.
 Two targets only: the head (install or upgrade; every routine of sql/ is re-applied at the end, even when the
 database is at head already) and base (uninstall). Old routine bodies are not kept anywhere, so any other
 target is refused before anything runs.
+
+Offline (`--sql`: `token-rotation install --sql`, `alembic upgrade head --sql`) the same steps are written
+as one script in one transaction, for `psql -v ON_ERROR_STOP=1 -f` on a host without Python: every
+statement is a script that decides on the database itself (migrate.run_script), none is built from a query.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from logging.config import fileConfig
 from alembic import context
 from alembic.util import CommandError
 from sqlalchemy import Connection, create_engine, pool, text
+from sqlalchemy.engine.mock import MockConnection
 
 from token_rotation import migrate
 
@@ -53,25 +58,42 @@ def target() -> str:
     )
 
 
-def drop_version_table_and_empty_schema(connection: Connection) -> None:
-    """After a downgrade to base: drop the (now empty) version table, and the schema when nothing else is
-    left in it (an object of someone else's in it keeps it)."""
-    connection.execute(text(f"DROP TABLE IF EXISTS {SCHEMA}.{VERSION_TABLE}"))
-    leftover = connection.execute(
-        text(
-            "SELECT EXISTS (SELECT FROM pg_class WHERE relnamespace = CAST(:s AS regnamespace))"
-            "    OR EXISTS (SELECT FROM pg_proc WHERE pronamespace = CAST(:s AS regnamespace))"
-            "    OR EXISTS (SELECT FROM pg_type WHERE typnamespace = CAST(:s AS regnamespace))"
-        ),
-        {"s": SCHEMA},
-    ).scalar_one()
-    if not leftover:
-        connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA}"))
+DROP_VERSION_TABLE_AND_EMPTY_SCHEMA = f"""
+DROP TABLE IF EXISTS {SCHEMA}.{VERSION_TABLE};
+DO $drop_empty_schema$
+BEGIN
+    IF to_regnamespace('{SCHEMA}') IS NOT NULL
+       AND NOT EXISTS (SELECT FROM pg_class WHERE relnamespace = to_regnamespace('{SCHEMA}'))
+       AND NOT EXISTS (SELECT FROM pg_proc WHERE pronamespace = to_regnamespace('{SCHEMA}'))
+       AND NOT EXISTS (SELECT FROM pg_type WHERE typnamespace = to_regnamespace('{SCHEMA}')) THEN
+        DROP SCHEMA {SCHEMA};
+    END IF;
+END
+$drop_empty_schema$;
+"""
+"""After a downgrade to base: drop the (now empty) version table, and the schema when nothing else is left in
+it (an object of someone else's in it keeps it)."""
+
+
+def run_steps(bind: Connection | MockConnection, goal: str) -> None:
+    """The migrations in one transaction, then what every run ends with: the routines at head (even when no
+    revision ran), the version table and the empty schema at base."""
+    with context.begin_transaction():
+        if migrate.offline(bind):
+            # psql shows warnings and errors only; the schema holds the version table Alembic creates next
+            migrate.run_script(
+                bind, f"SET LOCAL client_min_messages = warning;\nCREATE SCHEMA IF NOT EXISTS {SCHEMA};"
+            )
+        context.run_migrations()
+        if goal == "head" and not migrate.routines_applied(bind):
+            migrate.apply_routines(bind)  # at head already: bring the routines up to this package
+        if goal == "base":
+            migrate.run_script(bind, DROP_VERSION_TABLE_AND_EMPTY_SCHEMA)
 
 
 def run_on(connection: Connection) -> None:
     goal = target()
-    connection.info.pop(migrate.ROUTINES_APPLIED, None)
+    migrate.forget_routines_applied(connection)
     connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
     context.configure(
         connection=connection,
@@ -79,12 +101,21 @@ def run_on(connection: Connection) -> None:
         version_table_schema=SCHEMA,
         transactional_ddl=True,
     )
-    with context.begin_transaction():
-        context.run_migrations()
-        if goal == "head" and not connection.info.get(migrate.ROUTINES_APPLIED):
-            migrate.apply_routines(connection)  # at head already: bring the routines up to this package
-        if goal == "base":
-            drop_version_table_and_empty_schema(connection)
+    run_steps(connection, goal)
+
+
+def run_migrations_offline() -> None:
+    """Writes the script: the dialect is PostgreSQL's, no database is contacted."""
+    context.configure(
+        dialect_name="postgresql",
+        version_table=VERSION_TABLE,
+        version_table_schema=SCHEMA,
+        transactional_ddl=True,
+    )
+    goal = target()
+    bind = context.get_bind()
+    migrate.forget_routines_applied(bind)
+    run_steps(bind, goal)
 
 
 def run_migrations_online() -> None:
@@ -102,7 +133,6 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit(
-        "token-rotation migrations run online only: they install PL/pgSQL that is read from files"
-    )
-run_migrations_online()
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -110,23 +110,40 @@ def session(ctx: click.Context, suffix: str = "") -> Iterator[psycopg.Connection
         yield conn
 
 
+AS_SQL = click.option(
+    "--sql",
+    "as_sql",
+    is_flag=True,
+    help="Connect to nothing: write the SQL script to stdout instead (Alembic's offline mode), "
+    "for psql -v ON_ERROR_STOP=1 -f on a host without Python.",
+)
+
+
 @cli.command()
+@AS_SQL
 @click.pass_context
-def install(ctx: click.Context) -> None:
+def install(ctx: click.Context, as_sql: bool) -> None:
     """Install or upgrade the token_rotation schema (Alembic migrations; idempotent)."""
     from token_rotation import migrate
 
+    if as_sql:
+        migrate.upgrade_sql(click.get_text_stream("stdout"))
+        return
     db = target(ctx)
     migrate.upgrade(db.dsn)
     click.echo(f"installed token_rotation in {db.masked()}")
 
 
 @cli.command()
+@AS_SQL
 @click.pass_context
-def uninstall(ctx: click.Context) -> None:
+def uninstall(ctx: click.Context, as_sql: bool) -> None:
     """Remove everything the tool installed (idempotent)."""
     from token_rotation import migrate
 
+    if as_sql:
+        migrate.downgrade_sql(click.get_text_stream("stdout"))
+        return
     db = target(ctx)
     migrate.downgrade(db.dsn)
     click.echo(f"removed token_rotation from {db.masked()}")
@@ -175,14 +192,38 @@ def rotate(ctx: click.Context, as_json: bool, progress_interval: float | None, *
 
 @cli.command()
 @click.option("--table", default=None, help="Only the runs of this table.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "prometheus"]),
+    default=None,
+    help="table (default), json (one object per run) or prometheus (text exposition, for a textfile "
+    "collector or a push).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--watch", is_flag=True, help="Redraw the table every second until Ctrl-C (which exits 0).")
 @click.pass_context
-def status(ctx: click.Context, table: str | None, as_json: bool) -> None:
+def status(
+    ctx: click.Context, table: str | None, output_format: str | None, as_json: bool, watch: bool
+) -> None:
     """All runs with state and progress, and the ETA of open ones (whoever started them)."""
+    if as_json and output_format not in (None, "json"):
+        raise ToolError(
+            f"--json is --format json: drop one of --json and --format {output_format}", EXIT_BAD_INPUT
+        )
+    chosen = "json" if as_json else (output_format or "table")
+    if watch and chosen != "table":
+        raise ToolError(
+            f"--watch redraws the table; --format {chosen} prints once (a collector asks again)",
+            EXIT_BAD_INPUT,
+        )
     with session(ctx) as conn:
         oid = progress.resolve_table(conn, table)[0] if table else None
+        if watch:
+            render.watch(lambda: progress.runs(conn, oid))
+            return
         runs = progress.runs(conn, oid)
-    render.status(runs, as_json, table)
+    render.status(runs, chosen, table)
 
 
 @cli.command()

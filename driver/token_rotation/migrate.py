@@ -12,8 +12,14 @@ Two kinds of objects, two ways to change them (how PostgreSQL extensions and Tim
 Downgrade goes to base only (uninstall): old routine bodies are not kept anywhere, so no intermediate
 revision can be restored, and our env.py refuses such a target.
 
-    upgrade(dsn)     # token-rotation install
-    downgrade(dsn)   # token-rotation uninstall
+Both also run offline (Alembic's --sql mode): every statement then goes verbatim into a script for
+`psql -v ON_ERROR_STOP=1 -f`, for database hosts without Python. That is why every piece of SQL here is a
+script run as it is (run_script), never SQL built from what a query returned: the same text serves both modes.
+
+    upgrade(dsn)          # token-rotation install
+    downgrade(dsn)        # token-rotation uninstall
+    upgrade_sql(out)      # token-rotation install --sql
+    downgrade_sql(out)    # token-rotation uninstall --sql
 """
 
 from __future__ import annotations
@@ -23,13 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Any, TextIO
 
 import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from psycopg import sql
 from sqlalchemy import Connection, Engine, create_engine, pool, text
+from sqlalchemy.engine.mock import MockConnection
 
 from token_rotation import MIGRATIONS_DIR, SQL_DIR
 from token_rotation.connection import APPLICATION_NAME
@@ -52,6 +59,12 @@ class Routine:
     kind: str
     name: str
     file: str
+
+
+# Routines an older revision installed under a name that sql/ no longer defines (the revision that dropped
+# it as `file`): uninstall drops them too, so that a database still at that older revision is left empty.
+# A revision that drops a routine name for good adds it here.
+RETIRED = (Routine("FUNCTION", "resume", "0003_one_source_for_sql.py"),)
 
 
 def folder(resource: Traversable) -> Path:
@@ -86,19 +99,52 @@ def routines() -> list[Routine]:
     ]
 
 
-def run_script(connection: Connection, script: str) -> None:
+def offline(connection: Connection | MockConnection) -> bool:
+    """Whether the migration writes a script (Alembic's --sql mode: the bind is a mock connection) instead
+    of running on a database."""
+    return isinstance(connection, MockConnection)
+
+
+def run_script(connection: Connection | MockConnection, script: str) -> None:
     """Runs a multi-statement script as it is, in the migration's transaction: through psycopg with no
-    parameters, so % and $ stay literal."""
+    parameters, so % and $ stay literal. Offline, writes it verbatim to Alembic's output (not through
+    SQLAlchemy's text(), which would take :name for a parameter and rewrite tabs), ended by a semicolon."""
+    if offline(connection):
+        from alembic import context
+
+        body = script.strip()
+        context.get_context().impl.static_output(body if body.endswith(";") else body + "\n;")
+        return
     with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
         cursor.execute(script)
 
 
-def apply_routines(connection: Connection) -> None:
+def _flags(connection: Connection | MockConnection) -> dict[Any, Any]:
+    """Where a migration run notes what it has done: the connection's info online, the migration
+    context's options offline (a mock connection has no info)."""
+    if isinstance(connection, MockConnection):
+        from alembic import context
+
+        return context.get_context().opts
+    return connection.info
+
+
+def routines_applied(connection: Connection | MockConnection) -> bool:
+    """Whether this migration run has applied the routines already."""
+    return bool(_flags(connection).get(ROUTINES_APPLIED))
+
+
+def forget_routines_applied(connection: Connection | MockConnection) -> None:
+    """Starts a migration run: the routines are not applied yet."""
+    _flags(connection).pop(ROUTINES_APPLIED, None)
+
+
+def apply_routines(connection: Connection | MockConnection) -> None:
     """Creates or replaces every routine from sql/, file by file in file-name order. A CALL already running
     keeps the definition it started with; nothing that depends on a routine is dropped."""
     for file in routine_files():
-        run_script(connection, routine_sql(file))
-    connection.info[ROUTINES_APPLIED] = True
+        run_script(connection, f"-- {file.name}\n" + routine_sql(file))
+    _flags(connection)[ROUTINES_APPLIED] = True
 
 
 def head_revision() -> str:
@@ -110,34 +156,57 @@ def head_revision() -> str:
     return head
 
 
-def upgraded_to(connection: Connection, revision: str) -> None:
+def upgraded_to(connection: Connection | MockConnection, revision: str) -> None:
     """The last step of every revision's upgrade(): at the head revision, re-applies all routines (in any
     Alembic that runs our branch, ours or an application's)."""
     if revision == head_revision():
         apply_routines(connection)
 
 
-def drop_routines(connection: Connection) -> None:
-    """Drops every function, procedure and view whose name the sql/ files define (every signature of that
-    name in the schema), the last file's first, without CASCADE: an object of someone else's that depends on
-    one of them stops the uninstall instead of vanishing with it."""
-    with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
-        for routine in reversed(routines()):
-            if routine.kind == "VIEW":
-                cursor.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(SCHEMA, routine.name)))
-                continue
-            cursor.execute(
-                "SELECT CASE prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END"
-                "     , pg_get_function_identity_arguments(oid)"
-                "  FROM pg_proc WHERE pronamespace = to_regnamespace(%s) AND proname = %s ORDER BY oid",
-                (SCHEMA, routine.name),
-            )
-            for kind, arguments in cursor.fetchall():
-                cursor.execute(
-                    sql.SQL("DROP {} {}({})").format(
-                        sql.SQL(kind), sql.Identifier(SCHEMA, routine.name), sql.SQL(arguments)
-                    )
-                )
+def drop_routines_script() -> str:
+    """A DO block that drops every function, procedure and view whose name the sql/ files define (every
+    signature of that name in the schema, as the database has them when it runs), the retired names first,
+    then the last file's first, without CASCADE. One script for both modes: offline, the signatures are
+    only known on the database."""
+    listed = "\n             , ".join(
+        f"({n}, '{r.kind}', '{r.name}')" for n, r in enumerate([*RETIRED, *reversed(routines())], start=1)
+    )
+    return f"""
+DO $drop_routines$
+DECLARE
+    v_routine    record;
+    v_signature  record;
+BEGIN
+    FOR v_routine IN
+        SELECT r.kind, r.name
+          FROM (VALUES {listed}
+               ) AS r(n, kind, name)
+         ORDER BY r.n
+    LOOP
+        IF v_routine.kind = 'VIEW' THEN
+            EXECUTE format('DROP VIEW IF EXISTS %I.%I', '{SCHEMA}', v_routine.name);
+            CONTINUE;
+        END IF;
+        FOR v_signature IN
+            SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END AS kind
+                 , p.oid::regprocedure AS routine
+              FROM pg_catalog.pg_proc p
+             WHERE p.pronamespace = to_regnamespace('{SCHEMA}') AND p.proname = v_routine.name
+             ORDER BY p.oid
+        LOOP
+            EXECUTE format('DROP %s %s', v_signature.kind, v_signature.routine);
+        END LOOP;
+    END LOOP;
+END
+$drop_routines$;
+"""
+
+
+def drop_routines(connection: Connection | MockConnection) -> None:
+    """Drops every function, procedure and view whose name the sql/ files define (drop_routines_script),
+    without CASCADE: an object of someone else's that depends on one of them stops the uninstall instead of
+    vanishing with it."""
+    run_script(connection, drop_routines_script())
 
 
 def _engine(dsn: str) -> Engine:
@@ -149,10 +218,11 @@ def _engine(dsn: str) -> Engine:
     )
 
 
-def config() -> Config:
-    """Alembic's configuration for the packaged migrations (no alembic.ini, no checkout needed)."""
+def config(output: TextIO | None = None) -> Config:
+    """Alembic's configuration for the packaged migrations (no alembic.ini, no checkout needed); `output`
+    receives the script in offline (--sql) mode."""
     migrations = folder(MIGRATIONS_DIR)
-    cfg = Config()
+    cfg = Config(output_buffer=output)
     cfg.set_main_option("script_location", str(migrations).replace("%", "%%"))
     cfg.set_main_option("version_locations", str(migrations / "versions").replace("%", "%%"))
     cfg.set_main_option("path_separator", "newline")
@@ -181,6 +251,20 @@ def downgrade(dsn: str, revision: str | None = None) -> None:
     """Removes everything the tool installed (idempotent; refused while a rotation runs). `revision` other
     than base is refused: old routine bodies are not kept, so no intermediate revision can be restored."""
     _run(dsn, command.downgrade, revision or f"{BRANCH}@base")
+
+
+def upgrade_sql(output: TextIO) -> None:
+    """Writes the install script (Alembic's offline mode, from an empty database to the head): the schema,
+    tables, every routine of sql/ and the version row, in one transaction, for `psql -v ON_ERROR_STOP=1 -f`.
+    A database it was applied to is at head: a later upgrade() changes nothing but re-applying routines."""
+    command.upgrade(config(output), f"{BRANCH}@head", sql=True)
+
+
+def downgrade_sql(output: TextIO) -> None:
+    """Writes the uninstall script (Alembic's offline mode, from the head to base), in one transaction. It
+    finds what to drop on the database itself, so it also removes an install of an older revision; like
+    downgrade() it refuses while a rotation runs and uses no CASCADE."""
+    command.downgrade(config(output), f"{BRANCH}@head:base", sql=True)
 
 
 def installed_revision(dsn: str) -> str | None:

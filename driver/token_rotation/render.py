@@ -1,7 +1,8 @@
 """All the drawing of the command line: a run's progress as a live rich bar on a terminal, plain lines at a
 steady interval in a pipe or a log, or JSON lines (`--json`) for programs (the three take the same calls);
-the seed bar; the `status` table; the `verify` lines. None prints a token or a password (what they show is
-counts and times, and the server's messages pass through errors.redact).
+the seed bar; the `status` table (redrawn by `status --watch`), its JSON lines and its Prometheus text
+exposition (`status --format prometheus`); the `verify` lines. None prints a token or a password (what they
+show is counts and times, and the server's messages pass through errors.redact).
 
 The ETA shown is always the `eta` column of the token_rotation.progress view: the one ETA, the same number
 a DBA reads in psql."""
@@ -342,9 +343,13 @@ def status_cells(p: Progress) -> list[str]:
     ]
 
 
-def status(runs: list[Progress], as_json: bool, table: str | None) -> None:
-    """The `status` output: one JSON object per run, a table on a terminal, or plain lines."""
-    if as_json:
+def status(runs: list[Progress], output_format: str, table: str | None) -> None:
+    """The `status` output: one JSON object per run, Prometheus text, a table on a terminal, or plain
+    lines."""
+    if output_format == "prometheus":
+        click.echo(prometheus(runs), nl=False)
+        return
+    if output_format == "json":
         for p in runs:
             click.echo(json.dumps(progress_fields(p) | {"last_error": p.last_error}, default=str))
         return
@@ -355,15 +360,118 @@ def status(runs: list[Progress], as_json: bool, table: str | None) -> None:
         return
     if sys.stdout.isatty():
         from rich.console import Console
-        from rich.table import Table
 
-        grid = Table(*STATUS_HEADERS)
-        for p in runs:
-            grid.add_row(*status_cells(p))
-        Console(highlight=False).print(grid)
+        Console(highlight=False).print(status_table(runs))
         return
     for p in runs:
         click.echo("  ".join(status_cells(p)))
+
+
+# status --format prometheus: (name, help, value of a run or None to leave the run out). Gauges all: a
+# textfile collector or a push gateway takes the whole set each time.
+METRICS: tuple[tuple[str, str, Any], ...] = (
+    ("token_rotation_rows_done", "Rows rotated so far by the run.", lambda p: p.rows_done),
+    (
+        "token_rotation_rows_total",
+        "Rows the run rotates (its key range when it started; estimated when rows_total_exact is 0).",
+        lambda p: p.rows_total,
+    ),
+    (
+        "token_rotation_rows_total_exact",
+        "1 when rows_total is a count, 0 when an estimate.",
+        lambda p: int(p.rows_total_exact),
+    ),
+    ("token_rotation_rows_per_second", "Rows per second of working time.", lambda p: p.rows_per_second),
+    (
+        "token_rotation_elapsed_seconds",
+        "Working time of the run over all its calls, pauses excluded.",
+        lambda p: p.elapsed,
+    ),
+    (
+        "token_rotation_eta_seconds",
+        "Seconds until the run ends (the progress view's ETA; 0 when finished, absent when unknown).",
+        eta_of,
+    ),
+    ("token_rotation_batches_done", "Batches committed by the run.", lambda p: p.batches_done),
+    ("token_rotation_slices", "Key slices of the run.", lambda p: p.slices),
+    ("token_rotation_sessions", "Sessions working on the run's slices now.", lambda p: p.working),
+)
+RUN_STATES = ("active", "paused", "finished", "cancelled")
+
+
+def label_value(value: str) -> str:
+    """A label value in the text exposition format: backslash, double quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus(runs: list[Progress]) -> str:
+    """The runs in Prometheus' text exposition format (version 0.0.4): one gauge per number, labelled with
+    run_id and table; the state as one 0/1 series per state; why a run waits as the reason label of
+    token_rotation_throttled. Counts and times only: no token, no error text."""
+    out: list[str] = []
+
+    def family(name: str, help_text: str) -> None:
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} gauge")
+
+    def labels(p: Progress, **more: str) -> str:
+        pairs = {"run_id": str(p.run_id), "table": p.table_name, **more}
+        return ",".join(f'{k}="{label_value(v)}"' for k, v in pairs.items())
+
+    for name, help_text, value_of in METRICS:
+        family(name, help_text)
+        for p in runs:
+            value = value_of(p)
+            if value is not None:
+                number = value if isinstance(value, int) else round(float(value), 3)
+                out.append(f"{name}{{{labels(p)}}} {number}")
+    family("token_rotation_run_state", "1 for the run's state (active, paused, finished, cancelled), else 0.")
+    for p in runs:
+        out += [f"token_rotation_run_state{{{labels(p, state=s)}}} {int(p.state == s)}" for s in RUN_STATES]
+    family(
+        "token_rotation_throttled",
+        "1 while the run's workers wait, with the reason (paused, replica lag, lock retry).",
+    )
+    for p in runs:
+        if p.open and p.throttled:
+            out.append(f"token_rotation_throttled{{{labels(p, reason=p.throttled)}}} 1")
+    return "\n".join(out) + "\n"
+
+
+def status_table(runs: list[Progress]) -> Any:
+    """The `status` table as a rich renderable (for a terminal and for --watch)."""
+    from rich.table import Table
+
+    grid = Table(*STATUS_HEADERS)
+    for p in runs:
+        grid.add_row(*status_cells(p))
+    return grid
+
+
+def watch(read: Any, interval: float = 1.0) -> None:
+    """`status --watch`: reads the runs (`read()`) and redraws the table every `interval` seconds until
+    Ctrl-C, in place on a terminal (rich Live), as a new timestamped block otherwise. Ctrl-C ends it
+    normally: the caller exits 0."""
+    if sys.stdout.isatty():
+        from rich.live import Live
+
+        try:
+            with Live(status_table(read()), auto_refresh=False) as live:
+                while True:
+                    time.sleep(interval)
+                    live.update(status_table(read()), refresh=True)
+        except KeyboardInterrupt:
+            return
+    try:
+        while True:
+            runs = read()
+            click.echo(f"{datetime.now():%H:%M:%S} {len(runs)} run(s)")
+            for p in runs:
+                click.echo("  ".join(status_cells(p)))
+            click.echo("")
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
 
 
 def verify(run_id: int, checks: list[dict[str, Any]], as_json: bool) -> None:
