@@ -17,8 +17,6 @@ from typing import Any
 
 import click
 import psycopg
-from psycopg import sql
-from psycopg.rows import dict_row
 
 from token_rotation import connection, options, progress, render, runner, server
 from token_rotation.errors import (
@@ -110,17 +108,8 @@ def session(ctx: click.Context, suffix: str = "") -> Iterator[psycopg.Connection
         yield conn
 
 
-AS_SQL = click.option(
-    "--sql",
-    "as_sql",
-    is_flag=True,
-    help="Connect to nothing: write the SQL script to stdout instead (Alembic's offline mode), "
-    "for psql -v ON_ERROR_STOP=1 -f on a host without Python.",
-)
-
-
 @cli.command()
-@AS_SQL
+@options.AS_SQL
 @click.pass_context
 def install(ctx: click.Context, as_sql: bool) -> None:
     """Install or upgrade the token_rotation schema (Alembic migrations; idempotent)."""
@@ -135,7 +124,7 @@ def install(ctx: click.Context, as_sql: bool) -> None:
 
 
 @cli.command()
-@AS_SQL
+@options.AS_SQL
 @click.pass_context
 def uninstall(ctx: click.Context, as_sql: bool) -> None:
     """Remove everything the tool installed (idempotent)."""
@@ -207,16 +196,7 @@ def status(
     ctx: click.Context, table: str | None, output_format: str | None, as_json: bool, watch: bool
 ) -> None:
     """All runs with state and progress, and the ETA of open ones (whoever started them)."""
-    if as_json and output_format not in (None, "json"):
-        raise ToolError(
-            f"--json is --format json: drop one of --json and --format {output_format}", EXIT_BAD_INPUT
-        )
-    chosen = "json" if as_json else (output_format or "table")
-    if watch and chosen != "table":
-        raise ToolError(
-            f"--watch redraws the table; --format {chosen} prints once (a collector asks again)",
-            EXIT_BAD_INPUT,
-        )
+    chosen = render.status_format(output_format, as_json, watch)
     with session(ctx) as conn:
         oid = progress.resolve_table(conn, table)[0] if table else None
         if watch:
@@ -237,15 +217,8 @@ def verify(ctx: click.Context, run_id: int | None, table: str | None, as_json: b
     """Check from the progress log that a run covered its key range once and tokens are unique."""
     with session(ctx) as conn:
         if run_id is None:
-            oid = progress.resolve_table(conn, table)[0] if table else None
-            found = progress.runs(conn, oid)
-            if not found:
-                raise ToolError("no run to verify yet" + (f" for {table}" if table else ""), EXIT_BAD_INPUT)
-            run_id = found[0].run_id
-        with conn.cursor(row_factory=dict_row) as cur:
-            checks = cur.execute(
-                "SELECT check_name, ok, detail FROM token_rotation.verify(%s)", (run_id,)
-            ).fetchall()
+            run_id = progress.newest_run(conn, table)
+        checks = progress.verify(conn, run_id)
     render.verify(run_id, checks, as_json)
     failed = [c for c in checks if not c["ok"]]
     if failed:
@@ -253,13 +226,9 @@ def verify(ctx: click.Context, run_id: int | None, table: str | None, as_json: b
 
 
 def _control(ctx: click.Context, table: str, function: str, done: str) -> None:
-    with session(ctx) as conn, conn.cursor(row_factory=dict_row) as cur:
-        oid, qualified = progress.resolve_table(conn, table)
-        row = cur.execute(
-            sql.SQL("SELECT token_rotation.{}(%s::oid::regclass) AS run_id").format(sql.Identifier(function)),
-            (oid,),
-        ).fetchone()
-    click.echo(f"{done} run {row['run_id'] if row else '?'} of {qualified}")
+    with session(ctx) as conn:
+        run_id, qualified = progress.control(conn, table, function)
+    click.echo(f"{done} run {run_id} of {qualified}")
 
 
 @cli.command()

@@ -116,3 +116,12 @@ def rotate_options(command: F) -> F:
     for option in reversed(ROTATE_OPTIONS):
         command = option(command)
     return command
+
+
+AS_SQL = click.option(
+    "--sql",
+    "as_sql",
+    is_flag=True,
+    help="Connect to nothing: write the SQL script to stdout instead (Alembic's offline mode), "
+    "for psql -v ON_ERROR_STOP=1 -f on a host without Python.",
+)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from token_rotation.errors import EXIT_BAD_INPUT, EXIT_OTHER, ToolError
@@ -150,6 +151,35 @@ def holders(conn: psycopg.Connection, run_id: int) -> str | None:
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute("SELECT token_rotation.holders(%s) AS holders", (run_id,)).fetchone()
     return str(row["holders"]) if row and row["holders"] else None
+
+
+def control(conn: psycopg.Connection, table: str, function: str) -> tuple[int, str]:
+    """Calls token_rotation.pause / unpause / cancel on a table's open run: (its run id, the table's name)."""
+    oid, qualified = resolve_table(conn, table)
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            sql.SQL("SELECT token_rotation.{}(%s::oid::regclass) AS run_id").format(sql.Identifier(function)),
+            (oid,),
+        ).fetchone()
+    if row is None:
+        raise ToolError(f"token_rotation.{function}() returned nothing", EXIT_OTHER)
+    return int(row["run_id"]), qualified
+
+
+def newest_run(conn: psycopg.Connection, table: str | None) -> int:
+    """The newest run (of a table given as psql would take it, when given); a ToolError when there is none."""
+    found = runs(conn, resolve_table(conn, table)[0] if table else None)
+    if not found:
+        raise ToolError("no run to verify yet" + (f" for {table}" if table else ""), EXIT_BAD_INPUT)
+    return found[0].run_id
+
+
+def verify(conn: psycopg.Connection, run_id: int) -> list[dict[str, Any]]:
+    """token_rotation.verify(run): one row per check (check_name, ok, detail)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT check_name, ok, detail FROM token_rotation.verify(%s)", (run_id,)
+        ).fetchall()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import IO, Any, Protocol
 
 import click
 
-from token_rotation.errors import redact
+from token_rotation.errors import EXIT_BAD_INPUT, ToolError, redact
 from token_rotation.progress import Progress
 from token_rotation.units import format_count, format_duration
 
@@ -341,6 +341,21 @@ def status_cells(p: Progress) -> list[str]:
         f"{p.working}/{p.slices}",
         note,
     ]
+
+
+def status_format(output_format: str | None, as_json: bool, watch: bool) -> str:
+    """The output format `status` was asked for: --json is --format json; --watch redraws the table only."""
+    if as_json and output_format not in (None, "json"):
+        raise ToolError(
+            f"--json is --format json: drop one of --json and --format {output_format}", EXIT_BAD_INPUT
+        )
+    chosen = "json" if as_json else (output_format or "table")
+    if watch and chosen != "table":
+        raise ToolError(
+            f"--watch redraws the table; --format {chosen} prints once (a collector asks again)",
+            EXIT_BAD_INPUT,
+        )
+    return chosen
 
 
 def status(runs: list[Progress], output_format: str, table: str | None) -> None:
