@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
+from test_migrations import install_shipped
 
 from token_rotation import migrate
 
@@ -125,6 +126,27 @@ def test_a_database_installed_by_alembic_is_seen_as_installed_by_django_migrate(
     assert applied(db, "token_rotation") == ["0001_install"]
     assert migrate.installed_revision(empty_dsn) == HEAD
     assert runs(db) == before
+
+
+def test_migrate_upgrades_a_schema_installed_by_an_older_package_in_place(
+    empty_dsn: str, db: psycopg.Connection
+) -> None:
+    """A project whose database got the tool from an older package (shipped revision 0002, its migration
+    recorded): after the package upgrade, a plain `migrate` brings the schema to head, as
+    `token-rotation install` would, keeping the runs."""
+    install_shipped(empty_dsn, "0002")
+    db.execute(
+        "INSERT INTO token_rotation.runs (target, token_column, key_column, key_type, batch_size)"
+        " VALUES ('token_rotation.runs', 'token', 'run_id', 'bigint', 100)"
+    )
+    assert manage(empty_dsn, "migrate", "token_rotation", "--fake").returncode == 0
+    assert migrate.installed_revision(empty_dsn) == "0002"
+
+    done = manage(empty_dsn, "migrate")
+    assert done.returncode == 0, done.stderr
+    assert migrate.installed_revision(empty_dsn) == HEAD
+    assert db.execute("SELECT to_regprocedure('token_rotation.resume(regclass)')").fetchone() == (None,)
+    assert len(runs(db)) == 1
 
 
 def test_rotate_tokens_rotates_every_ticket_once_with_two_workers_and_migrate_again_changes_nothing(
