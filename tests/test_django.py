@@ -219,6 +219,43 @@ def test_rotate_tokens_stopped_by_max_batches_names_the_manage_py_command_that_r
     assert_rotated_exactly_once(db, before, 1, "myapp_ticket")
 
 
+@pytest.mark.slow
+def test_ctrl_c_stops_rotate_tokens_with_exit_130_and_the_command_that_resumes_it(
+    empty_dsn: str, db: psycopg.Connection
+) -> None:
+    """Ctrl-C (SIGINT) as in the CLI: the workers' CALLs are cancelled, exit 130, committed batches kept,
+    and the message names the manage.py command that resumes."""
+    assert manage(empty_dsn, "migrate").returncode == 0
+    fill(db, "myapp_ticket", 60_000)
+    before = snapshot(db, "myapp_ticket")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "rotate_tokens",
+            "myapp.Ticket",
+            "--batch-size",
+            "1000",
+            "--sleep",
+            "50ms",
+        ],
+        cwd=PROJECT,
+        env=env(empty_dsn),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: batches_done(db, "myapp_ticket") >= 3, timeout=60, what="three batches")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    assert "Resume with: python manage.py rotate_tokens myapp.Ticket --batch-size 1000" in out
+    assert runs(db) == [(1, "active")]
+    wait_until(lambda: not backends(db, "token-rotation"), timeout=15, what="the workers gone")
+    assert manage(empty_dsn, "rotate_tokens", "myapp.Ticket").returncode == 0
+    assert_rotated_exactly_once(db, before, 1, "myapp_ticket")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
