@@ -86,6 +86,15 @@ def runs(conn: psycopg.Connection) -> list[tuple[int, str]]:
     return [(r[0], r[1]) for r in conn.execute("SELECT run_id, state FROM token_rotation.runs ORDER BY 1")]
 
 
+def routines(conn: psycopg.Connection) -> list[str]:
+    """The definition of every function and procedure of the tool, and of its progress view."""
+    rows = conn.execute(
+        "SELECT pg_get_functiondef(oid) FROM pg_proc WHERE pronamespace = 'token_rotation'::regnamespace"
+        " UNION ALL SELECT pg_get_viewdef('token_rotation.progress') ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 def test_migrate_installs_the_schema_at_alembics_head_and_migrate_zero_uninstalls_it(
     empty_dsn: str, db: psycopg.Connection
 ) -> None:
@@ -170,11 +179,16 @@ def test_rotate_tokens_rotates_every_ticket_once_with_two_workers_and_migrate_ag
     [run] = [json.loads(line) for line in status.stdout.splitlines()]
     assert (run["run_id"], run["state"], run["rows_done"]) == (1, "finished", 30_000)
 
-    checksum, versions = table_checksum(db, "myapp_ticket"), applied(db, "token_rotation")
+    checksum, versions, defined = (
+        table_checksum(db, "myapp_ticket"),
+        applied(db, "token_rotation"),
+        routines(db),
+    )
     again = manage(empty_dsn, "migrate")
     assert again.returncode == 0, again.stderr
     assert "No migrations to apply." in again.stdout
     assert table_checksum(db, "myapp_ticket") == checksum
+    assert routines(db) == defined
     assert applied(db, "token_rotation") == versions
     assert migrate.installed_revision(empty_dsn) == HEAD
     assert runs(db) == [(1, "finished")]
@@ -254,6 +268,28 @@ def test_ctrl_c_stops_rotate_tokens_with_exit_130_and_the_command_that_resumes_i
     wait_until(lambda: not backends(db, "token-rotation"), timeout=15, what="the workers gone")
     assert manage(empty_dsn, "rotate_tokens", "myapp.Ticket").returncode == 0
     assert_rotated_exactly_once(db, before, 1, "myapp_ticket")
+
+
+def test_rotate_tokens_in_an_atomic_migration_is_refused_before_anything_changes(
+    empty_dsn: str, db: psycopg.Connection
+) -> None:
+    """RotateTokens inside a transaction (a Migration left atomic) says to set atomic = False, before it
+    starts a run: its committed batches cannot roll back with the migration, and its sessions would wait
+    for the locks that transaction holds."""
+    assert manage(empty_dsn, "migrate").returncode == 0
+    fill(db, "myapp_ticket", 100)
+    code = (
+        "from django.db import connection, transaction\n"
+        "from django.db.migrations.loader import MigrationLoader\n"
+        "from token_rotation.django.operations import RotateTokens\n"
+        "state = MigrationLoader(connection).project_state()\n"
+        "with transaction.atomic(), connection.schema_editor(atomic=False) as editor:\n"
+        "    RotateTokens('Ticket').database_forwards('myapp', editor, state, state)\n"
+    )
+    refused = manage(empty_dsn, "shell", "-c", code)
+    assert refused.returncode != 0
+    assert "the migration must not be atomic (set atomic = False on the Migration)" in refused.stderr
+    assert runs(db) == []
 
 
 @pytest.mark.parametrize(

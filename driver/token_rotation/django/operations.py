@@ -3,7 +3,7 @@
     from token_rotation.django.operations import RotateTokens
 
     class Migration(migrations.Migration):
-        atomic = False  # the procedure COMMITs every batch: no transaction around it
+        atomic = False  # every batch commits: no transaction around the rotation
         dependencies = [("myapp", "0001_initial"), ("token_rotation", "0001_install")]
         operations = [RotateTokens("Ticket", "token", batch_size=3000)]
 
@@ -71,7 +71,8 @@ class RotateTokens(migrations.operations.base.Operation):
         if db.in_atomic_block:
             raise ToolError(
                 f"{self.describe()}: the migration must not be atomic (set atomic = False on the Migration): "
-                "the rotation commits every batch, which a transaction around it would forbid"
+                "the rotation commits every batch in sessions of its own, which cannot roll back with the "
+                "migration and would wait for the locks its transaction holds"
             )
         label = self.model_name if "." in self.model_name else f"{app_label}.{self.model_name}"
         try:
