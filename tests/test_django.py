@@ -4,6 +4,7 @@ subprocess against a real PostgreSQL database."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import signal
@@ -84,6 +85,15 @@ def fill(conn: psycopg.Connection, table: str, rows: int) -> None:
 
 def runs(conn: psycopg.Connection) -> list[tuple[int, str]]:
     return [(r[0], r[1]) for r in conn.execute("SELECT run_id, state FROM token_rotation.runs ORDER BY 1")]
+
+
+def test_django_is_an_optional_dependency_stated_as_a_range() -> None:
+    """`pip install token-rotation` does not pull Django; the `django` extra requires it as a range."""
+    requires = importlib.metadata.requires("token-rotation") or []
+    django = [r for r in requires if r.lower().startswith("django")]
+    assert django and all('extra == "django"' in r for r in django)
+    versions = [r.split(";")[0] for r in django]
+    assert all(">=" in v and "<" in v and "==" not in v for v in versions), versions
 
 
 def routines(conn: psycopg.Connection) -> list[str]:
