@@ -25,10 +25,10 @@ help: ## list the targets
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench,django]'
 	@touch $@
 
-venv: $(BIN)/.installed ## create .venv: the tool (editable), its test tools and the bench extra, pinned
+venv: $(BIN)/.installed ## create .venv: the tool (editable), its test tools, the bench and django extras, pinned
 
 test: venv ## run the test suite against DATABASE_URL, or an embedded PostgreSQL 18
 	$(BIN)/pytest $(PYTEST_ARGS)

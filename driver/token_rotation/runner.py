@@ -77,10 +77,18 @@ class Request:
         )
 
 
-def rotate(db: connection.Target, app: str, request: Request, renderer: render.Renderer) -> int:
+def rotate(
+    db: connection.Target,
+    app: str,
+    request: Request,
+    renderer: render.Renderer,
+    resume: str | None = None,
+) -> int:
     """Runs `rotate` to its outcome; returns the exit code, or raises a ToolError (already shown to the
-    renderer, so that --json ends with an error event and a summary)."""
-    runner = Runner(db, app, request, renderer)
+    renderer, so that --json ends with an error event and a summary). `resume`: the command that resumes the
+    run, as the caller's users type it (default: `token-rotation rotate --table ...`; Django's rotate_tokens
+    passes its own)."""
+    runner = Runner(db, app, request, renderer, resume)
     try:
         code = runner.run()
     except psycopg.Error as exc:
@@ -105,12 +113,19 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 class Runner:
     """One `rotate`: a monitor connection polls the progress view while the workers CALL the procedure."""
 
-    def __init__(self, db: connection.Target, app: str, request: Request, renderer: render.Renderer) -> None:
+    def __init__(
+        self,
+        db: connection.Target,
+        app: str,
+        request: Request,
+        renderer: render.Renderer,
+        resume: str | None = None,
+    ) -> None:
         self.db = db
         self.app = app
         self.request = request
         self.renderer = renderer
-        self.resume = resume_command(db, request)
+        self.resume = resume or resume_command(db, request)
         self.run_id: int | None = None
         self.last: Progress | None = None
         self._announced = False

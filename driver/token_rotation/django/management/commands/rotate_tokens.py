@@ -1,0 +1,136 @@
+"""manage.py rotate_tokens app_label.Model [--field token]: `token-rotation rotate` for a Django model.
+
+The table, token column and key come from the model's _meta, the database from the Django settings
+(--database alias); the rest is the CLI's runner (token_rotation.runner): the same options, live bar, ETA,
+--json lines, exit codes (0 done, 1 other error, 2 bad input, 3 another run holds the table, 130
+interrupted) and Ctrl-C behaviour (committed batches kept; the same command resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from token_rotation import connection, render, runner
+from token_rotation.errors import EXIT_INTERRUPTED, EXIT_OK, ToolError
+from token_rotation.units import parse_duration, parse_size
+
+
+def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+class Command(BaseCommand):
+    help = (
+        "Start or resume the rotation of a model's UUIDField token, with live progress and ETA "
+        "(token-rotation rotate for a Django model)."
+    )
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("model", help="The model: app_label.Model, e.g. myapp.Ticket.")
+        parser.add_argument("--field", default="token", help="The UUIDField to rotate (default: token).")
+        parser.add_argument("--database", default="default", help="Django database alias (default: default).")
+        parser.add_argument(
+            "--batch-size", type=_positive, default=3000, help="Rows per batch (default: 3000)."
+        )
+        parser.add_argument(
+            "--max-batches",
+            type=_positive,
+            help="Stop after this many batches (per worker); run again to resume.",
+        )
+        parser.add_argument("--sleep", type=_typed(parse_duration), help="Pause between batches, e.g. 100ms.")
+        parser.add_argument(
+            "--lock-timeout", type=_typed(parse_duration), help="lock_timeout per batch (1s)."
+        )
+        parser.add_argument("--lock-retries", type=int, help="Lock timeouts in a row before giving up (5).")
+        parser.add_argument(
+            "--workers",
+            type=_positive,
+            help="Parallel sessions, one per key slice (default: 1; on resume, one per unfinished slice).",
+        )
+        parser.add_argument(
+            "--target-batch-time",
+            type=_typed(parse_duration),
+            help="Adapt the batch size so a batch takes about this long, e.g. 200ms.",
+        )
+        parser.add_argument(
+            "--max-replication-lag",
+            type=_typed(parse_size),
+            help="Wait while a replica lags more, e.g. 100MB.",
+        )
+        parser.add_argument(
+            "--synchronous-commit",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Wait for the WAL flush at each batch's COMMIT (default: no).",
+        )
+        parser.add_argument("--vacuum", action="store_true", help="VACUUM (ANALYZE) the table after the run.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Print the plan and estimated duration; change nothing."
+        )
+        parser.add_argument(
+            "--json", dest="as_json", action="store_true", help="Print JSON lines (as token-rotation rotate)."
+        )
+        parser.add_argument(
+            "--progress-interval",
+            type=_typed(parse_duration),
+            help="Seconds between progress lines when not on a terminal (5s; 1s with --json).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from token_rotation.django import database
+
+        try:
+            model = database.get_model(options["model"])
+            field = database.token_field(model, options["field"])
+            db = database.target(options["database"])
+            request = runner.Request.from_options({**options, "table": field.table, "column": field.column})
+            renderer = render.renderer_for(options["as_json"], options["progress_interval"])
+            code = runner.rotate(
+                db,
+                connection.APPLICATION_NAME,
+                request,
+                renderer,
+                resume=resume_command(options, field.label),
+            )
+        except ToolError as err:
+            err.show()
+            code = err.exit_code
+        except KeyboardInterrupt:
+            ToolError("interrupted", EXIT_INTERRUPTED).show()
+            code = EXIT_INTERRUPTED
+        if code != EXIT_OK:
+            sys.stdout.flush()
+            sys.exit(code)
+
+
+def resume_command(options: dict[str, Any], label: str) -> str:
+    """The command that resumes the run, as typed in the Django project."""
+    parts = ["python manage.py rotate_tokens", label]
+    if options["field"] != "token":
+        parts += ["--field", options["field"]]
+    if options["database"] != "default":
+        parts += ["--database", options["database"]]
+    if options["batch_size"] != 3000:
+        parts += ["--batch-size", str(options["batch_size"])]
+    if options["workers"]:
+        parts += ["--workers", str(options["workers"])]
+    return " ".join(parts)
