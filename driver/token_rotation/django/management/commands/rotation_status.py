@@ -22,7 +22,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("model", nargs="?", help="Only the runs of this model's table: app_label.Model.")
         parser.add_argument("--database", default="default", help="Django database alias (default: default).")
-        parser.add_argument("--json", dest="as_json", action="store_true", help="One JSON object per run.")
+        parser.add_argument(
+            "--format",
+            dest="output_format",
+            choices=["table", "json", "prometheus"],
+            default=None,
+            help="table (default), json (one object per run) or prometheus (text exposition).",
+        )
+        parser.add_argument("--json", dest="as_json", action="store_true", help="Same as --format json.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         import psycopg
@@ -30,13 +37,14 @@ class Command(BaseCommand):
         from token_rotation.django import database
 
         try:
+            chosen = render.status_format(options["output_format"], options["as_json"], watch=False)
             table = database.get_model(options["model"])._meta.db_table if options["model"] else None
             db = database.target(options["database"])
             with connection.connect_for_user(db.dsn, f"{connection.APPLICATION_NAME}/status") as conn:
                 progress.check_installed(conn)
                 oid = progress.resolve_table(conn, sql.Identifier(table).as_string())[0] if table else None
                 runs = progress.runs(conn, oid)
-            render.status(runs, options["as_json"], table)
+            render.status(runs, chosen, table)
         except psycopg.Error as exc:
             err = from_pg(exc)
             err.show()
