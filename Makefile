@@ -43,7 +43,7 @@ format: venv ## format the code with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-.PHONY: demo install seed rotate status verify stop bench-driver
+.PHONY: demo install install-sql seed rotate status metrics verify stop bench-driver
 demo: venv ## the tour: start the embedded server, install, seed ROWS rows, rotate them with the live bar
 	$(if $(DATABASE_URL),,$(CLI) server start >/dev/null)
 	$(CLI) install
@@ -65,6 +65,12 @@ status: venv ## every run with its state, progress and ETA
 
 verify: venv ## check the newest run of TABLE from its progress log
 	$(CLI) verify --table $(TABLE)
+
+install-sql: venv ## write the psql-only install script to stdout: make -s install-sql > install.sql
+	@$(CLI) install --sql
+
+metrics: venv ## every run as Prometheus text (token-rotation status --format prometheus)
+	@$(CLI) status --format prometheus
 
 stop: venv ## stop the embedded server
 	$(CLI) server stop
