@@ -94,7 +94,14 @@ ROTATE_OPTIONS = [
     click.option(
         "--dry-run",
         is_flag=True,
-        help="Print the plan (rows, slices, batches, estimated duration) and change nothing.",
+        help="Print the plan (rows, slices, batches, size against shared_buffers); writes nothing, "
+        "locks no row.",
+    ),
+    click.option(
+        "--sample",
+        is_flag=True,
+        help="With --dry-run: also run one batch, time it and roll it back, for an estimated duration "
+        "(it takes row locks on that batch while it runs).",
     ),
     click.option(
         "--json",

@@ -56,6 +56,7 @@ class Request:
     synchronous_commit: bool | None = None
     vacuum: bool = False
     dry_run: bool = False
+    sample: bool = False
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Request:
@@ -342,8 +343,9 @@ def resume_command(db: connection.Target, request: Request) -> str:
 
 
 def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, request: Request) -> int:
-    """The plan of a run (token_rotation.plan: rows, slices, batches, a sample batch rolled back), printed;
-    nothing changes."""
+    """The plan of a run (token_rotation.plan: rows, slices, batches), printed. Nothing is written and no row
+    is locked, unless --sample asks for one sample batch (run, timed and rolled back, holding its rows' locks
+    meanwhile) to estimate the duration."""
     timeout = ", p_lock_timeout => make_interval(secs => %(lock_timeout)s)"
     with monitor.cursor(row_factory=dict_row) as cur:
         plan = cur.execute(
@@ -352,7 +354,7 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
                 " batch_size, batches, sample_rows, sample_seconds,"
                 " extract(epoch FROM estimated_duration)::float8 AS estimated_seconds"
                 " FROM token_rotation.plan(%(oid)s::oid::regclass, p_column => %(column)s,"
-                " p_batch_size => %(batch_size)s, p_workers => %(workers)s{})"
+                " p_batch_size => %(batch_size)s, p_workers => %(workers)s, p_sample => %(sample)s{})"
             ).format(sql.SQL(timeout if request.lock_timeout is not None else "")),
             {
                 "oid": oid,
@@ -360,6 +362,7 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
                 "batch_size": request.batch_size,
                 "workers": request.workers or 1,
                 "lock_timeout": request.lock_timeout,
+                "sample": request.sample,
             },
         ).fetchone()
     if plan is None:
@@ -369,19 +372,29 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
         **{k: plan[k] for k in ("key_column", "rows_total", "rows_exact", "slices", "batch_size", "batches")},
         **{k: plan[k] for k in ("sample_rows", "sample_seconds", "estimated_seconds")},
         "dry_run": True,
+        "sample": request.sample,
     }
     total = (
         format_count(plan["rows_total"])
         if plan["rows_exact"]
         else f"about {format_count(plan['rows_total'])}"
     )
+    if request.sample:
+        head = (
+            "dry run with a sample batch (it took row locks on one batch, then rolled back; no token changed)"
+        )
+        estimate = (
+            f"a sample batch of {format_count(plan['sample_rows'])} rows took "
+            f"{format_duration(plan['sample_seconds'])}: estimated duration "
+            f"{format_duration(plan['estimated_seconds'] or 0)}"
+        )
+    else:
+        head = "dry run, nothing written and no row locked"
+        estimate = "duration not measured (--dry-run --sample times one batch, rolled back, locking its rows)"
     renderer.note(
-        f"dry run, nothing changed: {plan['table_name']} has {total} rows to rotate "
+        f"{head}: {plan['table_name']} has {total} rows to rotate "
         f"(key {plan['key_column']}), {plan['slices']} slice(s), {format_count(plan['batches'])} batches of "
-        f"{plan['batch_size']}; a sample batch of {format_count(plan['sample_rows'])} rows took "
-        f"{format_duration(plan['sample_seconds'])} "
-        f"(rolled back): estimated duration {format_duration(plan['estimated_seconds'])}"
-        f"; {_memory_fit(monitor, oid, data)}",
+        f"{plan['batch_size']}; {estimate}; {_memory_fit(monitor, oid, data)}",
         data,
     )
     return EXIT_OK
