@@ -90,6 +90,21 @@ ROTATE_OPTIONS = [
         help="Wait for the WAL flush at each batch's COMMIT.  [default: no, as the procedure: a crash loses "
         "only the last batches together with their checkpoints, and the resume redoes them]",
     ),
+    click.option(
+        "--reclaim/--no-reclaim",
+        default=True,
+        show_default=True,
+        help="VACUUM the table from a side session after each --reclaim-every of it, so that the next "
+        "batches reuse the space the earlier ones freed (the table does not double).",
+    ),
+    click.option(
+        "--reclaim-every",
+        type=click.FloatRange(min=1, max=100),
+        default=10.0,
+        show_default=True,
+        metavar="PERCENT",
+        help="Share of the table rotated between two VACUUMs of --reclaim.",
+    ),
     click.option("--vacuum", is_flag=True, help="Run VACUUM (ANALYZE) on the table after a finished run."),
     click.option(
         "--dry-run",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from types import FrameType
 from typing import Any
 
@@ -31,6 +31,7 @@ from token_rotation.errors import (
     lost_message,
 )
 from token_rotation.progress import Progress
+from token_rotation.reclaim import DEFAULT_SHARE, Reclaimer
 from token_rotation.rotation import Options, Rotation
 from token_rotation.units import format_count, format_duration, format_size
 
@@ -55,6 +56,8 @@ class Request:
     max_replication_lag: int | None = None
     synchronous_commit: bool | None = None
     vacuum: bool = False
+    reclaim: bool = False  # VACUUM from a side session as the run goes (the CLI's default: on)
+    reclaim_every: float = 100 * DEFAULT_SHARE  # percent of the table between two VACUUMs
     dry_run: bool = False
     sample: bool = False
 
@@ -115,6 +118,8 @@ class Runner:
         self.run_id: int | None = None
         self.last: Progress | None = None
         self._announced = False
+        self.reclaimer: Reclaimer | None = None
+        self._held: str | None = None
 
     def run(self) -> int:
         with connection.connect_for_user(self.db.dsn, f"{self.app}/progress") as monitor:
@@ -132,11 +137,21 @@ class Runner:
             workers = self.request.workers or 1
             if found is not None:
                 workers = max(1, min(found.free_slices, self.request.workers or found.free_slices))
+            if self.request.reclaim:
+                self.reclaimer = Reclaimer(
+                    self.db.dsn, self.app, self.qualified, self.request.reclaim_every / 100
+                )
+                self.reclaimer.start_mark(monitor)
             previous = signal.signal(signal.SIGTERM, _interrupt)
+            code: int | None = EXIT_OTHER
             try:
                 code = self._drive(workers)
             finally:
                 signal.signal(signal.SIGTERM, previous)
+                if self.reclaimer is not None:
+                    if code is not None:
+                        self.reclaimer.cancel()
+                    self.reclaimer.join(None if code is None else 5.0)
             if code is not None:
                 return code
             return self._finished(before)
@@ -178,6 +193,26 @@ class Runner:
             self.run_id = progress.run_after(self.monitor, self.oid, self.newest)
         if self.run_id is not None:
             self.last = progress.read(self.monitor, self.run_id) or self.last
+        if self.reclaimer is not None and self.last is not None:
+            self._reclaim(self.last)
+
+    def _reclaim(self, p: Progress) -> None:
+        """Starts the next VACUUM when another share of the table is done; says once who holds the xmin
+        horizon when a VACUUM could not reclaim, and shows it on the bar while it lasts."""
+        assert self.reclaimer is not None
+        if p.state == "active":
+            ended = self.reclaimer.poll(p.rows_done, p.rows_total)
+            if ended is not None and ended.holders and ended.holders != self._held:
+                self.renderer.note(
+                    f"VACUUM {self.qualified} ({format_duration(ended.seconds)}) could not reclaim the old "
+                    f"row versions: the xmin horizon is held by {ended.holders} (end that transaction, or "
+                    "drop the slot, for the table to stop growing)",
+                    {"xmin_holders": ended.holders},
+                )
+            if ended is not None:
+                self._held = ended.holders
+        if self._held and not p.xmin_holders:
+            self.last = replace(p, xmin_holders=self._held)
 
     def _work(self, rotation: Rotation) -> None:
         """Starts the workers and draws the progress until every one of them has returned."""
@@ -265,9 +300,18 @@ class Runner:
             self.renderer.finished(last, {"message": message})
             return EXIT_OK
         after = progress.sizes(self.monitor, self.oid)
-        data = {"growth": report_data(before, after)}
+        data: dict[str, Any] = {"growth": report_data(before, after)}
+        if self.reclaimer is not None:
+            data["reclaim"] = {
+                "vacuums": len(self.reclaimer.done),
+                "vacuum_seconds": round(sum(v.seconds for v in self.reclaimer.done), 3),
+                "every_percent": self.request.reclaim_every,
+            }
         self.renderer.finished(last, data)
         self.renderer.note(growth_report(before, after, hint=not self.request.vacuum), data)
+        if self.reclaimer is not None:
+            for err in self.reclaimer.errors[:1]:
+                self.renderer.note(f"warning: a VACUUM during the run failed: {describe(err)}")
         if self.request.vacuum:
             self.monitor.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.SQL(self.qualified)))
             cleaned = progress.sizes(self.monitor, self.oid)
