@@ -377,7 +377,9 @@ def test_dry_run_prints_the_plan_and_changes_no_token(dsn: str, conn: psycopg.Co
     assert alone.exit_code == 2 and "--sample goes with --dry-run" in alone.stderr
     as_json = run(dsn, "rotate", "--table", "tickets", "--dry-run", "--json")
     plan = next(e for e in events(as_json) if e["event"] == "note")
-    assert plan["dry_run"] is True and plan["rows_total"] == 10_000 and plan["batches"] == 4
+    assert (
+        plan["dry_run"] is True and plan["rows_total"] == 10_000 and plan["batches"] == 10
+    )  # 1000-row batches: the default adaptive start
     size, buffers = plan["working_set_bytes"], plan["shared_buffers_bytes"]
     actual = conn.execute(
         "SELECT pg_total_relation_size('tickets'), pg_size_bytes(current_setting('shared_buffers'))"

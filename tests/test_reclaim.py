@@ -4,9 +4,9 @@ double; when an old transaction holds the xmin horizon, the bar, the NOTICE-like
 from __future__ import annotations
 
 import psycopg
+from test_cli import events, run
 
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
-from test_cli import events, run
 
 SLOW = ("--batch-size", "200", "--sleep", "30ms", "--json", "--progress-interval", "0.2")
 
@@ -68,3 +68,28 @@ def test_an_old_snapshot_is_named_as_what_keeps_vacuum_from_reclaiming(
         assert f"the xmin horizon is held by: backend {pid} (old-report" in status.stdout, status.output
     status = run(dsn, "status", "--table", "others")
     assert "xmin horizon" not in status.stdout, status.output
+
+
+def test_without_batch_size_batches_adapt_to_about_10ms_and_a_given_size_is_fixed(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """No --batch-size: the run starts at 1000 rows and adapts towards 10 ms a batch (its batch sizes vary);
+    --batch-size 3000 means every batch has 3000 rows."""
+    make_table(conn, rows=30_000)
+    result = run(dsn, "rotate", "--table", "tickets", "--json", "--no-reclaim")
+    assert result.exit_code == 0, result.output
+    started = next(e for e in events(result) if e["event"] == "started")
+    assert started["target_batch_time"] == 0.01 and started["batch_size"] == 1000
+    assert "batches adapted to about 10ms each" in started["message"]
+    sizes = conn.execute(
+        "SELECT array_agg(DISTINCT batch_size) FROM token_rotation.batches WHERE run_id = %s",
+        (last_run_id(conn),),
+    ).fetchone()
+    assert sizes is not None and len(sizes[0]) > 1 and 1000 in sizes[0], sizes
+    fixed = run(dsn, "rotate", "--table", "tickets", "--batch-size", "3000", "--no-reclaim", "--json")
+    assert fixed.exit_code == 0, fixed.output
+    row = conn.execute(
+        "SELECT array_agg(DISTINCT batch_size) FROM token_rotation.batches WHERE run_id = %s",
+        (last_run_id(conn),),
+    ).fetchone()
+    assert row == ([3000],)

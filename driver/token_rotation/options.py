@@ -45,7 +45,11 @@ ROTATE_OPTIONS = [
     click.option("--table", required=True, help="Table to rotate: [schema.]name."),
     click.option("--column", default="token", show_default=True, help="The uuid token column."),
     click.option(
-        "--batch-size", type=click.IntRange(min=1), default=3000, show_default=True, help="Rows per batch."
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Rows per batch, fixed.  [default: adaptive, batches of about 10 ms from 1000 rows, so that an "
+        "application waiting on a row of a batch waits at most that]",
     ),
     click.option(
         "--max-batches",
@@ -76,7 +80,8 @@ ROTATE_OPTIONS = [
         "--target-batch-time",
         type=Duration(),
         default=None,
-        help="Adapt the batch size so a batch takes about this long, e.g. 200ms.",
+        help="Adapt the batch size so a batch takes about this long, e.g. 200ms (from --batch-size rows, "
+        "default 3000).  [default: 10ms unless --batch-size is given]",
     ),
     click.option(
         "--max-replication-lag",

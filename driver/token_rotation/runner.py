@@ -36,6 +36,10 @@ from token_rotation.rotation import Options, Rotation
 from token_rotation.units import format_count, format_duration, format_size
 
 POLL_SECONDS = 0.5  # the progress view is read about twice a second
+# without --batch-size, batches adapt to take about this long (an application waiting on a row of the batch
+# waits at most that); the first batch has this many rows: BENCHMARKS.md, "The application during a run"
+DEFAULT_TARGET_BATCH_TIME = 0.010
+DEFAULT_FIRST_BATCH = 1000
 BUSY = "55006"  # object_in_use: every unfinished slice of the run is taken
 CANCELED = "57014"  # query_canceled
 
@@ -46,7 +50,7 @@ class Request:
 
     table: str
     column: str = "token"
-    batch_size: int = 3000
+    batch_size: int | None = None  # given: a fixed batch size (adaptive only with --target-batch-time)
     max_batches: int | None = None
     sleep: float | None = None
     lock_timeout: float | None = None
@@ -65,17 +69,29 @@ class Request:
     def from_options(cls, options: dict[str, Any]) -> Request:
         return cls(**{f.name: options[f.name] for f in fields(cls) if f.name in options})
 
+    @property
+    def adaptive_default(self) -> bool:
+        """Neither --batch-size nor --target-batch-time: batches of about DEFAULT_TARGET_BATCH_TIME."""
+        return self.batch_size is None and self.target_batch_time is None
+
+    @property
+    def first_batch(self) -> int:
+        """The batch size passed to the procedure (the fixed size, or the adaptive one's start)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return DEFAULT_FIRST_BATCH if self.adaptive_default else 3000
+
     def options(self, table_oid: int) -> Options:
         return Options(
             table_oid=table_oid,
             column=self.column,
-            batch_size=self.batch_size,
+            batch_size=self.first_batch,
             max_batches=self.max_batches,
             sleep=self.sleep,
             lock_timeout=self.lock_timeout,
             lock_retries=self.lock_retries,
             slices=self.workers or 1,
-            target_batch_time=self.target_batch_time,
+            target_batch_time=DEFAULT_TARGET_BATCH_TIME if self.adaptive_default else self.target_batch_time,
             max_replication_lag=self.max_replication_lag,
             synchronous_commit=self.synchronous_commit,
         )
@@ -352,7 +368,7 @@ def started_info(
     workers = rotation.workers
     message = (
         f"{verb} run {p.run_id}: {total} rows of {p.table_name}.{p.token_column}, {p.slices} slice(s), "
-        f"{workers} worker(s), batches of {request.batch_size}, in {db.masked()}"
+        f"{workers} worker(s), {batches_text(request)}, in {db.masked()}"
     )
     if resumed:
         message += f" ({format_count(p.rows_done)} rows already done)"
@@ -366,9 +382,27 @@ def started_info(
         "rows_done": p.rows_done,
         "slices": p.slices,
         "workers": workers,
-        "batch_size": request.batch_size,
+        "batch_size": request.first_batch,
+        "target_batch_time": DEFAULT_TARGET_BATCH_TIME
+        if request.adaptive_default
+        else request.target_batch_time,
         "database": db.masked(),
     }
+
+
+def batches_text(request: Request) -> str:
+    """How the batches are sized: fixed, or adapted towards a time per batch."""
+    if request.adaptive_default:
+        return (
+            f"batches adapted to about {format_duration(DEFAULT_TARGET_BATCH_TIME)} each "
+            f"(from {request.first_batch} rows; --batch-size N fixes the size)"
+        )
+    if request.target_batch_time is not None:
+        return (
+            f"batches adapted to about {format_duration(request.target_batch_time)} each "
+            f"(from {request.first_batch} rows)"
+        )
+    return f"batches of {request.batch_size}"
 
 
 def resume_command(db: connection.Target, request: Request) -> str:
@@ -379,7 +413,7 @@ def resume_command(db: connection.Target, request: Request) -> str:
     parts += ["rotate", "--table", request.table]
     if request.column != "token":
         parts += ["--column", request.column]
-    if request.batch_size != 3000:
+    if request.batch_size is not None:
         parts += ["--batch-size", str(request.batch_size)]
     if request.workers:
         parts += ["--workers", str(request.workers)]
@@ -403,7 +437,7 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
             {
                 "oid": oid,
                 "column": request.column,
-                "batch_size": request.batch_size,
+                "batch_size": request.first_batch,
                 "workers": request.workers or 1,
                 "lock_timeout": request.lock_timeout,
                 "sample": request.sample,
