@@ -72,12 +72,15 @@ stop: venv ## stop the embedded server
 bench-driver: venv ## the CLI vs a bare CALL on ROWS rows, alternated: overhead ratio and peak memory
 	$(BIN)/python -m token_rotation.bench.driver_overhead --rows $(ROWS) $(BENCH_ARGS)
 
-.PHONY: bench bench-engine bench-seed bench-scale bench-growth
+.PHONY: bench bench-engine bench-seed bench-scale bench-growth bench-app
 bench: venv ## benchmark table, JSON and chart: bare UPDATE vs the procedure vs client-side (ROWS, BENCH_ARGS)
 	$(CLI) bench --rows $(ROWS) $(BENCH_ARGS)
 
 bench-growth: venv ## the CLI's defaults vs a bare UPDATE of fresh ROWS-row tables: growth and time ratios
 	$(BIN)/python -m token_rotation.bench.growth --rows $(ROWS) $(BENCH_ARGS)
+
+bench-app: venv ## an application at a fixed rate (pgbench -R) alone vs during+after a rotation: p50/p99/worst
+	$(BIN)/python -m token_rotation.bench.app --rows $(ROWS) $(BENCH_ARGS)
 
 bench-engine: venv ## one CALL (1 and 2 workers) vs one bare UPDATE on ROWS rows, alternated: median ratios
 	$(BIN)/python -m token_rotation.bench.engine --rows $(ROWS) $(BENCH_ARGS)
