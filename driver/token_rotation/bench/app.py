@@ -79,6 +79,8 @@ def read_log(workdir: Path, tag: str, start: float, end: float) -> tuple[list[fl
         with open(name) as f:
             for line in f:
                 parts = line.split()
+                if len(parts) < 6:  # the last line of a log cut short when pgbench was stopped
+                    continue
                 ended = int(parts[4]) + int(parts[5]) / 1e6
                 if not start <= ended <= end:
                     continue
@@ -131,7 +133,7 @@ def measure(dsn: str, rows: int, rate: int, baseline: int, args: Sequence[str]) 
             stdout=subprocess.DEVNULL,
         )
         rot_end = time.time()
-        time.sleep(AFTER + 1)
+        time.sleep(AFTER + 3)  # pgbench buffers its log: what it loses when stopped is past the window
         proc.terminate()
         proc.communicate()
         window = rot_end + AFTER - rot_start
