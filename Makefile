@@ -2,7 +2,7 @@
 # Without DATABASE_URL the commands use the embedded PostgreSQL in ./.pgdata, started on demand.
 PYTHON       ?= python3
 VENV         ?= .venv
-BATCH        ?= 3000
+BATCH        ?=
 ROWS         ?= 1000000
 TABLE        ?= tickets
 WORKERS      ?= 1
@@ -48,7 +48,7 @@ demo: venv ## the tour: start the embedded server, install, seed ROWS rows, rota
 	$(if $(DATABASE_URL),,$(CLI) server start >/dev/null)
 	$(CLI) install
 	$(CLI) seed --rows $(ROWS) --table $(TABLE)
-	$(CLI) rotate --table $(TABLE) --batch-size $(BATCH) $(if $(WORKERS),--workers $(WORKERS)) $(ROTATE_ARGS)
+	$(CLI) rotate --table $(TABLE) $(if $(BATCH),--batch-size $(BATCH)) $(if $(WORKERS),--workers $(WORKERS)) $(ROTATE_ARGS)
 	$(CLI) verify --table $(TABLE)
 
 install: venv ## install or upgrade the token_rotation schema (Alembic)
@@ -57,8 +57,8 @@ install: venv ## install or upgrade the token_rotation schema (Alembic)
 seed: venv ## (re)create the demo table TABLE with ROWS rows
 	$(CLI) seed --rows $(ROWS) --table $(TABLE)
 
-rotate: venv ## rotate TABLE (BATCH, WORKERS, ROTATE_ARGS="--sleep 10ms ..."); resumes an unfinished run
-	$(CLI) rotate --table $(TABLE) --batch-size $(BATCH) $(if $(WORKERS),--workers $(WORKERS)) $(ROTATE_ARGS)
+rotate: venv ## rotate TABLE (BATCH: fixed size, else ~10 ms batches; WORKERS, ROTATE_ARGS="--sleep 10ms ..."); resumes an unfinished run
+	$(CLI) rotate --table $(TABLE) $(if $(BATCH),--batch-size $(BATCH)) $(if $(WORKERS),--workers $(WORKERS)) $(ROTATE_ARGS)
 
 status: venv ## every run with its state, progress and ETA
 	$(CLI) status
@@ -78,9 +78,15 @@ stop: venv ## stop the embedded server
 bench-driver: venv ## the CLI vs a bare CALL on ROWS rows, alternated: overhead ratio and peak memory
 	$(BIN)/python -m token_rotation.bench.driver_overhead --rows $(ROWS) $(BENCH_ARGS)
 
-.PHONY: bench bench-engine bench-seed bench-scale
+.PHONY: bench bench-engine bench-seed bench-scale bench-growth bench-app
 bench: venv ## benchmark table, JSON and chart: bare UPDATE vs the procedure vs client-side (ROWS, BENCH_ARGS)
 	$(CLI) bench --rows $(ROWS) $(BENCH_ARGS)
+
+bench-growth: venv ## the CLI's defaults vs a bare UPDATE of fresh ROWS-row tables: growth and time ratios
+	$(BIN)/python -m token_rotation.bench.growth --rows $(ROWS) $(BENCH_ARGS)
+
+bench-app: venv ## an application at a fixed rate (pgbench -R) alone vs during+after a rotation: p50/p99/worst
+	$(BIN)/python -m token_rotation.bench.app --rows $(ROWS) $(BENCH_ARGS)
 
 bench-engine: venv ## one CALL (1 and 2 workers) vs one bare UPDATE on ROWS rows, alternated: median ratios
 	$(BIN)/python -m token_rotation.bench.engine --rows $(ROWS) $(BENCH_ARGS)

@@ -1,15 +1,19 @@
--- token_rotation.plan(table, column, batch_size, workers): what a run would do, without changing a token
--- (`token-rotation rotate --dry-run`): the rows to rotate (counted, or estimated on big tables), the slices and
--- batches, and an estimated duration from one sample batch that is really run (bound query and UPDATE, as
--- rotate() does them) and then rolled back. The sample holds row locks on one batch for the time it takes, like
--- a batch of the run. One row:
+-- token_rotation.plan(table, column, batch_size, workers, lock_timeout, sample): what a run would do, without
+-- changing a token (`token-rotation rotate --dry-run`): the rows to rotate (counted, or estimated from the
+-- statistics on big tables), the slices and batches. By default it writes nothing and locks no row: the
+-- sample columns are 0 and the estimated duration is NULL. With p_sample => true
+-- (`rotate --dry-run --sample`) it also runs one sample batch (bound query and UPDATE, as rotate() does
+-- them), rolls it back and estimates the duration from it; the sample holds row locks on one batch for the
+-- time it takes, like a batch of the run. One row:
 --   SELECT * FROM token_rotation.plan('public.tickets', p_batch_size => 3000, p_workers => 2);
+--   SELECT * FROM token_rotation.plan('public.tickets', p_sample => true);
 CREATE OR REPLACE FUNCTION token_rotation.plan(
       p_table        regclass
     , p_column       name     DEFAULT 'token'
     , p_batch_size   integer  DEFAULT 3000
     , p_workers      integer  DEFAULT 1
     , p_lock_timeout interval DEFAULT '1s'
+    , p_sample       boolean  DEFAULT false
 )
 RETURNS TABLE (
       table_name         text
@@ -57,7 +61,7 @@ BEGIN
     -- the sample: the table's first batch, exactly as rotate() runs it, in a subtransaction rolled back by
     -- raising SQLSTATE TRPLN (which also undoes the SET LOCAL lock_timeout)
     sample_rows := 0;
-    IF v_max IS NOT NULL THEN
+    IF v_max IS NOT NULL AND p_sample THEN
         BEGIN
             PERFORM set_config('lock_timeout', (extract(epoch FROM p_lock_timeout) * 1000)::bigint::text, true);
             v_started := clock_timestamp();
@@ -71,6 +75,9 @@ BEGIN
         END;
         v_per_row := sample_seconds / greatest(sample_rows, 1);
         estimated_duration := make_interval(secs => round((v_per_row * rows_total / greatest(slices, 1))::numeric, 1));
+    ELSIF v_max IS NOT NULL THEN
+        sample_seconds := 0;
+        estimated_duration := NULL;  -- unknown without a sample
     ELSE
         sample_seconds := 0;
         estimated_duration := '0';
@@ -79,5 +86,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.plan(regclass, name, integer, integer, interval) IS
-    'Dry run: rows, slices, batches and an estimated duration from one sample batch that is rolled back.';
+COMMENT ON FUNCTION token_rotation.plan(regclass, name, integer, integer, interval, boolean) IS
+    'Dry run: rows, slices, batches; with p_sample => true also an estimated duration from one sample batch '
+    'that is rolled back (it locks that batch''s rows while it runs).';

@@ -368,11 +368,18 @@ def test_dry_run_prints_the_plan_and_changes_no_token(dsn: str, conn: psycopg.Co
     checksum = table_checksum(conn)
     result = run(dsn, "rotate", "--table", "tickets", "--dry-run", "--batch-size", "1000", "--workers", "2")
     assert result.exit_code == 0, result.output
-    assert "dry run, nothing changed" in result.stdout and "10,000 rows" in result.stdout
-    assert "2 slice(s)" in result.stdout and "estimated duration" in result.stdout
+    assert "dry run, nothing written and no row locked" in result.stdout and "10,000 rows" in result.stdout
+    assert "2 slice(s)" in result.stdout and "duration not measured" in result.stdout
+    sampled = run(dsn, "rotate", "--table", "tickets", "--dry-run", "--sample", "--batch-size", "1000")
+    assert sampled.exit_code == 0, sampled.output
+    assert "it took row locks on one batch" in sampled.stdout and "estimated duration" in sampled.stdout
+    alone = run(dsn, "rotate", "--table", "tickets", "--sample")
+    assert alone.exit_code == 2 and "--sample goes with --dry-run" in alone.stderr
     as_json = run(dsn, "rotate", "--table", "tickets", "--dry-run", "--json")
     plan = next(e for e in events(as_json) if e["event"] == "note")
-    assert plan["dry_run"] is True and plan["rows_total"] == 10_000 and plan["batches"] == 4
+    assert (
+        plan["dry_run"] is True and plan["rows_total"] == 10_000 and plan["batches"] == 10
+    )  # 1000-row batches: the default adaptive start
     size, buffers = plan["working_set_bytes"], plan["shared_buffers_bytes"]
     actual = conn.execute(
         "SELECT pg_total_relation_size('tickets'), pg_size_bytes(current_setting('shared_buffers'))"

@@ -17,21 +17,42 @@ SKEWED_KEYS = (
 )
 
 
-def test_dry_run_changes_no_token(conn: psycopg.Connection) -> None:
-    """plan() runs a real sample batch and rolls it back: the table checksum is the same afterwards."""
+def test_dry_run_with_a_sample_changes_no_token(conn: psycopg.Connection) -> None:
+    """plan(p_sample => true) runs a real sample batch and rolls it back: the table checksum is unchanged."""
     make_table(conn, rows=5000)
     before = table_checksum(conn)
-    conn.execute("SELECT * FROM token_rotation.plan('tickets', p_batch_size => 1000)").fetchall()
+    conn.execute(
+        "SELECT * FROM token_rotation.plan('tickets', p_batch_size => 1000, p_sample => true)"
+    ).fetchall()
     assert table_checksum(conn) == before
     assert conn.execute("SELECT count(*) FROM token_rotation.runs").fetchone() == (0,)
 
 
+def test_dry_run_by_default_locks_no_row_and_a_sample_does(conn: psycopg.Connection, dsn: str) -> None:
+    """With the table's first row locked by another session, plan() without a sample goes through; with
+    p_sample => true it waits for that lock (and gives up at p_lock_timeout)."""
+    make_table(conn, rows=5000)
+    with psycopg.connect(dsn) as other:
+        other.execute("SELECT 1 FROM tickets ORDER BY id LIMIT 1 FOR UPDATE")
+        row = conn.execute(
+            "SELECT sample_rows, sample_seconds, estimated_duration"
+            " FROM token_rotation.plan('tickets', p_lock_timeout => '100ms')"
+        ).fetchone()
+        assert row == (0, 0, None)
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            conn.execute(
+                "SELECT * FROM token_rotation.plan('tickets', p_lock_timeout => '100ms', p_sample => true)"
+            )
+
+
 def test_dry_run_reports_rows_slices_batches_and_a_duration(conn: psycopg.Connection) -> None:
-    """plan() gives the exact row count, the slices, the batches per slice summed, and a positive estimate."""
+    """plan() gives the exact row count, the slices, the batches per slice summed, and with a sample a
+    positive estimate."""
     make_table(conn, rows=5000)
     row = conn.execute(
         "SELECT rows_total, rows_exact, slices, batch_size, batches, sample_rows, sample_seconds,"
-        " extract(epoch FROM estimated_duration) FROM token_rotation.plan('tickets', 'token', 1000, 2)"
+        " extract(epoch FROM estimated_duration)"
+        " FROM token_rotation.plan('tickets', 'token', 1000, 2, p_sample => true)"
     ).fetchone()
     assert row is not None
     rows_total, exact, slices, batch_size, batches, sample_rows, sample_seconds, estimate = row
@@ -66,7 +87,9 @@ def test_dry_run_leaves_the_lock_timeout_of_the_session_alone(conn: psycopg.Conn
     make_table(conn, rows=100)
     with conn.transaction():
         conn.execute("SET LOCAL lock_timeout = '7s'")
-        conn.execute("SELECT * FROM token_rotation.plan('tickets', p_lock_timeout => '50ms')").fetchall()
+        conn.execute(
+            "SELECT * FROM token_rotation.plan('tickets', p_lock_timeout => '50ms', p_sample => true)"
+        ).fetchall()
         assert conn.execute("SHOW lock_timeout").fetchone() == ("7s",)
 
 

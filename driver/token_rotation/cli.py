@@ -175,6 +175,8 @@ def rotate(ctx: click.Context, as_json: bool, progress_interval: float | None, *
     """Start or resume the rotation of a table, with live progress and ETA."""
     db = target(ctx)
     request = runner.Request.from_options(given)
+    if request.sample and not request.dry_run:
+        raise ToolError("--sample goes with --dry-run: it times one batch of the plan", EXIT_BAD_INPUT)
     renderer = render.renderer_for(as_json, progress_interval)
     ctx.exit(runner.rotate(db, ctx.obj["application_name"], request, renderer))
 

@@ -45,7 +45,11 @@ ROTATE_OPTIONS = [
     click.option("--table", required=True, help="Table to rotate: [schema.]name."),
     click.option("--column", default="token", show_default=True, help="The uuid token column."),
     click.option(
-        "--batch-size", type=click.IntRange(min=1), default=3000, show_default=True, help="Rows per batch."
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Rows per batch, fixed.  [default: adaptive, batches of about 10 ms from 1000 rows, so that an "
+        "application waiting on a row of a batch waits at most that]",
     ),
     click.option(
         "--max-batches",
@@ -76,7 +80,8 @@ ROTATE_OPTIONS = [
         "--target-batch-time",
         type=Duration(),
         default=None,
-        help="Adapt the batch size so a batch takes about this long, e.g. 200ms.",
+        help="Adapt the batch size so a batch takes about this long, e.g. 200ms (from --batch-size rows, "
+        "default 3000).  [default: 10ms unless --batch-size is given]",
     ),
     click.option(
         "--max-replication-lag",
@@ -90,11 +95,33 @@ ROTATE_OPTIONS = [
         help="Wait for the WAL flush at each batch's COMMIT.  [default: no, as the procedure: a crash loses "
         "only the last batches together with their checkpoints, and the resume redoes them]",
     ),
+    click.option(
+        "--reclaim/--no-reclaim",
+        default=True,
+        show_default=True,
+        help="VACUUM the table from a side session after each --reclaim-every of it, so that the next "
+        "batches reuse the space the earlier ones freed (the table does not double).",
+    ),
+    click.option(
+        "--reclaim-every",
+        type=click.FloatRange(min=1, max=100),
+        default=10.0,
+        show_default=True,
+        metavar="PERCENT",
+        help="Share of the table rotated between two VACUUMs of --reclaim.",
+    ),
     click.option("--vacuum", is_flag=True, help="Run VACUUM (ANALYZE) on the table after a finished run."),
     click.option(
         "--dry-run",
         is_flag=True,
-        help="Print the plan (rows, slices, batches, estimated duration) and change nothing.",
+        help="Print the plan (rows, slices, batches, size against shared_buffers); writes nothing, "
+        "locks no row.",
+    ),
+    click.option(
+        "--sample",
+        is_flag=True,
+        help="With --dry-run: also run one batch, time it and roll it back, for an estimated duration "
+        "(it takes row locks on that batch while it runs).",
     ),
     click.option(
         "--json",

@@ -25,7 +25,10 @@ PROGRESS_COLUMNS = (
     " sessions AS working, slices, rows_done, rows_total, rows_total_exact,"
     " percent::float8 AS percent, extract(epoch FROM elapsed)::float8 AS elapsed, rows_per_second,"
     " batches_done, extract(epoch FROM eta)::float8 AS eta, throttled, started_at, finished_at,"
-    " heartbeat_at, last_error, slices_left, free_slices"
+    " heartbeat_at, last_error, slices_left, free_slices,"
+    # who keeps VACUUM from reclaiming the rotated rows: transactions older than the run, or than a minute
+    " CASE WHEN state IN ('active', 'paused') THEN token_rotation.xmin_holders("
+    "greatest(started_at, now() - interval '1 minute')) END AS xmin_holders"
 )
 
 
@@ -54,6 +57,7 @@ class Progress:
     last_error: str | None
     slices_left: int
     free_slices: int  # unfinished slices nobody works on
+    xmin_holders: str | None = None  # what holds the xmin horizon back (VACUUM cannot reclaim behind it)
 
     @property
     def open(self) -> bool:

@@ -48,6 +48,7 @@ def progress_fields(p: Progress, live: bool = True) -> dict[str, Any]:
         "slices": p.slices,
         "sessions": p.working,
         "throttled": p.throttled,
+        "xmin_holders": p.xmin_holders,
     }
 
 
@@ -64,7 +65,14 @@ def progress_line(p: Progress, live: bool = True) -> str:
         line += " [paused]"
     elif p.throttled:
         line += f" [throttled: {p.throttled}]"
+    if p.xmin_holders:
+        line += f" [{held_back(p.xmin_holders)}]"
     return line
+
+
+def held_back(holders: str) -> str:
+    """Says that VACUUM cannot reclaim the old row versions, and who holds the xmin horizon."""
+    return f"VACUUM cannot reclaim old row versions, the xmin horizon is held by: {holders}"
 
 
 def summary_line(p: Progress) -> str:
@@ -242,7 +250,16 @@ class RichRenderer:
             "elapsed": format_duration(p.elapsed),
             "eta": format_duration(eta_of(p, live)),
             "note": escape(
-                "paused" if p.state == "paused" else (f"throttled: {p.throttled}" if p.throttled else "")
+                "; ".join(
+                    n
+                    for n in (
+                        "paused"
+                        if p.state == "paused"
+                        else (f"throttled: {p.throttled}" if p.throttled else ""),
+                        held_back(p.xmin_holders) if p.xmin_holders else "",
+                    )
+                    if n
+                )
             ),
         }
         if self.task is None:
@@ -325,6 +342,8 @@ STATUS_HEADERS = ("run", "table", "state", "rows", "%", "rows/s", "elapsed", "ET
 def status_cells(p: Progress) -> list[str]:
     """One row of the `status` table; a run nobody works on says how to resume it."""
     note = p.throttled or (redact(p.last_error) if p.last_error else "")
+    if p.xmin_holders:
+        note = "; ".join(n for n in (note, held_back(p.xmin_holders)) if n)
     if p.open and p.working == 0:
         note = f"nobody works on it: token-rotation rotate --table {p.table_name} resumes it" + (
             f" ({note})" if note else ""

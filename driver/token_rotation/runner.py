@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from types import FrameType
 from typing import Any
 
@@ -31,10 +31,15 @@ from token_rotation.errors import (
     lost_message,
 )
 from token_rotation.progress import Progress
+from token_rotation.reclaim import DEFAULT_SHARE, Reclaimer
 from token_rotation.rotation import Options, Rotation
 from token_rotation.units import format_count, format_duration, format_size
 
 POLL_SECONDS = 0.5  # the progress view is read about twice a second
+# without --batch-size, batches adapt to take about this long (an application waiting on a row of the batch
+# waits at most that); the first batch has this many rows: BENCHMARKS.md, "The application during a run"
+DEFAULT_TARGET_BATCH_TIME = 0.010
+DEFAULT_FIRST_BATCH = 1000
 BUSY = "55006"  # object_in_use: every unfinished slice of the run is taken
 CANCELED = "57014"  # query_canceled
 
@@ -45,7 +50,7 @@ class Request:
 
     table: str
     column: str = "token"
-    batch_size: int = 3000
+    batch_size: int | None = None  # given: a fixed batch size (adaptive only with --target-batch-time)
     max_batches: int | None = None
     sleep: float | None = None
     lock_timeout: float | None = None
@@ -55,23 +60,38 @@ class Request:
     max_replication_lag: int | None = None
     synchronous_commit: bool | None = None
     vacuum: bool = False
+    reclaim: bool = False  # VACUUM from a side session as the run goes (the CLI's default: on)
+    reclaim_every: float = 100 * DEFAULT_SHARE  # percent of the table between two VACUUMs
     dry_run: bool = False
+    sample: bool = False
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Request:
         return cls(**{f.name: options[f.name] for f in fields(cls) if f.name in options})
 
+    @property
+    def adaptive_default(self) -> bool:
+        """Neither --batch-size nor --target-batch-time: batches of about DEFAULT_TARGET_BATCH_TIME."""
+        return self.batch_size is None and self.target_batch_time is None
+
+    @property
+    def first_batch(self) -> int:
+        """The batch size passed to the procedure (the fixed size, or the adaptive one's start)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return DEFAULT_FIRST_BATCH if self.adaptive_default else 3000
+
     def options(self, table_oid: int) -> Options:
         return Options(
             table_oid=table_oid,
             column=self.column,
-            batch_size=self.batch_size,
+            batch_size=self.first_batch,
             max_batches=self.max_batches,
             sleep=self.sleep,
             lock_timeout=self.lock_timeout,
             lock_retries=self.lock_retries,
             slices=self.workers or 1,
-            target_batch_time=self.target_batch_time,
+            target_batch_time=DEFAULT_TARGET_BATCH_TIME if self.adaptive_default else self.target_batch_time,
             max_replication_lag=self.max_replication_lag,
             synchronous_commit=self.synchronous_commit,
         )
@@ -129,6 +149,8 @@ class Runner:
         self.run_id: int | None = None
         self.last: Progress | None = None
         self._announced = False
+        self.reclaimer: Reclaimer | None = None
+        self._held: str | None = None
 
     def run(self) -> int:
         with connection.connect_for_user(self.db.dsn, f"{self.app}/progress") as monitor:
@@ -146,11 +168,21 @@ class Runner:
             workers = self.request.workers or 1
             if found is not None:
                 workers = max(1, min(found.free_slices, self.request.workers or found.free_slices))
+            if self.request.reclaim:
+                self.reclaimer = Reclaimer(
+                    self.db.dsn, self.app, self.qualified, self.request.reclaim_every / 100
+                )
+                self.reclaimer.start_mark(monitor)
             previous = signal.signal(signal.SIGTERM, _interrupt)
+            code: int | None = EXIT_OTHER
             try:
                 code = self._drive(workers)
             finally:
                 signal.signal(signal.SIGTERM, previous)
+                if self.reclaimer is not None:
+                    if code is not None:
+                        self.reclaimer.cancel()
+                    self.reclaimer.join(None if code is None else 5.0)
             if code is not None:
                 return code
             return self._finished(before)
@@ -192,6 +224,26 @@ class Runner:
             self.run_id = progress.run_after(self.monitor, self.oid, self.newest)
         if self.run_id is not None:
             self.last = progress.read(self.monitor, self.run_id) or self.last
+        if self.reclaimer is not None and self.last is not None:
+            self._reclaim(self.last)
+
+    def _reclaim(self, p: Progress) -> None:
+        """Starts the next VACUUM when another share of the table is done; says once who holds the xmin
+        horizon when a VACUUM could not reclaim, and shows it on the bar while it lasts."""
+        assert self.reclaimer is not None
+        if p.state == "active":
+            ended = self.reclaimer.poll(p.rows_done, p.rows_total)
+            if ended is not None and ended.holders and ended.holders != self._held:
+                self.renderer.note(
+                    f"VACUUM {self.qualified} ({format_duration(ended.seconds)}) could not reclaim the old "
+                    f"row versions: the xmin horizon is held by {ended.holders} (end that transaction, or "
+                    "drop the slot, for the table to stop growing)",
+                    {"xmin_holders": ended.holders},
+                )
+            if ended is not None:
+                self._held = ended.holders
+        if self._held and not p.xmin_holders:
+            self.last = replace(p, xmin_holders=self._held)
 
     def _work(self, rotation: Rotation) -> None:
         """Starts the workers and draws the progress until every one of them has returned."""
@@ -279,9 +331,18 @@ class Runner:
             self.renderer.finished(last, {"message": message})
             return EXIT_OK
         after = progress.sizes(self.monitor, self.oid)
-        data = {"growth": report_data(before, after)}
+        data: dict[str, Any] = {"growth": report_data(before, after)}
+        if self.reclaimer is not None:
+            data["reclaim"] = {
+                "vacuums": len(self.reclaimer.done),
+                "vacuum_seconds": round(sum(v.seconds for v in self.reclaimer.done), 3),
+                "every_percent": self.request.reclaim_every,
+            }
         self.renderer.finished(last, data)
         self.renderer.note(growth_report(before, after, hint=not self.request.vacuum), data)
+        if self.reclaimer is not None:
+            for err in self.reclaimer.errors[:1]:
+                self.renderer.note(f"warning: a VACUUM during the run failed: {describe(err)}")
         if self.request.vacuum:
             self.monitor.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.SQL(self.qualified)))
             cleaned = progress.sizes(self.monitor, self.oid)
@@ -322,7 +383,7 @@ def started_info(
     workers = rotation.workers
     message = (
         f"{verb} run {p.run_id}: {total} rows of {p.table_name}.{p.token_column}, {p.slices} slice(s), "
-        f"{workers} worker(s), batches of {request.batch_size}, in {db.masked()}"
+        f"{workers} worker(s), {batches_text(request)}, in {db.masked()}"
     )
     if resumed:
         message += f" ({format_count(p.rows_done)} rows already done)"
@@ -336,9 +397,27 @@ def started_info(
         "rows_done": p.rows_done,
         "slices": p.slices,
         "workers": workers,
-        "batch_size": request.batch_size,
+        "batch_size": request.first_batch,
+        "target_batch_time": DEFAULT_TARGET_BATCH_TIME
+        if request.adaptive_default
+        else request.target_batch_time,
         "database": db.masked(),
     }
+
+
+def batches_text(request: Request) -> str:
+    """How the batches are sized: fixed, or adapted towards a time per batch."""
+    if request.adaptive_default:
+        return (
+            f"batches adapted to about {format_duration(DEFAULT_TARGET_BATCH_TIME)} each "
+            f"(from {request.first_batch} rows; --batch-size N fixes the size)"
+        )
+    if request.target_batch_time is not None:
+        return (
+            f"batches adapted to about {format_duration(request.target_batch_time)} each "
+            f"(from {request.first_batch} rows)"
+        )
+    return f"batches of {request.batch_size}"
 
 
 def resume_command(db: connection.Target, request: Request) -> str:
@@ -349,7 +428,7 @@ def resume_command(db: connection.Target, request: Request) -> str:
     parts += ["rotate", "--table", request.table]
     if request.column != "token":
         parts += ["--column", request.column]
-    if request.batch_size != 3000:
+    if request.batch_size is not None:
         parts += ["--batch-size", str(request.batch_size)]
     if request.workers:
         parts += ["--workers", str(request.workers)]
@@ -357,8 +436,9 @@ def resume_command(db: connection.Target, request: Request) -> str:
 
 
 def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, request: Request) -> int:
-    """The plan of a run (token_rotation.plan: rows, slices, batches, a sample batch rolled back), printed;
-    nothing changes."""
+    """The plan of a run (token_rotation.plan: rows, slices, batches), printed. Nothing is written and no row
+    is locked, unless --sample asks for one sample batch (run, timed and rolled back, holding its rows' locks
+    meanwhile) to estimate the duration."""
     timeout = ", p_lock_timeout => make_interval(secs => %(lock_timeout)s)"
     with monitor.cursor(row_factory=dict_row) as cur:
         plan = cur.execute(
@@ -367,14 +447,15 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
                 " batch_size, batches, sample_rows, sample_seconds,"
                 " extract(epoch FROM estimated_duration)::float8 AS estimated_seconds"
                 " FROM token_rotation.plan(%(oid)s::oid::regclass, p_column => %(column)s,"
-                " p_batch_size => %(batch_size)s, p_workers => %(workers)s{})"
+                " p_batch_size => %(batch_size)s, p_workers => %(workers)s, p_sample => %(sample)s{})"
             ).format(sql.SQL(timeout if request.lock_timeout is not None else "")),
             {
                 "oid": oid,
                 "column": request.column,
-                "batch_size": request.batch_size,
+                "batch_size": request.first_batch,
                 "workers": request.workers or 1,
                 "lock_timeout": request.lock_timeout,
+                "sample": request.sample,
             },
         ).fetchone()
     if plan is None:
@@ -384,19 +465,29 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
         **{k: plan[k] for k in ("key_column", "rows_total", "rows_exact", "slices", "batch_size", "batches")},
         **{k: plan[k] for k in ("sample_rows", "sample_seconds", "estimated_seconds")},
         "dry_run": True,
+        "sample": request.sample,
     }
     total = (
         format_count(plan["rows_total"])
         if plan["rows_exact"]
         else f"about {format_count(plan['rows_total'])}"
     )
+    if request.sample:
+        head = (
+            "dry run with a sample batch (it took row locks on one batch, then rolled back; no token changed)"
+        )
+        estimate = (
+            f"a sample batch of {format_count(plan['sample_rows'])} rows took "
+            f"{format_duration(plan['sample_seconds'])}: estimated duration "
+            f"{format_duration(plan['estimated_seconds'] or 0)}"
+        )
+    else:
+        head = "dry run, nothing written and no row locked"
+        estimate = "duration not measured (--dry-run --sample times one batch, rolled back, locking its rows)"
     renderer.note(
-        f"dry run, nothing changed: {plan['table_name']} has {total} rows to rotate "
+        f"{head}: {plan['table_name']} has {total} rows to rotate "
         f"(key {plan['key_column']}), {plan['slices']} slice(s), {format_count(plan['batches'])} batches of "
-        f"{plan['batch_size']}; a sample batch of {format_count(plan['sample_rows'])} rows took "
-        f"{format_duration(plan['sample_seconds'])} "
-        f"(rolled back): estimated duration {format_duration(plan['estimated_seconds'])}"
-        f"; {_memory_fit(monitor, oid, data)}",
+        f"{plan['batch_size']}; {estimate}; {_memory_fit(monitor, oid, data)}",
         data,
     )
     return EXIT_OK

