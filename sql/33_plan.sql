@@ -2,7 +2,8 @@
 -- (`token-rotation rotate --dry-run`): the rows to rotate (counted, or estimated on big tables), the slices and
 -- batches, and an estimated duration from one sample batch that is really run (bound query and UPDATE, as
 -- rotate() does them) and then rolled back. The sample holds row locks on one batch for the time it takes, like
--- a batch of the run. One row:
+-- a batch of the run. p_format, p_prefix and the grace columns are checked and sampled as rotate() would use
+-- them (plan() does not read a run's stored options: pass them). One row:
 --   SELECT * FROM token_rotation.plan('public.tickets', p_batch_size => 3000, p_workers => 2);
 CREATE OR REPLACE FUNCTION token_rotation.plan(
       p_table        regclass
@@ -10,6 +11,10 @@ CREATE OR REPLACE FUNCTION token_rotation.plan(
     , p_batch_size   integer  DEFAULT 3000
     , p_workers      integer  DEFAULT 1
     , p_lock_timeout interval DEFAULT '1s'
+    , p_format            text DEFAULT NULL
+    , p_prefix            text DEFAULT NULL
+    , p_previous_column   name DEFAULT NULL
+    , p_rotated_at_column name DEFAULT NULL
 )
 RETURNS TABLE (
       table_name         text
@@ -31,6 +36,7 @@ AS $$
     -- USING: plpgsql_check cannot follow a statement built in another function)
 DECLARE
     v_sql       record;
+    v_value     record;
     v_max       text;
     v_upper     text;
     v_started   timestamptz;
@@ -39,7 +45,9 @@ BEGIN
     PERFORM token_rotation.check_arguments(p_batch_size, p_workers, p_lock_timeout => p_lock_timeout);
     SELECT d.qualified, d.key_column INTO table_name, key_column
       FROM token_rotation.describe_target(p_table, p_column) AS d;
-    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, key_column, p_column);
+    SELECT * INTO v_value
+      FROM token_rotation.token_value(p_table, p_column, p_format, p_prefix, p_previous_column, p_rotated_at_column);
+    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, key_column, p_column, v_value.set_list);
     EXECUTE v_sql.first_last INTO v_upper, v_max;
 
     batch_size := p_batch_size;
@@ -79,5 +87,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.plan(regclass, name, integer, integer, interval) IS
+COMMENT ON FUNCTION token_rotation.plan(regclass, name, integer, integer, interval, text, text, name, name) IS
     'Dry run: rows, slices, batches and an estimated duration from one sample batch that is rolled back.';

@@ -44,8 +44,8 @@ class Request:
     """What `rotate` was asked to do (the command-line options, typed; None: the procedure's default)."""
 
     table: str
-    column: str = "token"
-    batch_size: int = 3000
+    column: str | None = None
+    batch_size: int | None = None
     max_batches: int | None = None
     sleep: float | None = None
     lock_timeout: float | None = None
@@ -54,6 +54,10 @@ class Request:
     target_batch_time: float | None = None
     max_replication_lag: int | None = None
     synchronous_commit: bool | None = None
+    token_format: str | None = None
+    prefix: str | None = None
+    previous_column: str | None = None
+    rotated_at_column: str | None = None
     vacuum: bool = False
     dry_run: bool = False
 
@@ -74,6 +78,10 @@ class Request:
             target_batch_time=self.target_batch_time,
             max_replication_lag=self.max_replication_lag,
             synchronous_commit=self.synchronous_commit,
+            token_format=self.token_format,
+            prefix=self.prefix,
+            previous_column=self.previous_column,
+            rotated_at_column=self.rotated_at_column,
         )
 
 
@@ -186,8 +194,9 @@ class Runner:
             self._read()
             if self.last is not None:
                 if not self._announced:
+                    kept = progress.run_options(self.monitor, self.last.run_id)
                     self.renderer.started(
-                        started_info(self.db, self.last, self.resumed, rotation, self.request)
+                        started_info(self.db, self.last, self.resumed, rotation, self.request, kept)
                     )
                     self._announced = True
                 if not ended:
@@ -232,6 +241,8 @@ class Runner:
         """What the ended workers' errors mean: none (None), a cancel (exit code), or an error (raised)."""
         for warning in rotation.warnings:
             self.renderer.note(f"warning: {warning}")
+        for change in rotation.changes:
+            self.renderer.note(change)
         lost = [e for e in rotation.errors if connection_lost(e)]
         if lost:
             raise ToolError(lost_message(lost[0], self.resume), EXIT_OTHER)
@@ -300,14 +311,23 @@ def report_data(before: progress.Sizes, after: progress.Sizes) -> dict[str, int]
 
 
 def started_info(
-    db: connection.Target, p: Progress, resumed: bool, rotation: Rotation, request: Request
+    db: connection.Target,
+    p: Progress,
+    resumed: bool,
+    rotation: Rotation,
+    request: Request,
+    kept: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The `started` event; `kept` is the run's stored options (runs.options), which a resume goes on with."""
+    kept = kept or {}
     verb = "resuming" if resumed else "rotating"
     total = format_count(p.rows_total) if p.rows_total_exact else f"about {format_count(p.rows_total)}"
     workers = rotation.workers
+    batch_size = kept.get("batch_size") or request.batch_size or 3000
+    token_format = kept.get("format") or request.token_format or "uuid"
     message = (
         f"{verb} run {p.run_id}: {total} rows of {p.table_name}.{p.token_column}, {p.slices} slice(s), "
-        f"{workers} worker(s), batches of {request.batch_size}, in {db.masked()}"
+        f"{workers} worker(s), batches of {batch_size}, format {token_format}, in {db.masked()}"
     )
     if resumed:
         message += f" ({format_count(p.rows_done)} rows already done)"
@@ -321,7 +341,8 @@ def started_info(
         "rows_done": p.rows_done,
         "slices": p.slices,
         "workers": workers,
-        "batch_size": request.batch_size,
+        "batch_size": batch_size,
+        "format": token_format,
         "database": db.masked(),
     }
 
@@ -332,10 +353,8 @@ def resume_command(db: connection.Target, request: Request) -> str:
     if db.source == "--dsn":
         parts.append("--dsn '<your DSN>'")
     parts += ["rotate", "--table", request.table]
-    if request.column != "token":
+    if request.column is not None and request.column != "token":  # a run keeps its other options itself
         parts += ["--column", request.column]
-    if request.batch_size != 3000:
-        parts += ["--batch-size", str(request.batch_size)]
     if request.workers:
         parts += ["--workers", str(request.workers)]
     return " ".join(parts)
@@ -352,12 +371,18 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
                 " batch_size, batches, sample_rows, sample_seconds,"
                 " extract(epoch FROM estimated_duration)::float8 AS estimated_seconds"
                 " FROM token_rotation.plan(%(oid)s::oid::regclass, p_column => %(column)s,"
-                " p_batch_size => %(batch_size)s, p_workers => %(workers)s{})"
+                " p_batch_size => %(batch_size)s, p_workers => %(workers)s, p_format => %(format)s,"
+                " p_prefix => %(prefix)s, p_previous_column => %(previous)s,"
+                " p_rotated_at_column => %(rotated_at)s{})"
             ).format(sql.SQL(timeout if request.lock_timeout is not None else "")),
             {
                 "oid": oid,
-                "column": request.column,
-                "batch_size": request.batch_size,
+                "column": request.column or "token",
+                "batch_size": request.batch_size or 3000,
+                "format": request.token_format,
+                "prefix": request.prefix,
+                "previous": request.previous_column,
+                "rotated_at": request.rotated_at_column,
                 "workers": request.workers or 1,
                 "lock_timeout": request.lock_timeout,
             },
