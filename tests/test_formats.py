@@ -68,7 +68,7 @@ def test_bytes_format_fills_a_bytea_column_with_unique_random_bytes(
     conn.execute(
         "INSERT INTO secrets SELECT g, uuid_send(gen_random_uuid()) FROM generate_series(1, %s) g", (ROWS,)
     )
-    before = dict(conn.execute("SELECT id, secret FROM secrets").fetchall())
+    before: dict[int, bytes] = dict(conn.execute("SELECT id, secret FROM secrets").fetchall())
     done = run_cli(dsn, "rotate", "--table", "secrets", "--column", "secret", "--format", "bytes:32")
     assert done.returncode == 0, done.stderr
     rows = conn.execute("SELECT id, secret FROM secrets").fetchall()
@@ -197,7 +197,7 @@ def test_the_previous_column_is_cleared_in_batches_by_a_null_run(dsn: str, conn:
         "--previous-column", "previous_api_key",
     )  # fmt: skip
     assert first.returncode == 0, first.stderr
-    keys = dict(conn.execute("SELECT id, api_key FROM api_keys").fetchall())
+    keys: dict[int, str] = dict(conn.execute("SELECT id, api_key FROM api_keys").fetchall())
     done = run_cli(
         dsn, "rotate", "--table", "api_keys", "--column", "previous_api_key", "--format", "null",
         "--batch-size", "300",
