@@ -276,3 +276,19 @@ def test_a_null_option_means_not_given_and_a_new_run_takes_the_default(conn: psy
         "SELECT options->>'batch_size', options->>'lock_timeout' FROM token_rotation.runs"
     ).fetchone()
     assert row == ("3000", "00:00:01")
+
+
+def test_base64url_of_any_length_has_no_padding_and_no_line_breaks(conn: psycopg.Connection) -> None:
+    """base64url:7 (not a multiple of 3: base64 would pad) and base64url:100 (past base64's 76-character
+    lines) give exactly ceil(4N/3) URL-safe characters, nothing else."""
+    conn.execute("CREATE TABLE sessions (id int PRIMARY KEY, token text NOT NULL UNIQUE)")
+    conn.execute("INSERT INTO sessions SELECT g, 'old' || g FROM generate_series(1, 200) g")
+    for n, length in ((7, 10), (100, 134)):
+        conn.execute(
+            "CALL token_rotation.rotate('sessions', p_format => %s, p_quiet => true)", (f"base64url:{n}",)
+        )
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE token ~ ('^[A-Za-z0-9_-]{' || %s || '}$')) FROM sessions",
+            (length,),
+        ).fetchone()
+        assert row == (200,), n
