@@ -292,3 +292,23 @@ def test_base64url_of_any_length_has_no_padding_and_no_line_breaks(conn: psycopg
             (length,),
         ).fetchone()
         assert row == (200,), n
+
+
+def test_the_dry_run_checks_and_samples_the_format_without_changing_a_row(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """`rotate --dry-run --format hex:32 ...` plans the run (its sample batch uses the format, then rolls
+    back); with a format too long for the column it exits 2 with the length in the message."""
+    api_keys(conn, rows=500)
+    before = table_checksum(conn, "api_keys")
+    done = run_cli(
+        dsn, "rotate", "--table", "api_keys", "--column", "api_key", "--format", "hex:32",
+        "--previous-column", "previous_api_key", "--dry-run", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    refused = run_cli(
+        dsn, "rotate", "--table", "api_keys", "--column", "short_key", "--format", "hex:32", "--dry-run"
+    )
+    assert refused.returncode == 2 and "does not fit column short_key" in refused.stderr
+    assert table_checksum(conn, "api_keys") == before
+    assert conn.execute("SELECT count(*) FROM token_rotation.runs").fetchone() == (0,)
