@@ -353,8 +353,10 @@ def resume_command(db: connection.Target, request: Request) -> str:
     if db.source == "--dsn":
         parts.append("--dsn '<your DSN>'")
     parts += ["rotate", "--table", request.table]
-    if request.column is not None and request.column != "token":  # a run keeps its other options itself
-        parts += ["--column", request.column]
+    if request.column is not None and request.column != "token":  # the run keeps every option; these two
+        parts += ["--column", request.column]  # are repeated so that the command reads as the one typed
+    if request.batch_size is not None and request.batch_size != 3000:
+        parts += ["--batch-size", str(request.batch_size)]
     if request.workers:
         parts += ["--workers", str(request.workers)]
     return " ".join(parts)
