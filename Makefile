@@ -78,7 +78,7 @@ stop: venv ## stop the embedded server
 bench-driver: venv ## the CLI vs a bare CALL on ROWS rows, alternated: overhead ratio and peak memory
 	$(BIN)/python -m token_rotation.bench.driver_overhead --rows $(ROWS) $(BENCH_ARGS)
 
-.PHONY: bench bench-engine bench-seed bench-scale bench-growth bench-app
+.PHONY: bench bench-engine bench-formats bench-seed bench-scale bench-growth bench-app
 bench: venv ## benchmark table, JSON and chart: bare UPDATE vs the procedure vs client-side (ROWS, BENCH_ARGS)
 	$(CLI) bench --rows $(ROWS) $(BENCH_ARGS)
 
@@ -87,6 +87,10 @@ bench-growth: venv ## the CLI's defaults vs a bare UPDATE of fresh ROWS-row tabl
 
 bench-app: venv ## an application at a fixed rate (pgbench -R) alone vs during+after a rotation: p50/p99/worst
 	$(BIN)/python -m token_rotation.bench.app --rows $(ROWS) $(BENCH_ARGS)
+
+
+bench-formats: venv ## a hex:32 token and a uuid token, each CALL against its bare UPDATE on ROWS rows, alternated
+	$(BIN)/python -m token_rotation.bench.formats --rows $(ROWS) $(BENCH_ARGS)
 
 bench-engine: venv ## one CALL (1 and 2 workers) vs one bare UPDATE on ROWS rows, alternated: median ratios
 	$(BIN)/python -m token_rotation.bench.engine --rows $(ROWS) $(BENCH_ARGS)

@@ -15,7 +15,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_relkind   "char";
-    v_coltype   regtype;
     v_generated "char";
     v_pk_cols   integer;
     v_pk_attnum smallint;
@@ -52,22 +51,18 @@ BEGIN
                   HINT = 'pass the table behind the view or materialized view';
     END IF;
 
-    SELECT a.atttypid::regtype, a.attgenerated
-      INTO v_coltype, v_generated
+    SELECT a.attgenerated
+      INTO v_generated
       FROM pg_attribute a
      WHERE a.attrelid = p_table AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'column % of % does not exist', quote_ident(p_column), qualified
             USING ERRCODE = 'undefined_column', HINT = 'pass the token column with p_column';
     END IF;
-    IF v_coltype <> 'uuid'::regtype THEN
-        RAISE EXCEPTION 'column % of % is not of type uuid', quote_ident(p_column), qualified
-            USING ERRCODE = 'datatype_mismatch', DETAIL = format('its type is %s', v_coltype),
-                  HINT = 'pass the token column with p_column';
-    END IF;
+    -- its type is token_value()'s check: it depends on the format
     IF v_generated <> '' THEN
         RAISE EXCEPTION 'column % of % is a generated column', quote_ident(p_column), qualified
-            USING ERRCODE = 'wrong_object_type', HINT = 'pass a stored uuid column with p_column';
+            USING ERRCODE = 'wrong_object_type', HINT = 'pass a stored token column with p_column';
     END IF;
 
     SELECT i.indnatts, i.indkey[0]

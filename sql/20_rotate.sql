@@ -22,19 +22,34 @@
 -- read in that last fraction of a second before a crash may be replaced by another one after the resume.
 -- Pass p_synchronous_commit => true to wait for every flush (the server's own synchronous_commit setting,
 -- e.g. remote_apply for synchronous replicas, then applies unchanged).
+--
+-- Token formats (token_value()): p_format 'uuid' (the default for a uuid column), 'hex:N', 'base64url:N',
+-- 'bytes:N', 'function:schema.fn', or 'null' to clear an earlier run's previous column; p_prefix in front of a
+-- text token. Grace columns: p_previous_column receives each row's old token and p_rotated_at_column the
+-- batch's time, in the same UPDATE.
+--
+-- A run keeps its options (run_options(), keep_options()): the column, batch size, sleep, lock timeout and
+-- retries, target batch time, replication lag limit, synchronous commit, format, prefix and grace columns are
+-- stored with the run (runs.options). NULL means "not given": a new run takes the documented defaults (in the
+-- comments of the parameter list), a resumed run the values it was started with, and a value given on a resume
+-- changes it for the rest of the run (a NOTICE says so). p_max_batches, p_quiet and p_workers are per CALL.
 CREATE OR REPLACE PROCEDURE token_rotation.rotate(
       p_table               regclass
-    , p_column              name     DEFAULT 'token'
-    , p_batch_size          integer  DEFAULT 3000
+    , p_column              name     DEFAULT NULL  -- 'token'
+    , p_batch_size          integer  DEFAULT NULL  -- 3000
     , p_max_batches         integer  DEFAULT NULL
-    , p_sleep               interval DEFAULT '0'
-    , p_lock_timeout        interval DEFAULT '1s'
-    , p_lock_retries        integer  DEFAULT 5
+    , p_sleep               interval DEFAULT NULL  -- '0'
+    , p_lock_timeout        interval DEFAULT NULL  -- '1s'
+    , p_lock_retries        integer  DEFAULT NULL  -- 5
     , p_quiet               boolean  DEFAULT false
     , p_workers             integer  DEFAULT 1
     , p_target_batch_time   interval DEFAULT NULL
     , p_max_replication_lag bigint   DEFAULT NULL
-    , p_synchronous_commit  boolean  DEFAULT false
+    , p_synchronous_commit  boolean  DEFAULT NULL  -- false
+    , p_format              text     DEFAULT NULL  -- 'uuid' for a uuid column
+    , p_prefix              text     DEFAULT NULL
+    , p_previous_column     name     DEFAULT NULL
+    , p_rotated_at_column   name     DEFAULT NULL
 )
 LANGUAGE plpgsql
 AS $$
@@ -63,6 +78,17 @@ DECLARE
     v_err_msg      text;
     v_spr          double precision;  -- smoothed seconds per row (adaptive batch size)
     v_stop         text := 'finished';
+    v_given        jsonb;    -- the options this CALL gives (NULL: not given)
+    v_options      jsonb;    -- the options it works with: run_options()
+    v_column       name;
+    v_batch_size0  integer;  -- the run's batch size (v_batch_size: the coming batch's)
+    v_sleep        interval;
+    v_lock_timeout interval;
+    v_lock_retries integer;
+    v_target_time  interval;
+    v_max_lag      bigint;
+    v_sync_commit  boolean;
+    v_value        record;   -- token_rotation.token_value(): token_format, set_list
     -- pinned for every transaction with the settings that shape keys as text (pin_settings(): a procedure that
     -- COMMITs cannot carry a SET clause); the caller's schemas stay in between for the table's triggers
     v_search_path  text := concat_ws(', ', 'pg_catalog', nullif(btrim(current_setting('search_path')), ''),
@@ -70,24 +96,41 @@ DECLARE
 BEGIN
     PERFORM token_rotation.pin_settings(v_search_path);
     PERFORM token_rotation.check_transaction();
-    PERFORM token_rotation.check_arguments(p_batch_size, p_workers, p_max_batches, p_sleep, p_lock_timeout,
-                                           p_lock_retries, p_quiet, p_target_batch_time, p_max_replication_lag,
-                                           p_synchronous_commit);
+    v_given := jsonb_build_object('column', p_column, 'batch_size', p_batch_size, 'sleep', p_sleep,
+                                  'lock_timeout', p_lock_timeout, 'lock_retries', p_lock_retries,
+                                  'target_batch_time', p_target_batch_time, 'max_replication_lag', p_max_replication_lag,
+                                  'synchronous_commit', p_synchronous_commit, 'format', p_format, 'prefix', p_prefix,
+                                  'previous_column', p_previous_column, 'rotated_at_column', p_rotated_at_column);
+    v_options := token_rotation.run_options(p_table, v_given);
+    v_column := v_options->>'column';
+    v_batch_size0 := (v_options->>'batch_size')::integer;
+    v_sleep := (v_options->>'sleep')::interval;
+    v_lock_timeout := (v_options->>'lock_timeout')::interval;
+    v_lock_retries := (v_options->>'lock_retries')::integer;
+    v_target_time := (v_options->>'target_batch_time')::interval;
+    v_max_lag := (v_options->>'max_replication_lag')::bigint;
+    v_sync_commit := (v_options->>'synchronous_commit')::boolean;
+    PERFORM token_rotation.check_arguments(v_batch_size0, p_workers, p_max_batches, v_sleep, v_lock_timeout,
+                                           v_lock_retries, p_quiet, v_target_time, v_max_lag, v_sync_commit);
     SELECT d.qualified, d.key_column INTO v_target, v_key
-      FROM token_rotation.describe_target(p_table, p_column) AS d;
+      FROM token_rotation.describe_target(p_table, v_column) AS d;
+    SELECT * INTO v_value FROM token_rotation.token_value(p_table, v_column, v_options->>'format', v_options->>'prefix',
+                                                          v_options->>'previous_column', v_options->>'rotated_at_column');
+    v_options := v_options || jsonb_build_object('format', v_value.token_format);
     PERFORM token_rotation.check_privileges();
     COMMIT;  -- nothing changed yet: inside a transaction block this is where PostgreSQL refuses the CALL
     PERFORM token_rotation.pin_settings(v_search_path);
 
-    v_slice := token_rotation.claim_slice(p_table, p_column, p_batch_size, p_workers, p_target_batch_time, p_quiet);
+    v_slice := token_rotation.claim_slice(p_table, v_column, v_batch_size0, p_workers, v_target_time, p_quiet);
     IF v_slice.slice_id IS NULL THEN  -- an empty table: its new run is finished already
         COMMIT;
         RETURN;
     END IF;
+    PERFORM token_rotation.keep_options(v_slice.run_id, v_given, v_options);
     SELECT * INTO v_run FROM token_rotation.runs WHERE run_id = v_slice.run_id;
     COMMIT;
     SELECT * INTO v_limits FROM token_rotation.limits();
-    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, v_key, p_column);
+    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, v_key, v_column, v_value.set_list);
     v_batch_size := v_slice.batch_size;
     v_after := coalesce(v_slice.last_key, v_slice.lo);
 
@@ -99,7 +142,7 @@ BEGIN
             v_stop := 'max_batches';
             EXIT;
         END IF;
-        v_wait := token_rotation.wait_reason(v_run.run_id, p_max_replication_lag);
+        v_wait := token_rotation.wait_reason(v_run.run_id, v_max_lag);
         IF v_wait.state = 'cancelled' THEN
             v_stop := 'cancelled';
             EXIT;
@@ -119,15 +162,15 @@ BEGIN
         v_waiting := NULL;
 
         -- one batch in its own transaction: where it ends (found ahead while the batch size stays), its UPDATE
-        IF NOT p_synchronous_commit THEN
+        IF NOT v_sync_commit THEN
             PERFORM set_config('synchronous_commit', 'off', true);
         END IF;
-        PERFORM set_config('lock_timeout', (extract(epoch FROM p_lock_timeout) * 1000)::bigint::text, true);
+        PERFORM set_config('lock_timeout', (extract(epoch FROM v_lock_timeout) * 1000)::bigint::text, true);
         v_started := clock_timestamp();
         IF v_ends_size IS DISTINCT FROM v_batch_size OR v_end_no > cardinality(v_ends) THEN
             SELECT e.ends, e.err_state, e.err_msg INTO v_ends, v_err_state, v_err_msg
               FROM token_rotation.batch_ends(v_sql.end_after, v_sql.end_first, v_after, v_slice.hi, v_batch_size,
-                       CASE WHEN p_target_batch_time IS NULL AND v_batch_size = p_batch_size
+                       CASE WHEN v_target_time IS NULL AND v_batch_size = v_batch_size0
                             THEN least(v_limits.lookahead_batches, p_max_batches - v_call_batches) ELSE 1 END,
                        v_limits.lookahead_time) AS e;
             v_ends_size := v_batch_size;
@@ -148,14 +191,14 @@ BEGIN
         IF v_err_state IN ('55P03', '40P01') THEN
             ROLLBACK;
             v_lock_fails := v_lock_fails + 1;
-            EXIT WHEN v_lock_fails > p_lock_retries;
+            EXIT WHEN v_lock_fails > v_lock_retries;
             v_batch_size := greatest(v_batch_size / 2, 1);
             PERFORM token_rotation.pin_settings(v_search_path);
             PERFORM token_rotation.mark_lock_retry(v_run.run_id, v_slice.slice_id, v_err_state, v_lock_fails,
-                                                   p_lock_retries, v_batch_size, p_quiet);
+                                                   v_lock_retries, v_batch_size, p_quiet);
             COMMIT;
             SELECT * INTO v_err_state, v_err_msg
-              FROM token_rotation.sleep(least(extract(epoch FROM p_lock_timeout), 1));
+              FROM token_rotation.sleep(least(extract(epoch FROM v_lock_timeout), 1));
             EXIT WHEN v_err_state IS NOT NULL;
             CONTINUE;
         END IF;
@@ -176,12 +219,12 @@ BEGIN
         END IF;
         EXIT WHEN v_last;
 
-        IF p_target_batch_time IS NOT NULL OR v_batch_size < p_batch_size THEN  -- adaptive, or after halvings
+        IF v_target_time IS NOT NULL OR v_batch_size < v_batch_size0 THEN  -- adaptive, or after halvings
             SELECT * INTO v_batch_size, v_spr FROM token_rotation.adapt_batch_size(v_batch_size, v_spr,
-                v_batch.rows, extract(epoch FROM v_mark - v_started)::float8, p_batch_size, p_target_batch_time);
+                v_batch.rows, extract(epoch FROM v_mark - v_started)::float8, v_batch_size0, v_target_time);
         END IF;
-        IF p_sleep > '0' THEN
-            SELECT * INTO v_err_state, v_err_msg FROM token_rotation.sleep(extract(epoch FROM p_sleep));
+        IF v_sleep > '0' THEN
+            SELECT * INTO v_err_state, v_err_msg FROM token_rotation.sleep(extract(epoch FROM v_sleep));
             EXIT WHEN v_err_state IS NOT NULL;
         END IF;
     END LOOP;
@@ -194,12 +237,14 @@ BEGIN
     v_run := token_rotation.end_call(v_run.run_id, v_slice.slice_id, v_mark, v_err_state, v_err_msg);
     COMMIT;
     PERFORM token_rotation.report_call(v_run, v_target, v_slice.slice_no, v_stop, v_call_batches, v_err_state,
-                                       v_err_msg, v_lock_fails, p_lock_timeout, p_quiet);
+                                       v_err_msg, v_lock_fails, v_lock_timeout, p_quiet);
 END
 $$;
 
 COMMENT ON PROCEDURE token_rotation.rotate(regclass, name, integer, integer, interval, interval, integer, boolean,
-                                          integer, interval, bigint, boolean) IS
-    'Rotates the uuid token column of a table to gen_random_uuid(), exactly once per run, one COMMIT per batch; '
-    'starts a run or resumes the open one. CALL outside a transaction block: '
-    'CALL token_rotation.rotate(''public.tickets'', p_batch_size => 3000);';
+                                          integer, interval, bigint, boolean, text, text, name, name) IS
+    'Gives the token column of a table new random tokens (p_format: uuid, hex:N, base64url:N, bytes:N, '
+    'function:schema.fn; p_prefix; grace columns p_previous_column, p_rotated_at_column), exactly once per run, '
+    'one COMMIT per batch; starts a run or resumes the open one with its stored options (NULL: not given). '
+    'CALL outside a transaction block: '
+    'CALL token_rotation.rotate(''public.tickets'', v_batch_size0 => 3000);';

@@ -1,10 +1,11 @@
--- token_rotation.plan(table, column, batch_size, workers, lock_timeout, sample): what a run would do, without
--- changing a token (`token-rotation rotate --dry-run`): the rows to rotate (counted, or estimated from the
--- statistics on big tables), the slices and batches. By default it writes nothing and locks no row: the
--- sample columns are 0 and the estimated duration is NULL. With p_sample => true
--- (`rotate --dry-run --sample`) it also runs one sample batch (bound query and UPDATE, as rotate() does
--- them), rolls it back and estimates the duration from it; the sample holds row locks on one batch for the
--- time it takes, like a batch of the run. One row:
+-- token_rotation.plan(table, column, batch_size, workers, lock_timeout, sample, format, prefix, grace
+-- columns): what a run would do, without changing a token (`token-rotation rotate --dry-run`): the rows to
+-- rotate (counted, or estimated from the statistics on big tables), the slices and batches. p_format, p_prefix
+-- and the grace columns are checked as rotate() would use them (plan() does not read a run's stored options:
+-- pass them). By default it writes nothing and locks no row: the sample columns are 0 and the estimated
+-- duration is NULL. With p_sample => true (`rotate --dry-run --sample`) it also runs one sample batch (bound
+-- query and UPDATE with the format's value, as rotate() does them), rolls it back and estimates the duration
+-- from it; the sample holds row locks on one batch for the time it takes, like a batch of the run. One row:
 --   SELECT * FROM token_rotation.plan('public.tickets', p_batch_size => 3000, p_workers => 2);
 --   SELECT * FROM token_rotation.plan('public.tickets', p_sample => true);
 CREATE OR REPLACE FUNCTION token_rotation.plan(
@@ -13,7 +14,11 @@ CREATE OR REPLACE FUNCTION token_rotation.plan(
     , p_batch_size   integer  DEFAULT 3000
     , p_workers      integer  DEFAULT 1
     , p_lock_timeout interval DEFAULT '1s'
-    , p_sample       boolean  DEFAULT false
+    , p_sample            boolean DEFAULT false
+    , p_format            text    DEFAULT NULL
+    , p_prefix            text    DEFAULT NULL
+    , p_previous_column   name    DEFAULT NULL
+    , p_rotated_at_column name    DEFAULT NULL
 )
 RETURNS TABLE (
       table_name         text
@@ -35,6 +40,7 @@ AS $$
     -- USING: plpgsql_check cannot follow a statement built in another function)
 DECLARE
     v_sql       record;
+    v_value     record;
     v_max       text;
     v_upper     text;
     v_started   timestamptz;
@@ -43,7 +49,9 @@ BEGIN
     PERFORM token_rotation.check_arguments(p_batch_size, p_workers, p_lock_timeout => p_lock_timeout);
     SELECT d.qualified, d.key_column INTO table_name, key_column
       FROM token_rotation.describe_target(p_table, p_column) AS d;
-    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, key_column, p_column);
+    SELECT * INTO v_value
+      FROM token_rotation.token_value(p_table, p_column, p_format, p_prefix, p_previous_column, p_rotated_at_column);
+    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, key_column, p_column, v_value.set_list);
     EXECUTE v_sql.first_last INTO v_upper, v_max;
 
     batch_size := p_batch_size;
@@ -86,6 +94,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.plan(regclass, name, integer, integer, interval, boolean) IS
-    'Dry run: rows, slices, batches; with p_sample => true also an estimated duration from one sample batch '
-    'that is rolled back (it locks that batch''s rows while it runs).';
+COMMENT ON FUNCTION token_rotation.plan(regclass, name, integer, integer, interval, boolean, text, text, name,
+                                         name) IS
+    'Dry run: rows, slices, batches; the format checked; with p_sample => true also an estimated duration from '
+    'one sample batch that is rolled back (it locks that batch''s rows while it runs).';

@@ -131,7 +131,7 @@ def test_no_token_and_no_password_appear_in_any_output(dsn: str, conn: psycopg.C
         ),
         (
             ["rotate", "--table", "tickets", "--column", "title"],
-            "(hint: pass the token column with --column)",
+            "(hint: pass the token column with --column, or its format with --format",
         ),
         (["rotate", "--table", "tickets", "--batch-size", "2000000"], "batch size must be between 1 and"),
         (["pause", "--table", "tickets"], "has no open run"),

@@ -30,15 +30,21 @@ EVERY_OPTION = (
     "--target-batch-time", "200ms",
     "--max-replication-lag", "64MB",
     "--synchronous-commit",
+    "--format", "hex:16",
+    "--prefix", "tk_",
+    "--previous-column", "previous_token",
+    "--rotated-at-column", "rotated_at",
 )  # fmt: skip
 
 
 def test_every_rotate_option_reaches_the_procedure(dsn: str, conn: psycopg.Connection) -> None:
     """With every option of `rotate` given, each of the two workers' CALL (as pg_stat_activity shows it)
     passes every parameter of token_rotation.rotate by name (all p_* but the table, passed first), and the
-    run they start has the two slices asked for."""
+    run they start has the two slices asked for. (The token is text here, for --format and --prefix.)"""
     make_table(conn, rows=2000)
+    conn.execute("ALTER TABLE tickets ALTER COLUMN token DROP DEFAULT, ALTER COLUMN token TYPE text")
     before = snapshot(conn)
+    conn.execute("ALTER TABLE tickets ADD COLUMN previous_token text, ADD COLUMN rotated_at timestamptz")
     parameters = conn.execute(
         "SELECT array_agg(a ORDER BY a) FROM pg_proc p, unnest(p.proargnames) a"
         " WHERE p.oid = 'token_rotation.rotate'::regproc AND a <> 'p_table'"
@@ -70,6 +76,11 @@ def test_every_rotate_option_reaches_the_procedure(dsn: str, conn: psycopg.Conne
     assert assert_checkpoints_match_the_data(conn, before) == 200
     done = run_cli(dsn, "rotate", "--table", "tickets")
     assert done.returncode == 0, done.stderr
+    previous: dict[str, str] = dict(
+        conn.execute("SELECT id::text, previous_token FROM tickets WHERE token ~ '^tk_[0-9a-f]{32}$'")
+    )
+    assert previous == before.tokens  # the bare resume kept the format, the prefix and the grace column
+    conn.execute("ALTER TABLE tickets DROP COLUMN previous_token, DROP COLUMN rotated_at")
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
 
 

@@ -63,7 +63,8 @@ def test_rotate_beside_a_psql_session_follows_the_run_to_its_end(dsn: str, conn:
     make_table(conn, rows=4000)
     before = snapshot(conn)
     dba, pid = dba_on_slice_one(dsn, conn)
-    result = run_cli(dsn, "rotate", "--table", "tickets", "--progress-interval", "0.2")
+    # --sleep 0: this resume works its own slice unthrottled (the run keeps the DBA's 300 ms otherwise)
+    result = run_cli(dsn, "rotate", "--table", "tickets", "--sleep", "0", "--progress-interval", "0.2")
     dba.join()
     assert dba.error is None
     assert result.returncode == 0, result.stderr
@@ -85,7 +86,9 @@ def test_ctrl_c_while_following_stops_following_and_leaves_the_other_session_wor
     make_table(conn, rows=8000)  # the DBA's slice: 20 batches of 200 rows, 300 ms apart
     before = snapshot(conn)
     dba, pid = dba_on_slice_one(dsn, conn)
-    proc = spawn_cli(dsn, "tr-follower", "rotate", "--table", "tickets", "--progress-interval", "0.2")
+    proc = spawn_cli(
+        dsn, "tr-follower", "rotate", "--table", "tickets", "--sleep", "0", "--progress-interval", "0.2"
+    )
     try:
         read_until(proc, "continues in another session")
         assert slice_two_done(conn)
@@ -113,7 +116,9 @@ def test_a_followed_session_that_stops_before_the_end_is_taken_over(
     make_table(conn, rows=8000)
     before = snapshot(conn)
     dba, pid = dba_on_slice_one(dsn, conn)
-    proc = spawn_cli(dsn, "tr-follower", "rotate", "--table", "tickets", "--progress-interval", "0.2")
+    proc = spawn_cli(
+        dsn, "tr-follower", "rotate", "--table", "tickets", "--sleep", "0", "--progress-interval", "0.2"
+    )
     try:
         read_until(proc, "continues in another session")
         terminate(conn, pid)

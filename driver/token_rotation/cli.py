@@ -83,7 +83,7 @@ EPILOG = "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXI
 @click.version_option(package_name="token-rotation")
 @click.pass_context
 def cli(ctx: click.Context, dsn: str | None, application_name: str) -> None:
-    """Rotate the uuid token of every row of a PostgreSQL table: online, resumable, exactly once."""
+    """Rotate the token of every row of a PostgreSQL table: online, resumable, exactly once."""
     ctx.obj = {"dsn": dsn, "application_name": application_name}
 
 

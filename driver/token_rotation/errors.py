@@ -40,6 +40,7 @@ _BAD_INPUT_STATES = {
     "42809",
     "42P16",
     "42883",
+    "2BP01",  # dependent_objects_still_exist: a foreign key to the token without ON UPDATE CASCADE
 }
 _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 _PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)|(://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)

@@ -43,13 +43,36 @@ class Size(click.ParamType):
 
 ROTATE_OPTIONS = [
     click.option("--table", required=True, help="Table to rotate: [schema.]name."),
-    click.option("--column", default="token", show_default=True, help="The uuid token column."),
+    click.option(
+        "--column",
+        default=None,
+        help="The token column.  [default: token; on resume, the run's, like every option below that a "
+        "run keeps]",
+    ),
     click.option(
         "--batch-size",
         type=click.IntRange(min=1),
         default=None,
-        help="Rows per batch, fixed.  [default: adaptive, batches of about 10 ms from 1000 rows, so that an "
-        "application waiting on a row of a batch waits at most that]",
+        help="Rows per batch, fixed.  [default for a new run: adaptive, batches of about 10 ms from 1000 "
+        "rows, so that an application waiting on a row of a batch waits at most that; on resume, the run's]",
+    ),
+    click.option(
+        "--format",
+        "token_format",
+        default=None,
+        metavar="FORMAT",
+        help="New token: uuid, hex:N, base64url:N (URL-safe, no padding), bytes:N (bytea), with N random "
+        "bytes; function:schema.fn (a zero-argument function returning the column's type); "
+        "null (clears an earlier run's --previous-column).  [default: uuid, for a uuid column]",
+    ),
+    click.option("--prefix", default=None, help="Text in front of a hex or base64url token, e.g. tk_."),
+    click.option(
+        "--previous-column",
+        default=None,
+        help="Column that receives each row's old token in the same UPDATE (a grace window for clients).",
+    ),
+    click.option(
+        "--rotated-at-column", default=None, help="timestamptz column that receives the batch's time."
     ),
     click.option(
         "--max-batches",

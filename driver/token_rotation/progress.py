@@ -127,6 +127,13 @@ def open_run(conn: psycopg.Connection, table_oid: int) -> Progress | None:
     return Progress.from_row(row) if row else None
 
 
+def run_options(conn: psycopg.Connection, run_id: int) -> dict[str, Any]:
+    """The options a run keeps (runs.options: format, batch size, sleep, ...); {} for a run that has none."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute("SELECT options FROM token_rotation.runs WHERE run_id = %s", (run_id,)).fetchone()
+    return dict(row["options"]) if row and row["options"] else {}
+
+
 def newest_run_id(conn: psycopg.Connection, table_oid: int) -> int:
     """The newest run id of a table (0 when it has none)."""
     with conn.cursor(row_factory=dict_row) as cur:

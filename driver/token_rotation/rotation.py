@@ -19,7 +19,8 @@ from psycopg import sql
 from token_rotation import connection
 
 INTERVALS = {"sleep", "lock_timeout", "target_batch_time"}  # passed as seconds, turned into intervals
-PARAMETERS = {"slices": "p_workers"}  # the procedure's name where it differs from p_<field>
+PARAMETERS = {"slices": "p_workers", "token_format": "p_format"}  # where it differs from p_<field>
+OPTIONS_CHANGED = "TROPT"  # the NOTICE of a resume that changes a run's stored options
 
 # after a CALL: is there still a slice of this run that nobody works on?
 MORE_WORK = (
@@ -44,6 +45,10 @@ class Options:
     target_batch_time: float | None = None
     max_replication_lag: int | None = None
     synchronous_commit: bool | None = None
+    token_format: str | None = None
+    prefix: str | None = None
+    previous_column: str | None = None
+    rotated_at_column: str | None = None
 
     def call(self) -> tuple[sql.Composed, dict[str, object]]:
         """The CALL statement, with a named argument for each option given, and its parameters."""
@@ -72,6 +77,7 @@ class Rotation:
         self.workers = workers
         self.errors: list[psycopg.Error] = []
         self.warnings: list[str] = []  # the procedure's WARNINGs (e.g. fewer rows than counted)
+        self.changes: list[str] = []  # its NOTICEs that a resume changed the run's options
         self.calls_done = 0
         self._conns: list[psycopg.Connection | None] = [None] * workers
         self._threads = [
@@ -137,10 +143,14 @@ class Rotation:
                 self._finish(error)
 
     def _on_notice(self, diag: psycopg.errors.Diagnostic) -> None:
-        """Keeps WARNINGs (their primary message only: a DETAIL could in principle quote a row)."""
+        """Keeps WARNINGs and changed options (their primary message only: a DETAIL could in principle quote
+        a row)."""
         if diag.severity_nonlocalized == "WARNING" and diag.message_primary:
             with self._lock:
                 self.warnings.append(diag.message_primary)
+        elif diag.sqlstate == OPTIONS_CHANGED and diag.message_primary:
+            with self._lock:
+                self.changes.append(diag.message_primary)
 
     def _finish(self, error: psycopg.Error | None) -> None:
         with self._lock:

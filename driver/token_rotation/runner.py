@@ -49,8 +49,11 @@ class Request:
     """What `rotate` was asked to do (the command-line options, typed; None: the procedure's default)."""
 
     table: str
-    column: str = "token"
+    column: str | None = None
     batch_size: int | None = None  # given: a fixed batch size (adaptive only with --target-batch-time)
+    resuming: bool = (
+        False  # an open run goes on: what is not given is the run's own (a run keeps its options)
+    )
     max_batches: int | None = None
     sleep: float | None = None
     lock_timeout: float | None = None
@@ -59,6 +62,10 @@ class Request:
     target_batch_time: float | None = None
     max_replication_lag: int | None = None
     synchronous_commit: bool | None = None
+    token_format: str | None = None
+    prefix: str | None = None
+    previous_column: str | None = None
+    rotated_at_column: str | None = None
     vacuum: bool = False
     reclaim: bool = False  # VACUUM from a side session as the run goes (the CLI's default: on)
     reclaim_every: float = 100 * DEFAULT_SHARE  # percent of the table between two VACUUMs
@@ -71,8 +78,9 @@ class Request:
 
     @property
     def adaptive_default(self) -> bool:
-        """Neither --batch-size nor --target-batch-time: batches of about DEFAULT_TARGET_BATCH_TIME."""
-        return self.batch_size is None and self.target_batch_time is None
+        """A new run with neither --batch-size nor --target-batch-time: batches of about
+        DEFAULT_TARGET_BATCH_TIME. A resume without them goes on with the run's own batch sizing."""
+        return self.batch_size is None and self.target_batch_time is None and not self.resuming
 
     @property
     def first_batch(self) -> int:
@@ -85,7 +93,7 @@ class Request:
         return Options(
             table_oid=table_oid,
             column=self.column,
-            batch_size=self.first_batch,
+            batch_size=self.batch_size if self.resuming else self.first_batch,
             max_batches=self.max_batches,
             sleep=self.sleep,
             lock_timeout=self.lock_timeout,
@@ -94,6 +102,10 @@ class Request:
             target_batch_time=DEFAULT_TARGET_BATCH_TIME if self.adaptive_default else self.target_batch_time,
             max_replication_lag=self.max_replication_lag,
             synchronous_commit=self.synchronous_commit,
+            token_format=self.token_format,
+            prefix=self.prefix,
+            previous_column=self.previous_column,
+            rotated_at_column=self.rotated_at_column,
         )
 
 
@@ -162,6 +174,8 @@ class Runner:
             before = progress.sizes(monitor, self.oid)
             found = progress.open_run(monitor, self.oid)
             self.resumed = found is not None
+            if found is not None:
+                self.request = replace(self.request, resuming=True)
             self.newest = progress.newest_run_id(monitor, self.oid)
             self.run_id = found.run_id if found else None
             # a worker per slice asked for; on resume, per free slice (none free: the CALL names the holder)
@@ -253,8 +267,9 @@ class Runner:
             self._read()
             if self.last is not None:
                 if not self._announced:
+                    kept = progress.run_options(self.monitor, self.last.run_id)
                     self.renderer.started(
-                        started_info(self.db, self.last, self.resumed, rotation, self.request)
+                        started_info(self.db, self.last, self.resumed, rotation, self.request, kept)
                     )
                     self._announced = True
                 if not ended:
@@ -299,6 +314,8 @@ class Runner:
         """What the ended workers' errors mean: none (None), a cancel (exit code), or an error (raised)."""
         for warning in rotation.warnings:
             self.renderer.note(f"warning: {warning}")
+        for change in rotation.changes:
+            self.renderer.note(change)
         lost = [e for e in rotation.errors if connection_lost(e)]
         if lost:
             raise ToolError(lost_message(lost[0], self.resume), EXIT_OTHER)
@@ -376,14 +393,22 @@ def report_data(before: progress.Sizes, after: progress.Sizes) -> dict[str, int]
 
 
 def started_info(
-    db: connection.Target, p: Progress, resumed: bool, rotation: Rotation, request: Request
+    db: connection.Target,
+    p: Progress,
+    resumed: bool,
+    rotation: Rotation,
+    request: Request,
+    kept: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The `started` event; `kept` is the run's stored options (runs.options), which a resume goes on with."""
+    kept = kept or {}
     verb = "resuming" if resumed else "rotating"
     total = format_count(p.rows_total) if p.rows_total_exact else f"about {format_count(p.rows_total)}"
     workers = rotation.workers
+    token_format = kept.get("format") or request.token_format or "uuid"
     message = (
         f"{verb} run {p.run_id}: {total} rows of {p.table_name}.{p.token_column}, {p.slices} slice(s), "
-        f"{workers} worker(s), {batches_text(request)}, in {db.masked()}"
+        f"{workers} worker(s), {batches_text(request, kept)}, format {token_format}, in {db.masked()}"
     )
     if resumed:
         message += f" ({format_count(p.rows_done)} rows already done)"
@@ -397,16 +422,18 @@ def started_info(
         "rows_done": p.rows_done,
         "slices": p.slices,
         "workers": workers,
-        "batch_size": request.first_batch,
+        "batch_size": kept.get("batch_size") or request.first_batch,
         "target_batch_time": DEFAULT_TARGET_BATCH_TIME
         if request.adaptive_default
         else request.target_batch_time,
+        "format": token_format,
         "database": db.masked(),
     }
 
 
-def batches_text(request: Request) -> str:
-    """How the batches are sized: fixed, or adapted towards a time per batch."""
+def batches_text(request: Request, kept: dict[str, Any] | None = None) -> str:
+    """How the batches are sized: fixed, or adapted towards a time per batch; on a resume that gives neither,
+    as the run keeps them (`kept`: its stored options)."""
     if request.adaptive_default:
         return (
             f"batches adapted to about {format_duration(DEFAULT_TARGET_BATCH_TIME)} each "
@@ -417,7 +444,11 @@ def batches_text(request: Request) -> str:
             f"batches adapted to about {format_duration(request.target_batch_time)} each "
             f"(from {request.first_batch} rows)"
         )
-    return f"batches of {request.batch_size}"
+    if request.batch_size is None and kept:
+        if kept.get("target_batch_time"):
+            return f"batches adapted to the run's kept target time ({kept['target_batch_time']})"
+        return f"batches of {kept.get('batch_size', 3000)} (the run's)"
+    return f"batches of {request.first_batch}"
 
 
 def resume_command(db: connection.Target, request: Request) -> str:
@@ -426,8 +457,8 @@ def resume_command(db: connection.Target, request: Request) -> str:
     if db.source == "--dsn":
         parts.append("--dsn '<your DSN>'")
     parts += ["rotate", "--table", request.table]
-    if request.column != "token":
-        parts += ["--column", request.column]
+    if request.column is not None and request.column != "token":  # the run keeps every option; these two
+        parts += ["--column", request.column]  # are repeated so that the command reads as the one typed
     if request.batch_size is not None:
         parts += ["--batch-size", str(request.batch_size)]
     if request.workers:
@@ -447,12 +478,18 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
                 " batch_size, batches, sample_rows, sample_seconds,"
                 " extract(epoch FROM estimated_duration)::float8 AS estimated_seconds"
                 " FROM token_rotation.plan(%(oid)s::oid::regclass, p_column => %(column)s,"
-                " p_batch_size => %(batch_size)s, p_workers => %(workers)s, p_sample => %(sample)s{})"
+                " p_batch_size => %(batch_size)s, p_workers => %(workers)s, p_sample => %(sample)s,"
+                " p_format => %(format)s, p_prefix => %(prefix)s, p_previous_column => %(previous)s,"
+                " p_rotated_at_column => %(rotated_at)s{})"
             ).format(sql.SQL(timeout if request.lock_timeout is not None else "")),
             {
                 "oid": oid,
-                "column": request.column,
+                "column": request.column or "token",
                 "batch_size": request.first_batch,
+                "format": request.token_format,
+                "prefix": request.prefix,
+                "previous": request.previous_column,
+                "rotated_at": request.rotated_at_column,
                 "workers": request.workers or 1,
                 "lock_timeout": request.lock_timeout,
                 "sample": request.sample,
