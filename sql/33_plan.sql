@@ -1,4 +1,4 @@
--- token_rotation.plan(table, column, batch_size, workers): what a run would do, without changing a token
+-- token_rotation.plan(table, column, batch_size, workers, lock_timeout, key): what a run would do, without changing a token
 -- (`token-rotation rotate --dry-run`): the rows to rotate (counted, or estimated on big tables), the slices and
 -- batches, and an estimated duration from one sample batch that is really run (bound query and UPDATE, as
 -- rotate() does them) and then rolled back. The sample holds row locks on one batch for the time it takes, like
@@ -10,10 +10,11 @@ CREATE OR REPLACE FUNCTION token_rotation.plan(
     , p_batch_size   integer  DEFAULT 3000
     , p_workers      integer  DEFAULT 1
     , p_lock_timeout interval DEFAULT '1s'
+    , p_key          name[]   DEFAULT NULL
 )
 RETURNS TABLE (
       table_name         text
-    , key_column         name
+    , key_columns        name[]
     , rows_total         bigint
     , rows_exact         boolean
     , slices             integer
@@ -31,15 +32,15 @@ AS $$
     -- USING: plpgsql_check cannot follow a statement built in another function)
 DECLARE
     v_sql       record;
-    v_max       text;
-    v_upper     text;
+    v_max       text[];
+    v_upper     text[];
     v_started   timestamptz;
     v_per_row   double precision;
 BEGIN
     PERFORM token_rotation.check_arguments(p_batch_size, p_workers, p_lock_timeout => p_lock_timeout);
-    SELECT d.qualified, d.key_column INTO table_name, key_column
-      FROM token_rotation.describe_target(p_table, p_column) AS d;
-    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, key_column, p_column);
+    SELECT d.qualified, d.key_columns INTO table_name, key_columns
+      FROM token_rotation.describe_target(p_table, p_column, p_key) AS d;
+    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, key_columns, p_column);
     EXECUTE v_sql.first_last INTO v_upper, v_max;
 
     batch_size := p_batch_size;
@@ -51,7 +52,7 @@ BEGIN
         SELECT sum(s.rows_expected)::bigint, bool_and(s.exact), count(*)::integer,
                sum(ceil(s.rows_expected::numeric / p_batch_size))::bigint
           INTO rows_total, rows_exact, slices, batches
-          FROM token_rotation.plan_slices(p_table, key_column, p_workers, v_max) AS s;
+          FROM token_rotation.plan_slices(p_table, key_columns, p_workers, v_max) AS s;
     END IF;
 
     -- the sample: the table's first batch, exactly as rotate() runs it, in a subtransaction rolled back by
@@ -61,8 +62,8 @@ BEGIN
         BEGIN
             PERFORM set_config('lock_timeout', (extract(epoch FROM p_lock_timeout) * 1000)::bigint::text, true);
             v_started := clock_timestamp();
-            EXECUTE v_sql.end_first INTO v_upper USING NULL::text, v_max, p_batch_size - 1;
-            EXECUTE v_sql.update_first USING NULL::text, coalesce(v_upper, v_max);
+            EXECUTE v_sql.end_first INTO v_upper USING NULL::text[], v_max, p_batch_size - 1;
+            EXECUTE v_sql.update_first USING NULL::text[], coalesce(v_upper, v_max);
             GET DIAGNOSTICS sample_rows = ROW_COUNT;
             sample_seconds := extract(epoch FROM clock_timestamp() - v_started);
             RAISE EXCEPTION USING ERRCODE = 'TRPLN';
@@ -79,5 +80,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.plan(regclass, name, integer, integer, interval) IS
+COMMENT ON FUNCTION token_rotation.plan(regclass, name, integer, integer, interval, name[]) IS
     'Dry run: rows, slices, batches and an estimated duration from one sample batch that is rolled back.';

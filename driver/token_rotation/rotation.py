@@ -20,6 +20,7 @@ from token_rotation import connection
 
 INTERVALS = {"sleep", "lock_timeout", "target_batch_time"}  # passed as seconds, turned into intervals
 PARAMETERS = {"slices": "p_workers"}  # the procedure's name where it differs from p_<field>
+CASTS = {"key": "name[]"}  # passed as a list of str, cast to the parameter's type
 
 # after a CALL: is there still a slice of this run that nobody works on?
 MORE_WORK = (
@@ -44,6 +45,7 @@ class Options:
     target_batch_time: float | None = None
     max_replication_lag: int | None = None
     synchronous_commit: bool | None = None
+    key: list[str] | None = None  # the columns the run walks; None: the primary key, or a resumed run's own
 
     def call(self) -> tuple[sql.Composed, dict[str, object]]:
         """The CALL statement, with a named argument for each option given, and its parameters."""
@@ -56,6 +58,8 @@ class Options:
             placeholder: sql.Composable = sql.Placeholder(name)
             if name in INTERVALS:
                 placeholder = sql.SQL("make_interval(secs => {})").format(placeholder)
+            if name in CASTS:
+                placeholder = sql.SQL("{}::{}").format(placeholder, sql.SQL(CASTS[name]))
             parameter = PARAMETERS.get(name, f"p_{name}")
             args.append(sql.SQL("{} => {}").format(sql.Identifier(parameter), placeholder))
         return sql.SQL("CALL token_rotation.rotate({})").format(sql.SQL(", ").join(args)), params

@@ -54,6 +54,7 @@ class Request:
     target_batch_time: float | None = None
     max_replication_lag: int | None = None
     synchronous_commit: bool | None = None
+    key: list[str] | None = None
     vacuum: bool = False
     dry_run: bool = False
 
@@ -74,6 +75,7 @@ class Request:
             target_batch_time=self.target_batch_time,
             max_replication_lag=self.max_replication_lag,
             synchronous_commit=self.synchronous_commit,
+            key=self.key,
         )
 
 
@@ -348,11 +350,12 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
     with monitor.cursor(row_factory=dict_row) as cur:
         plan = cur.execute(
             sql.SQL(
-                "SELECT table_name, key_column::text AS key_column, rows_total, rows_exact, slices,"
+                "SELECT table_name, array_to_string(key_columns, ', ') AS key_column, rows_total, rows_exact,"
+                " slices,"
                 " batch_size, batches, sample_rows, sample_seconds,"
                 " extract(epoch FROM estimated_duration)::float8 AS estimated_seconds"
                 " FROM token_rotation.plan(%(oid)s::oid::regclass, p_column => %(column)s,"
-                " p_batch_size => %(batch_size)s, p_workers => %(workers)s{})"
+                " p_batch_size => %(batch_size)s, p_workers => %(workers)s, p_key => %(key)s::name[]{})"
             ).format(sql.SQL(timeout if request.lock_timeout is not None else "")),
             {
                 "oid": oid,
@@ -360,6 +363,7 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
                 "batch_size": request.batch_size,
                 "workers": request.workers or 1,
                 "lock_timeout": request.lock_timeout,
+                "key": request.key,
             },
         ).fetchone()
     if plan is None:
