@@ -72,12 +72,15 @@ stop: venv ## stop the embedded server
 bench-driver: venv ## the CLI vs a bare CALL on ROWS rows, alternated: overhead ratio and peak memory
 	$(BIN)/python -m token_rotation.bench.driver_overhead --rows $(ROWS) $(BENCH_ARGS)
 
-.PHONY: bench bench-engine bench-seed bench-scale
+.PHONY: bench bench-engine bench-seed bench-scale bench-partitions
 bench: venv ## benchmark table, JSON and chart: bare UPDATE vs the procedure vs client-side (ROWS, BENCH_ARGS)
 	$(CLI) bench --rows $(ROWS) $(BENCH_ARGS)
 
 bench-engine: venv ## one CALL (1 and 2 workers) vs one bare UPDATE on ROWS rows, alternated: median ratios
 	$(BIN)/python -m token_rotation.bench.engine --rows $(ROWS) $(BENCH_ARGS)
+
+bench-partitions: venv ## a range-partitioned copy vs its bare UPDATE, beside the plain table's pair (ROWS), alternated
+	$(BIN)/python -m token_rotation.bench.partitions --rows $(ROWS) $(BENCH_ARGS)
 
 bench-scale: venv ## time per row at 1M against 10M rows, the two tables alternated in every round
 	$(BIN)/python -m token_rotation.bench.scale $(BENCH_ARGS)

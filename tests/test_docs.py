@@ -38,7 +38,7 @@ def test_readme_documents_every_parameter_of_rotate_with_its_default() -> None:
     """Each parameter of token_rotation.rotate in sql/20_rotate.sql has a README row with its default."""
     source = (ROOT / "sql" / "20_rotate.sql").read_text()
     signature = source[source.index("PROCEDURE token_rotation.rotate(") : source.index("LANGUAGE plpgsql")]
-    params = re.findall(r"(p_\w+)\s+\w+(?:\s+DEFAULT\s+(\S+))?", signature)
+    params = re.findall(r"(p_\w+)\s+\S+(?:\s+DEFAULT\s+(\S+))?", signature)  # a type may be name[]
     assert len(params) >= 10
     for name, default in params:
         row = next((line for line in README.splitlines() if line.startswith(f"| `{name}`")), None)
