@@ -5,6 +5,8 @@ verify says so."""
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -189,3 +191,29 @@ def test_plan_counts_the_rows_of_every_leaf(conn: psycopg.Connection) -> None:
     ).fetchone()
     assert plan == (3000, True, 2, 3000)
     assert snapshot(conn, "events").tokens == before.tokens
+
+
+def test_table_sizes_of_a_partitioned_table_are_the_sums_over_its_leaves(conn: psycopg.Connection) -> None:
+    """table_sizes() of a partitioned table (which holds nothing itself) adds up its leaves: the growth and
+    the dead tuples a run leaves, as the CLI's report after a run shows them."""
+    make_events(conn, "sub-partitioned")
+    conn.execute("VACUUM events")
+    leaves = conn.execute(
+        "SELECT sum(pg_relation_size(relid)), sum(pg_indexes_size(relid))"
+        " FROM pg_partition_tree('events') WHERE isleaf"
+    ).fetchone()
+    before = conn.execute(
+        "SELECT table_bytes, indexes_bytes FROM token_rotation.table_sizes('events')"
+    ).fetchone()
+    assert before == leaves and before is not None and before[0] > 0
+    conn.execute("CALL token_rotation.rotate('events', p_batch_size => 1000, p_quiet => true)")
+    deadline = time.monotonic() + 10
+    while True:  # the statistics system reports the dead tuples within a second or so
+        after = conn.execute(
+            "SELECT table_bytes, dead_tuples FROM token_rotation.table_sizes('events')"
+        ).fetchone()
+        assert after is not None
+        if after[1] >= 3000 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert after[0] > before[0] and after[1] >= 3000
