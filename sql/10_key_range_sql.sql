@@ -4,9 +4,10 @@
 -- named); a key value is a text[] of its columns' text forms, and a range is (after, upper]: the keys k with
 -- after < k <= upper, compared as a row, (a, b) > ($1[1]::ta, $1[2]::tb), which a b-tree on (a, b) serves
 -- (a single column compares plainly). After NULL means from the first key; the *_first forms serve that case
--- (a bound NULL would match nothing). Every bound is cast back to its column's type. A partitioned table is
--- read and updated through its parent, so that one statement reaches every leaf partition (UPDATE ONLY on a
--- partitioned parent would touch nothing); a plain table with ONLY, as inheritance children are not its rows.
+-- (a bound NULL would match nothing). Every bound is cast back to its column's full type (char(6), not
+-- char(1)). A partitioned table is read and updated through its parent, so that one statement reaches every
+-- leaf partition (UPDATE ONLY on a partitioned parent would touch nothing); a plain table with ONLY, as
+-- inheritance children are not its rows.
 --   first_last                                   -> the smallest and the largest key
 --   count_upto     ($1 after unused, $2 upper)  -> the rows with k <= upper
 --   end_after / end_first      ($1, $2, $3 n)  -> the key n rows after `after` (the n+1-th key), if <= upper
@@ -46,7 +47,7 @@ BEGIN
      WHERE c.oid = p_table;
     v_from := v_from || v_target;
     SELECT array_agg(format('t.%I', k.name) ORDER BY k.ord), array_agg(format('%I', k.name) ORDER BY k.ord),
-           array_agg(a.atttypid::regtype::text ORDER BY k.ord)
+           array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY k.ord)  -- char(6) must not cast to char(1)
       INTO v_cols, v_bare, v_types
       FROM unnest(p_key) WITH ORDINALITY AS k(name, ord)
       JOIN pg_attribute a ON a.attrelid = p_table AND a.attname = k.name AND a.attnum > 0 AND NOT a.attisdropped;

@@ -134,7 +134,11 @@ def checkpointed_keys(
     """The rows (their column `key`, as text) that the run's committed checkpoints cover: each slice's
     lo < k <= last_key, k the run's key (one column or several, compared as a row)."""
     row = conn.execute(
-        "SELECT key_columns::text[], key_types::text[] FROM token_rotation.runs WHERE run_id = %s", (run_id,)
+        "SELECT r.key_columns::text[], array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY k.ord)"
+        " FROM token_rotation.runs r CROSS JOIN unnest(r.key_columns) WITH ORDINALITY AS k(name, ord)"
+        " JOIN pg_attribute a ON a.attrelid = r.target AND a.attname = k.name"
+        " WHERE r.run_id = %s GROUP BY r.key_columns",
+        (run_id,),
     ).fetchone()
     assert row is not None
     columns = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in row[0])

@@ -276,3 +276,21 @@ def test_dry_run_plans_with_the_key_given(dsn: str, conn: psycopg.Connection) ->
     assert result.exit_code == 0, result.output
     assert "(key user_id)" in result.output and "2,000 rows" in result.output
     assert table_checksum(conn, "authtoken_token") == checksum
+
+
+def test_a_key_of_char_and_numeric_columns_is_compared_with_their_modifiers(conn: psycopg.Connection) -> None:
+    """A key (code char(6), price numeric(8,2)): each bound is cast to the column's full type (a bare
+    ::character would cut 'ab0001' to 'a'), so every row is rotated once."""
+    conn.execute(
+        "CREATE TABLE t (code char(6) NOT NULL, price numeric(8,2) NOT NULL, id integer PRIMARY KEY,"
+        " token uuid NOT NULL DEFAULT gen_random_uuid(), UNIQUE (code, price))"
+    )
+    conn.execute(
+        "INSERT INTO t (code, price, id) SELECT 'ab' || lpad((g % 300)::text, 4, '0'), (g / 300) + 0.25, g"
+        " FROM generate_series(1, 1500) AS g"
+    )
+    before = snapshot(conn, "t")
+    conn.execute(
+        "CALL token_rotation.rotate('t', p_key => '{code,price}', p_batch_size => 100, p_quiet => true)"
+    )
+    assert_rotated_exactly_once(conn, before, last_run_id(conn, "t"), "t")
