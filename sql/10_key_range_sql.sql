@@ -75,7 +75,8 @@ BEGIN
     quantiles := format('SELECT s.k FROM (SELECT %1$s AS k, row_number() OVER (ORDER BY %2$s) AS rn, '
                         'count(*) OVER () AS n FROM %3$s AS t TABLESAMPLE SYSTEM ($4::float4) WHERE %4$s) AS s '
                         'WHERE s.rn = ANY (SELECT greatest(ceil(f * s.n), 1)::bigint FROM unnest($3::float8[]) AS f) '
-                        'ORDER BY s.rn', v_value, v_order, v_from, token_rotation.key_compare(v_cols, v_types, '<=', 2));
+                        'ORDER BY s.rn', v_value, v_order, v_from,
+                        token_rotation.key_compare(v_cols, v_types, '<=', 2));
 END
 $$;
 

@@ -146,8 +146,8 @@ BEGIN
             RAISE EXCEPTION 'key column(s) % of % are nullable', v_bad, qualified
                 USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = 'a row whose key is NULL is in no key range, so it would keep its token',
-                      HINT = format('ALTER TABLE %s ALTER COLUMN ... SET NOT NULL, or pass NOT NULL columns with p_key%s',
-                                    qualified, ', e.g. ' || v_other);
+                      HINT = format('ALTER TABLE %s ALTER COLUMN ... SET NOT NULL, or pass NOT NULL columns '
+                                    'with p_key%s', qualified, ', e.g. ' || v_other);
         END IF;
         SELECT array_agg(a.attnum) INTO v_attnums
           FROM unnest(p_key) AS k(name) JOIN pg_attribute a ON a.attrelid = p_table AND a.attname = k.name;

@@ -2,8 +2,9 @@
 -- key (p_key, or the primary key when NULL) and key range (smallest and largest key now), plans its slices
 -- and counts (or estimates) the rows to rotate. For a partitioned table it also records the leaf partitions
 -- it starts with: verify() names those detached or dropped during the run; one attached later is not chased
--- (its keys beyond key_max are like inserted rows). An empty table gives a run that is finished at once. Called by rotate(), inside its first transaction,
--- after describe_target() has accepted the table; it does not lock anything itself.
+-- (its keys beyond key_max are like inserted rows). An empty table gives a run that is finished at once.
+-- Called by rotate(), inside its first transaction, after describe_target() has accepted the table; it does
+-- not lock anything itself.
 CREATE OR REPLACE FUNCTION token_rotation.start_run(
       p_table       regclass
     , p_column      name

@@ -1,7 +1,8 @@
 -- token_rotation.batch_ends(...): the keys that end the coming batches of a slice, found ahead: from the
 -- checkpoint p_after (a key is a text[], one element per key column), the p_batch_size-th key, then the
--- p_batch_size-th after that, and so on, up to p_max_ends keys or for as long as p_max_time allows, or to the slice's end p_hi. A NULL element (or p_hi)
--- means that batch runs to the slice's end. p_end_after / p_end_first are key_range_sql()'s statements.
+-- p_batch_size-th after that, and so on, up to p_max_ends keys or for as long as p_max_time allows, or to
+-- the slice's end p_hi; each returned as the key's text form. A NULL element (or p_hi) means that batch runs
+-- to the slice's end. p_end_after / p_end_first are key_range_sql()'s statements.
 -- Why ahead: each lookup walks the key index; run right before its batch, it meets heap pages that the
 -- earlier batches' new row versions have just made not all-visible, so the index-only scan visits the heap
 -- for most keys (measured in BENCHMARKS.md, "The engine against one bare UPDATE"). The UPDATE still takes the

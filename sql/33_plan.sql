@@ -1,5 +1,5 @@
--- token_rotation.plan(table, column, batch_size, workers, lock_timeout, key): what a run would do, without changing a token
--- (`token-rotation rotate --dry-run`): the rows to rotate (counted, or estimated on big tables), the slices and
+-- token_rotation.plan(table, column, batch_size, workers, lock_timeout, key): what a run would do, without
+-- changing a token (`token-rotation rotate --dry-run`): the rows to rotate (counted, or estimated on big tables), the slices and
 -- batches, and an estimated duration from one sample batch that is really run (bound query and UPDATE, as
 -- rotate() does them) and then rolled back. The sample holds row locks on one batch for the time it takes, like
 -- a batch of the run. One row:
