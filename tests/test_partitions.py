@@ -217,3 +217,28 @@ def test_table_sizes_of_a_partitioned_table_are_the_sums_over_its_leaves(conn: p
             break
         time.sleep(0.2)
     assert after[0] > before[0] and after[1] >= 3000
+
+
+def test_sampled_slices_of_a_partitioned_table_with_a_composite_key_are_balanced(
+    conn: psycopg.Connection,
+) -> None:
+    """Past the exact-count limit, the slices of a partitioned table with key (id, kind) come from a block
+    sample of every leaf: 4 slices that chain, each within 1.5x of the mean rows."""
+    make_events(conn, "list-with-default", rows=20000)
+    slices = conn.execute(
+        "SELECT lo, hi, exact FROM token_rotation.plan_slices('events', '{id,kind}', 4,"
+        " (SELECT ARRAY[id::text, kind::text] FROM events ORDER BY id DESC, kind DESC LIMIT 1), 1000)"
+        " ORDER BY slice_no"
+    ).fetchall()
+    assert len(slices) == 4 and not any(exact for _, _, exact in slices)
+    assert slices[0][0] is None and all(slices[i][0] == slices[i - 1][1] for i in range(1, 4))
+    counts = [
+        conn.execute(
+            "SELECT count(*) FROM events WHERE (%(lo)s::text[] IS NULL"
+            " OR (id, kind) > ((%(lo)s::text[])[1]::bigint, (%(lo)s::text[])[2]::integer))"
+            " AND (id, kind) <= ((%(hi)s::text[])[1]::bigint, (%(hi)s::text[])[2]::integer)",
+            {"lo": lo, "hi": hi},
+        ).fetchone()[0]  # type: ignore[index]
+        for lo, hi, _ in slices
+    ]
+    assert sum(counts) == 20000 and max(counts) <= 1.5 * 20000 / 4, counts
