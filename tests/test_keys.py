@@ -294,3 +294,9 @@ def test_a_key_of_char_and_numeric_columns_is_compared_with_their_modifiers(conn
         "CALL token_rotation.rotate('t', p_key => '{code,price}', p_batch_size => 100, p_quiet => true)"
     )
     assert_rotated_exactly_once(conn, before, last_run_id(conn, "t"), "t")
+
+
+def test_a_key_option_with_an_empty_name_is_bad_input(dsn: str) -> None:
+    """`--key id,` names an empty column: exit 2 before any connection, saying how to write the list."""
+    result = CliRunner().invoke(cli, ["--dsn", dsn, "rotate", "--table", "t", "--key", "id,"])
+    assert result.exit_code == 2 and "empty column name" in result.output

@@ -56,7 +56,11 @@ class Size(click.ParamType):
 
 
 ROTATE_OPTIONS = [
-    click.option("--table", required=True, help="Table to rotate: [schema.]name."),
+    click.option(
+        "--table",
+        required=True,
+        help="Table to rotate: [schema.]name; a partitioned table is one run over all its partitions.",
+    ),
     click.option("--column", default="token", show_default=True, help="The uuid token column."),
     click.option(
         "--key",
