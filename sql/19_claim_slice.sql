@@ -5,8 +5,8 @@
 -- slice as worked on by this backend and returns it.
 -- Returns NULL when the table is empty (the new run is finished at once). Raises 55006 object_in_use when
 -- the open run rotates another column, walks another key than a p_key given, or every unfinished slice is
--- taken. A transaction-level lock on the
--- table serialises the claims of concurrent CALLs. Called by rotate() only:
+-- taken. A transaction-level lock on the table serialises the claims of concurrent CALLs. Called by rotate()
+-- only:
 --   v_slice := token_rotation.claim_slice('public.tickets', 'token', NULL, 3000, 2, NULL, false);
 CREATE OR REPLACE FUNCTION token_rotation.claim_slice(
       p_table             regclass
@@ -43,7 +43,8 @@ BEGIN
             USING ERRCODE = 'object_in_use', DETAIL = format('run %s is %s', v_run.run_id, v_run.state),
                   HINT = format('finish it first, or end it with SELECT token_rotation.cancel(%L)', v_target);
     ELSIF FOUND AND p_key IS DISTINCT FROM v_run.key_columns AND p_key IS NOT NULL THEN
-        RAISE EXCEPTION '% has an open run that walks the key (%)', v_target, array_to_string(v_run.key_columns, ', ')
+        RAISE EXCEPTION '% has an open run that walks the key (%)', v_target,
+                        array_to_string(v_run.key_columns, ', ')
             USING ERRCODE = 'object_in_use',
                   DETAIL = format('run %s is %s; p_key is %s', v_run.run_id, v_run.state, p_key),
                   HINT = format('resume it without p_key (it keeps its key), or end it with '
