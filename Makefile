@@ -78,7 +78,7 @@ stop: venv ## stop the embedded server
 bench-driver: venv ## the CLI vs a bare CALL on ROWS rows, alternated: overhead ratio and peak memory
 	$(BIN)/python -m token_rotation.bench.driver_overhead --rows $(ROWS) $(BENCH_ARGS)
 
-.PHONY: bench bench-engine bench-formats bench-seed bench-scale bench-growth bench-app
+.PHONY: bench bench-engine bench-formats bench-seed bench-scale bench-growth bench-app bench-partitions
 bench: venv ## benchmark table, JSON and chart: bare UPDATE vs the procedure vs client-side (ROWS, BENCH_ARGS)
 	$(CLI) bench --rows $(ROWS) $(BENCH_ARGS)
 
@@ -94,6 +94,9 @@ bench-formats: venv ## a hex:32 token and a uuid token, each CALL against its ba
 
 bench-engine: venv ## one CALL (1 and 2 workers) vs one bare UPDATE on ROWS rows, alternated: median ratios
 	$(BIN)/python -m token_rotation.bench.engine --rows $(ROWS) $(BENCH_ARGS)
+
+bench-partitions: venv ## a range-partitioned copy vs its bare UPDATE, beside the plain table's pair (ROWS), alternated
+	$(BIN)/python -m token_rotation.bench.partitions --rows $(ROWS) $(BENCH_ARGS)
 
 bench-scale: venv ## time per row at 1M against 10M rows, the two tables alternated in every round
 	$(BIN)/python -m token_rotation.bench.scale $(BENCH_ARGS)

@@ -1,14 +1,20 @@
--- token_rotation.describe_target(table, column): checks that a table can be rotated and returns its
--- quoted name, its single-column primary key and that key's type; also that the caller may read the key and
--- update the token, and that no row-level security policy or INSTEAD rule hides rows from the UPDATE. Every refusal is an error with
--- an ERRCODE, the values in DETAIL and the next step in HINT. Called by rotate() before it changes anything.
+-- token_rotation.describe_target(table, column, key): checks that a table can be rotated and returns its
+-- quoted name, the key its rows are walked by and that key's column types: p_key's columns, or by default the
+-- primary key (one column or several). A key must be NOT NULL columns that a unique index covers (the index's
+-- columns are among them), and must not contain the token column. A partitioned table is one target: its leaf
+-- partitions (ordinary tables) are rotated through it. Also checks that the caller may read the key and update
+-- the token, and that no row-level security policy or INSTEAD rule hides rows from the UPDATE. Every refusal
+-- is an error with an ERRCODE, the values in DETAIL and the next step in HINT. Called by rotate() before it
+-- changes anything.
 --   SELECT * FROM token_rotation.describe_target('public.tickets', 'token');
+--   SELECT * FROM token_rotation.describe_target('public.authtoken_token', 'key', '{user_id}');
 CREATE OR REPLACE FUNCTION token_rotation.describe_target(
       p_table       regclass
-    , p_column      name DEFAULT 'token'
-    , OUT qualified  text
-    , OUT key_column name
-    , OUT key_type   regtype
+    , p_column      name   DEFAULT 'token'
+    , p_key         name[] DEFAULT NULL
+    , OUT qualified   text
+    , OUT key_columns name[]
+    , OUT key_types   regtype[]
 )
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -16,8 +22,10 @@ AS $$
 DECLARE
     v_relkind   "char";
     v_generated "char";
-    v_pk_cols   integer;
-    v_pk_attnum smallint;
+    v_attnums   smallint[];
+    v_index     text;
+    v_other     text;
+    v_bad       text;
     v_rules     text;
 BEGIN
     IF p_table IS NULL THEN
@@ -37,17 +45,20 @@ BEGIN
         RAISE EXCEPTION 'table with oid % does not exist', p_table::oid
             USING ERRCODE = 'undefined_table', HINT = 'pass the table by name, e.g. ''public.tickets''';
     END IF;
-    IF v_relkind = 'p' THEN
-        RAISE EXCEPTION '% is a partitioned table', qualified
-            USING ERRCODE = 'feature_not_supported',
-                  DETAIL = 'a run rotates one table; its partitions are tables of their own',
-                  HINT = format('rotate each partition: SELECT format(''CALL token_rotation.rotate(%%L);'', relid) '
-                                'FROM pg_partition_tree(%L) WHERE isleaf \gexec', qualified);
-    END IF;
-    IF v_relkind <> 'r' THEN
+    IF v_relkind = 'p' THEN  -- rotated through its parent: every leaf must take an ordinary UPDATE
+        SELECT string_agg(format('%s (relkind %s)', c.oid::regclass, c.relkind), ', ') INTO v_bad
+          FROM pg_partition_tree(p_table) AS pt JOIN pg_class c ON c.oid = pt.relid
+         WHERE pt.isleaf AND c.relkind <> 'r';
+        IF v_bad IS NOT NULL THEN
+            RAISE EXCEPTION 'partitioned table % has partitions that are not tables', qualified
+                USING ERRCODE = 'wrong_object_type', DETAIL = format('leaf partition(s) %s', v_bad),
+                      HINT = 'rotate its ordinary leaf partitions one by one, a CALL each';
+        END IF;
+    ELSIF v_relkind <> 'r' THEN
         RAISE EXCEPTION '% is not a table', qualified
             USING ERRCODE = 'wrong_object_type',
-                  DETAIL = format('relkind is %L; only ordinary tables (relkind r) can be rotated', v_relkind),
+                  DETAIL = format('relkind is %L; only ordinary and partitioned tables (relkind r, p) can be '
+                                  'rotated', v_relkind),
                   HINT = 'pass the table behind the view or materialized view';
     END IF;
 
@@ -65,41 +76,105 @@ BEGIN
             USING ERRCODE = 'wrong_object_type', HINT = 'pass a stored token column with p_column';
     END IF;
 
-    SELECT i.indnatts, i.indkey[0]
-      INTO v_pk_cols, v_pk_attnum
-      FROM pg_index i
-     WHERE i.indrelid = p_table AND i.indisprimary;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'table % has no primary key', qualified
-            USING ERRCODE = 'invalid_table_definition',
-                  DETAIL = 'the rotation walks the table in primary-key order and checkpoints the last key',
-                  HINT = 'add a single-column primary key';
-    END IF;
-    IF v_pk_cols <> 1 THEN
-        RAISE EXCEPTION 'primary key of % has % columns', qualified, v_pk_cols
-            USING ERRCODE = 'feature_not_supported',
-                  DETAIL = 'only a single-column primary key can serve as the checkpoint',
-                  HINT = 'add a single-column unique key and make it the primary key';
-    END IF;
+    -- a unique key other than one with the token, NOT NULL: what a HINT suggests for p_key
+    SELECT string_agg(quote_ident(a.attname), ',' ORDER BY j.j) INTO v_other
+      FROM (SELECT i.indkey, i.indnkeyatts FROM pg_index i
+             WHERE i.indrelid = p_table AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+               AND NOT EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) AS g(j)
+                                 LEFT JOIN pg_attribute a ON a.attrelid = p_table AND a.attnum = i.indkey[g.j]
+                                WHERE a.attname IS NULL OR NOT a.attnotnull OR a.attname = p_column)
+             ORDER BY i.indisprimary DESC, i.indnkeyatts, i.indexrelid LIMIT 1) AS u
+     CROSS JOIN generate_series(0, u.indnkeyatts - 1) AS j(j)
+      JOIN pg_attribute a ON a.attrelid = p_table AND a.attnum = u.indkey[j.j];
 
-    SELECT a.attname, a.atttypid::regtype
-      INTO key_column, key_type
-      FROM pg_attribute a
-     WHERE a.attrelid = p_table AND a.attnum = v_pk_attnum;
-    IF key_column = p_column THEN
-        RAISE EXCEPTION 'column % of % is its primary key', quote_ident(p_column), qualified
-            USING ERRCODE = 'feature_not_supported',
-                  DETAIL = 'the rotation walks the primary key, so it cannot rewrite it',
-                  HINT = 'rotate a token column that is not the primary key';
+    IF p_key IS NULL THEN  -- the primary key, in its index order
+        SELECT array_agg(a.attname ORDER BY j.j) INTO key_columns
+          FROM pg_index i
+         CROSS JOIN generate_series(0, i.indnkeyatts - 1) AS j(j)
+          JOIN pg_attribute a ON a.attrelid = p_table AND a.attnum = i.indkey[j.j]
+         WHERE i.indrelid = p_table AND i.indisprimary;
+        IF key_columns IS NULL THEN
+            RAISE EXCEPTION 'table % has no primary key', qualified
+                USING ERRCODE = 'invalid_table_definition',
+                      DETAIL = 'the rotation walks the table in key order and checkpoints the last key',
+                      HINT = 'add a primary key, or pass with p_key NOT NULL columns covered by a unique index'
+                             || coalesce(', e.g. ' || v_other, '');
+        END IF;
+        IF p_column = ANY (key_columns) THEN
+            RAISE EXCEPTION 'column % of % is in its primary key', quote_ident(p_column), qualified
+                USING ERRCODE = 'feature_not_supported',
+                      DETAIL = format('the rotation walks the primary key (%s) unless p_key names another '
+                                      'unique key, and cannot rewrite the key it walks',
+                                      array_to_string(key_columns, ', ')),
+                      HINT = coalesce('pass another unique key with p_key, e.g. ' || v_other,
+                                      'pass p_key with NOT NULL columns covered by a unique index without the '
+                                      'token, e.g. a unique user_id');
+        END IF;
+    ELSE
+        IF cardinality(p_key) = 0 OR array_position(p_key, NULL) IS NOT NULL
+           OR cardinality(p_key) <> (SELECT count(DISTINCT k) FROM unnest(p_key) AS k) THEN
+            RAISE EXCEPTION 'key must name distinct columns'
+                USING ERRCODE = 'invalid_parameter_value', DETAIL = format('p_key is %s', p_key),
+                      HINT = 'pass one or more column names without repeats, e.g. user_id or id,created_at';
+        END IF;
+        SELECT string_agg(quote_ident(k.name), ', ' ORDER BY k.ord) INTO v_bad
+          FROM unnest(p_key) WITH ORDINALITY AS k(name, ord)
+         WHERE NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = p_table AND a.attname = k.name
+                                                        AND a.attnum > 0 AND NOT a.attisdropped);
+        IF v_bad IS NOT NULL THEN
+            RAISE EXCEPTION 'key column(s) % of % do not exist', v_bad, qualified
+                USING ERRCODE = 'undefined_column', DETAIL = format('p_key is %s', p_key),
+                      HINT = 'pass existing columns with p_key';
+        END IF;
+        IF p_column = ANY (p_key) THEN
+            RAISE EXCEPTION 'token column % of % is in the key', quote_ident(p_column), qualified
+                USING ERRCODE = 'feature_not_supported',
+                      DETAIL = format('p_key is %s: the rotation walks the key, so it cannot rewrite it', p_key),
+                      HINT = coalesce('pass a key without the token with p_key, e.g. ' || v_other,
+                                      'pass p_key without the token column');
+        END IF;
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord) INTO v_bad
+          FROM unnest(p_key) WITH ORDINALITY AS k(name, ord)
+          JOIN pg_attribute a ON a.attrelid = p_table AND a.attname = k.name
+         WHERE NOT a.attnotnull;
+        IF v_bad IS NOT NULL THEN
+            RAISE EXCEPTION 'key column(s) % of % are nullable', v_bad, qualified
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'a row whose key is NULL is in no key range, so it would keep its token',
+                      HINT = format('ALTER TABLE %s ALTER COLUMN ... SET NOT NULL, or pass NOT NULL columns '
+                                    'with p_key%s', qualified, ', e.g. ' || v_other);
+        END IF;
+        SELECT array_agg(a.attnum) INTO v_attnums
+          FROM unnest(p_key) AS k(name) JOIN pg_attribute a ON a.attrelid = p_table AND a.attname = k.name;
+        SELECT i.indexrelid::regclass::text INTO v_index
+          FROM pg_index i
+         WHERE i.indrelid = p_table AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+           AND NOT EXISTS (SELECT FROM generate_series(0, i.indnkeyatts - 1) AS g(j)
+                            WHERE NOT i.indkey[g.j] = ANY (v_attnums))
+         LIMIT 1;
+        IF v_index IS NULL THEN
+            RAISE EXCEPTION 'no unique index of % covers the key (%)', qualified, array_to_string(p_key, ', ')
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'two rows with one key would make a checkpoint ambiguous: one of them could be '
+                               'skipped or rotated twice',
+                      HINT = format('CREATE UNIQUE INDEX on those columns (no WHERE clause), or pass a unique key%s',
+                                    ', e.g. ' || v_other);
+        END IF;
+        key_columns := p_key;
     END IF;
+    SELECT array_agg(a.atttypid::regtype ORDER BY k.ord) INTO key_types
+      FROM unnest(key_columns) WITH ORDINALITY AS k(name, ord)
+      JOIN pg_attribute a ON a.attrelid = p_table AND a.attname = k.name;
 
     -- rotate() runs with the caller's rights (SECURITY INVOKER): the caller reads the key, updates the token
-    IF NOT has_column_privilege(p_table, key_column, 'SELECT')
-       OR NOT has_column_privilege(p_table, p_column, 'UPDATE') THEN
+    SELECT string_agg(quote_ident(k), ', ') INTO v_bad
+      FROM unnest(key_columns) AS k WHERE NOT has_column_privilege(p_table, k, 'SELECT');
+    IF v_bad IS NOT NULL OR NOT has_column_privilege(p_table, p_column, 'UPDATE') THEN
         RAISE EXCEPTION 'permission denied to rotate %', qualified
             USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = format('role %s needs SELECT on column %s and UPDATE on column %s',
-                                  current_user, quote_ident(key_column), quote_ident(p_column)),
+                  DETAIL = format('role %s needs SELECT on column(s) %s and UPDATE on column %s', current_user,
+                                  (SELECT string_agg(quote_ident(k), ', ') FROM unnest(key_columns) AS k),
+                                  quote_ident(p_column)),
                   HINT = format('GRANT SELECT, UPDATE ON %s TO %I; the full recipe is in sql/examples/grants.sql',
                                 qualified, current_user);
     END IF;
@@ -123,5 +198,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.describe_target(regclass, name) IS
-    'Checks a table for rotation; returns its quoted name, primary-key column and key type, or raises why not.';
+COMMENT ON FUNCTION token_rotation.describe_target(regclass, name, name[]) IS
+    'Checks a table (plain or partitioned) for rotation; returns its quoted name, its key''s columns (p_key, or '
+    'the primary key) and their types, or raises why not.';

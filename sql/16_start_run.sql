@@ -1,10 +1,14 @@
--- token_rotation.start_run(table, column, batch_size, workers): opens a new run of a table: fixes its key
--- range (smallest and largest key now), plans its slices and counts (or estimates) the rows to rotate.
--- An empty table gives a run that is finished at once. Called by rotate(), inside its first transaction,
--- after describe_target() has accepted the table; it does not lock anything itself.
+-- token_rotation.start_run(table, column, key, batch_size, workers): opens a new run of a table: fixes its
+-- key (p_key, or the primary key when NULL) and key range (smallest and largest key now), plans its slices
+-- and counts (or estimates) the rows to rotate. For a partitioned table it also records the leaf partitions
+-- it starts with: verify() names those detached or dropped during the run; one attached later is not chased
+-- (its keys beyond key_max are like inserted rows). An empty table gives a run that is finished at once.
+-- Called by rotate(), inside its first transaction, after describe_target() has accepted the table; it does
+-- not lock anything itself.
 CREATE OR REPLACE FUNCTION token_rotation.start_run(
       p_table       regclass
     , p_column      name
+    , p_key         name[]
     , p_batch_size  integer
     , p_workers     integer
 )
@@ -16,23 +20,26 @@ AS $$
     -- (its EXECUTEs run statements from key_range_sql(), identifiers quoted with %I, values bound with
     -- USING: plpgsql_check cannot follow a statement built in another function)
 DECLARE
-    v_key      name;
-    v_key_type regtype;
-    v_min      text;
-    v_max      text;
+    v_key      name[];
+    v_key_type regtype[];
+    v_min      text[];
+    v_max      text[];
     v_run      token_rotation.runs;
     v_plan     record;
     v_workers  integer := 0;
     v_rows     bigint := 0;
     v_exact    boolean := true;
 BEGIN
-    SELECT d.key_column, d.key_type INTO v_key, v_key_type
-      FROM token_rotation.describe_target(p_table, p_column) AS d;
+    SELECT d.key_columns, d.key_types INTO v_key, v_key_type
+      FROM token_rotation.describe_target(p_table, p_column, p_key) AS d;
     -- ORDER BY ... LIMIT 1 rather than min()/max(): it works for every btree type (there is no min(uuid))
     EXECUTE (SELECT k.first_last FROM token_rotation.key_range_sql(p_table, v_key) AS k) INTO v_min, v_max;
 
-    INSERT INTO token_rotation.runs (target, token_column, key_column, key_type, batch_size, key_min, key_max)
-    VALUES (p_table, p_column, v_key, v_key_type, p_batch_size, v_min, v_max)
+    INSERT INTO token_rotation.runs (target, token_column, key_columns, key_types, batch_size, key_min, key_max,
+                                     partitions)
+    VALUES (p_table, p_column, v_key, v_key_type, p_batch_size, v_min, v_max,
+            (SELECT array_agg(pt.relid ORDER BY pt.relid::regclass::text) FROM pg_partition_tree(p_table) AS pt
+              WHERE pt.isleaf AND pt.relid <> p_table))
     RETURNING * INTO v_run;
 
     IF v_max IS NULL THEN
@@ -59,5 +66,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.start_run(regclass, name, integer, integer) IS
-    'Opens a new run: fixes the key range, plans the slices, counts the rows. Called by rotate().';
+COMMENT ON FUNCTION token_rotation.start_run(regclass, name, name[], integer, integer) IS
+    'Opens a new run: fixes the key and its range, records the leaf partitions, plans the slices, counts the '
+    'rows. Called by rotate().';

@@ -1,14 +1,17 @@
--- token_rotation.claim_slice(table, column, batch_size, workers, target_batch_time, quiet): the start of a
--- CALL of rotate(), in its transaction: finds the table's open run (or starts one with start_run()), claims a
--- free slice of it with a session-level advisory lock (lock_space(), slice_id) that outlives the COMMITs of
--- the batches and is released by end_call(), marks the slice as worked on by this backend and returns it.
+-- token_rotation.claim_slice(table, column, key, batch_size, workers, target_batch_time, quiet): the start
+-- of a CALL of rotate(), in its transaction: finds the table's open run (or starts one with start_run(),
+-- walking p_key, NULL for the primary key), claims a free slice of it with a session-level advisory lock
+-- (lock_space(), slice_id) that outlives the COMMITs of the batches and is released by end_call(), marks the
+-- slice as worked on by this backend and returns it.
 -- Returns NULL when the table is empty (the new run is finished at once). Raises 55006 object_in_use when
--- the open run rotates another column or every unfinished slice is taken. A transaction-level lock on the
--- table serialises the claims of concurrent CALLs. Called by rotate() only:
---   v_slice := token_rotation.claim_slice('public.tickets', 'token', 3000, 2, NULL, false);
+-- the open run rotates another column, walks another key than a p_key given, or every unfinished slice is
+-- taken. A transaction-level lock on the table serialises the claims of concurrent CALLs. Called by rotate()
+-- only:
+--   v_slice := token_rotation.claim_slice('public.tickets', 'token', NULL, 3000, 2, NULL, false);
 CREATE OR REPLACE FUNCTION token_rotation.claim_slice(
       p_table             regclass
     , p_column            name
+    , p_key               name[]
     , p_batch_size        integer
     , p_workers           integer
     , p_target_batch_time interval
@@ -19,7 +22,8 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_target  text := (SELECT d.qualified FROM token_rotation.describe_target(p_table, p_column) AS d);
+    v_target  text := (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+                         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_table);
     v_run     token_rotation.runs;
     v_slice   token_rotation.slices;
     v_claimed boolean := false;
@@ -38,10 +42,17 @@ BEGIN
         RAISE EXCEPTION '% has an open run on column %', v_target, quote_ident(v_run.token_column)
             USING ERRCODE = 'object_in_use', DETAIL = format('run %s is %s', v_run.run_id, v_run.state),
                   HINT = format('finish it first, or end it with SELECT token_rotation.cancel(%L)', v_target);
+    ELSIF FOUND AND p_key IS DISTINCT FROM v_run.key_columns AND p_key IS NOT NULL THEN
+        RAISE EXCEPTION '% has an open run that walks the key (%)', v_target,
+                        array_to_string(v_run.key_columns, ', ')
+            USING ERRCODE = 'object_in_use',
+                  DETAIL = format('run %s is %s; p_key is %s', v_run.run_id, v_run.state, p_key),
+                  HINT = format('resume it without p_key (it keeps its key), or end it with '
+                                'SELECT token_rotation.cancel(%L)', v_target);
     END IF;
 
     IF v_run.run_id IS NULL THEN
-        v_run := token_rotation.start_run(p_table, p_column, p_batch_size, p_workers);
+        v_run := token_rotation.start_run(p_table, p_column, p_key, p_batch_size, p_workers);
         IF v_run.state = 'finished' THEN
             IF NOT p_quiet THEN
                 RAISE NOTICE 'run %: % is empty, nothing to rotate', v_run.run_id, v_target;
@@ -90,6 +101,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.claim_slice(regclass, name, integer, integer, interval, boolean) IS
+COMMENT ON FUNCTION token_rotation.claim_slice(regclass, name, name[], integer, integer, interval, boolean) IS
     'Start of a rotate() CALL: finds or starts the open run of a table, claims a free slice (advisory lock), '
     'returns it; NULL for an empty table.';

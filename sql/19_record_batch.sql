@@ -8,8 +8,8 @@
 CREATE OR REPLACE FUNCTION token_rotation.record_batch(
       p_run_id     bigint
     , p_slice_id   bigint
-    , p_after      text
-    , p_upper      text
+    , p_after      text[]
+    , p_upper      text[]
     , p_rows       bigint
     , p_batch_size integer
     , p_started    timestamptz
@@ -49,7 +49,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.record_batch(bigint, bigint, text, text, bigint, integer, timestamptz,
+COMMENT ON FUNCTION token_rotation.record_batch(bigint, bigint, text[], text[], bigint, integer, timestamptz,
                                                 timestamptz, integer, boolean) IS
     'Checkpoint of one batch in its transaction: slice last_key and counters, a progress-log row, the run''s '
     'finish after its last slice.';

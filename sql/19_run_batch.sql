@@ -5,12 +5,12 @@
 -- back, book its time and report: 55P03 (lock timeout) and 40P01 (deadlock victim) are retried by rotate()
 -- with a smaller batch, 57014 (cancel) and the rest end the CALL. No SET clause: the UPDATE fires the table's
 -- triggers, which must see the caller's search_path that rotate() pinned (pin_settings()). Called by rotate():
---   SELECT * FROM token_rotation.run_batch(k.update_after, k.update_first, '3000', '6000');
+--   SELECT * FROM token_rotation.run_batch(k.update_after, k.update_first, '{3000}', '{6000}');
 CREATE OR REPLACE FUNCTION token_rotation.run_batch(
       p_update_after text
     , p_update_first text
-    , p_after        text
-    , p_upper        text
+    , p_after        text[]
+    , p_upper        text[]
     , OUT rows        bigint
     , OUT retries     integer
     , OUT err_state   text
@@ -53,6 +53,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.run_batch(text, text, text, text) IS
+COMMENT ON FUNCTION token_rotation.run_batch(text, text, text[], text[]) IS
     'One batch of rotate(): the UPDATE of a key range in a subtransaction, unique_violation redrawn up to 3 '
     'times; errors returned in err_state/err_msg.';

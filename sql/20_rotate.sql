@@ -2,9 +2,15 @@
 -- per run, one batch per transaction, with the checkpoint and the progress-log row written in the batch's own
 -- transaction. It starts a new run, or resumes the open run of that table from its checkpoint; a run's key
 -- range is fixed when it starts. With p_workers > 1 the run is cut into that many key slices, and each CALL
--- (one per session) works on one free slice. Must be CALLed outside a transaction block (it COMMITs):
+-- (one per session) works on one free slice. The rows are walked by the primary key (one column or several:
+-- a row comparison serves a composite key), or by p_key: NOT NULL columns covered by a unique index, without
+-- the token (when the token is the primary key, as in Django REST framework's authtoken_token, p_key names
+-- another unique key: p_key => '{user_id}'). A resumed run keeps its key. A partitioned table is one run over
+-- every leaf partition (range, list, hash, default, sub-partitioned): its slices are key ranges over the
+-- parent, with one progress, one ETA and one verify(). Must be CALLed outside a transaction block (it COMMITs):
 --   CALL token_rotation.rotate('public.tickets');
 --   CALL token_rotation.rotate('public.tickets', p_batch_size => 5000, p_max_batches => 100);
+--   CALL token_rotation.rotate('public.authtoken_token', p_column => 'key', p_key => '{user_id}');
 -- The procedure is the loop, its COMMITs and its sleeps; each step is a named function: check_transaction,
 -- check_arguments (shared with plan()), describe_target, check_privileges, claim_slice, key_range_sql,
 -- wait_reason / mark_waiting, batch_ends, run_batch, mark_lock_retry, record_batch, adapt_batch_size, sleep,
@@ -50,6 +56,7 @@ CREATE OR REPLACE PROCEDURE token_rotation.rotate(
     , p_prefix              text     DEFAULT NULL
     , p_previous_column     name     DEFAULT NULL
     , p_rotated_at_column   name     DEFAULT NULL
+    , p_key                 name[]   DEFAULT NULL
 )
 LANGUAGE plpgsql
 AS $$
@@ -57,15 +64,15 @@ DECLARE
     v_limits       record;   -- token_rotation.limits()
     v_sql          record;   -- token_rotation.key_range_sql(): the statements over key ranges of the table
     v_target       text;
-    v_key          name;
+    v_key          name[];   -- the key walked: p_key, else the open run's, else the primary key
     v_run          token_rotation.runs;
     v_slice        token_rotation.slices;
     v_batch_size   integer;
     v_call_batches integer := 0;
-    v_after        text;     -- the checkpoint: the coming batch covers the keys (v_after, v_upper]
-    v_upper        text;
+    v_after        text[];   -- the checkpoint: the coming batch covers the keys (v_after, v_upper]
+    v_upper        text[];
     v_last         boolean;  -- the coming batch ends the slice
-    v_ends         text[];   -- the ends of the coming batches, found ahead (NULL: the slice end)
+    v_ends         text[];   -- the ends of the coming batches (keys' text forms), found ahead (NULL: slice end)
     v_ends_size    integer;  -- the batch size they were found for
     v_end_no       integer;  -- which of them ends the coming batch
     v_batch        record;   -- token_rotation.run_batch(): rows, retries, err_state, err_msg
@@ -112,8 +119,10 @@ BEGIN
     v_sync_commit := (v_options->>'synchronous_commit')::boolean;
     PERFORM token_rotation.check_arguments(v_batch_size0, p_workers, p_max_batches, v_sleep, v_lock_timeout,
                                            v_lock_retries, p_quiet, v_target_time, v_max_lag, v_sync_commit);
-    SELECT d.qualified, d.key_column INTO v_target, v_key
-      FROM token_rotation.describe_target(p_table, v_column) AS d;
+    v_key := coalesce(p_key, (SELECT r.key_columns FROM token_rotation.runs r
+                                WHERE r.target = p_table AND r.state IN ('active', 'paused')));
+    SELECT d.qualified, d.key_columns INTO v_target, v_key
+      FROM token_rotation.describe_target(p_table, v_column, v_key) AS d;
     SELECT * INTO v_value FROM token_rotation.token_value(p_table, v_column, v_options->>'format', v_options->>'prefix',
                                                           v_options->>'previous_column', v_options->>'rotated_at_column');
     v_options := v_options || jsonb_build_object('format', v_value.token_format);
@@ -121,13 +130,15 @@ BEGIN
     COMMIT;  -- nothing changed yet: inside a transaction block this is where PostgreSQL refuses the CALL
     PERFORM token_rotation.pin_settings(v_search_path);
 
-    v_slice := token_rotation.claim_slice(p_table, v_column, v_batch_size0, p_workers, v_target_time, p_quiet);
+    v_slice := token_rotation.claim_slice(p_table, v_column, v_key, v_batch_size0, p_workers, v_target_time,
+                                          p_quiet);
     IF v_slice.slice_id IS NULL THEN  -- an empty table: its new run is finished already
         COMMIT;
         RETURN;
     END IF;
     PERFORM token_rotation.keep_options(v_slice.run_id, v_given, v_options);
     SELECT * INTO v_run FROM token_rotation.runs WHERE run_id = v_slice.run_id;
+    v_key := v_run.key_columns;
     COMMIT;
     SELECT * INTO v_limits FROM token_rotation.limits();
     SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, v_key, v_column, v_value.set_list);
@@ -177,7 +188,7 @@ BEGIN
             v_end_no := 1;
         END IF;
         IF v_err_state IS NULL THEN
-            v_upper := v_ends[v_end_no];
+            v_upper := v_ends[v_end_no]::text[];
             v_last := v_upper IS NULL OR v_upper = v_slice.hi;
             v_upper := coalesce(v_upper, v_slice.hi);
             v_batch := token_rotation.run_batch(v_sql.update_after, v_sql.update_first, v_after, v_upper);
@@ -242,9 +253,10 @@ END
 $$;
 
 COMMENT ON PROCEDURE token_rotation.rotate(regclass, name, integer, integer, interval, interval, integer, boolean,
-                                          integer, interval, bigint, boolean, text, text, name, name) IS
+                                          integer, interval, bigint, boolean, text, text, name, name, name[]) IS
     'Gives the token column of a table new random tokens (p_format: uuid, hex:N, base64url:N, bytes:N, '
     'function:schema.fn; p_prefix; grace columns p_previous_column, p_rotated_at_column), exactly once per run, '
+    'walking its primary key or p_key (a partitioned table: every leaf partition, one run), '
     'one COMMIT per batch; starts a run or resumes the open one with its stored options (NULL: not given). '
     'CALL outside a transaction block: '
-    'CALL token_rotation.rotate(''public.tickets'', v_batch_size0 => 3000);';
+    'CALL token_rotation.rotate(''public.tickets'', p_batch_size => 3000);';

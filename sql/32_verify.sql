@@ -1,7 +1,10 @@
 -- token_rotation.verify(run_id): checks, from the progress log, that a run covered its whole key range once:
 -- its slices chain from the smallest key to key_max, each slice's batches chain from its lo to its hi with
--- no gap and no overlap, and the row counts agree; and that the token column holds no duplicate.
--- One row per check; every ok must be true:
+-- no gap and no overlap, and the row counts agree; that the token column holds no duplicate; and, for a
+-- partitioned table, that every leaf partition it started with is still one of its partitions (a partition
+-- detached during the run keeps the old tokens of the rows the run had not reached: the check fails and names
+-- it; one dropped took its rows with it and is only named). Keys are compared as text[], one element per key
+-- column. One row per check; every ok must be true:
 --   SELECT * FROM token_rotation.verify(42);
 CREATE OR REPLACE FUNCTION token_rotation.verify(p_run_id bigint)
 RETURNS TABLE (check_name text, ok boolean, detail text)
@@ -16,6 +19,8 @@ DECLARE
     v_n     bigint;
     v_dup   bigint;
     v_index text;
+    v_gone  text;
+    v_dropped text;
 BEGIN
     SELECT * INTO v_run FROM token_rotation.runs WHERE run_id = p_run_id;
     IF NOT FOUND THEN
@@ -74,19 +79,35 @@ BEGIN
      WHERE i.indrelid = v_run.target AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1
        AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = v_run.token_column
      LIMIT 1;
-    IF to_regclass(v_run.target::text) IS NULL THEN
+    IF NOT EXISTS (SELECT FROM pg_class WHERE oid = v_run.target) THEN
         ok := false;
         detail := 'the table no longer exists';
     ELSIF v_index IS NOT NULL THEN  -- no need to read a billion tokens
         ok := true;
         detail := v_index;
     ELSE
-        EXECUTE format('SELECT count(%1$I) - count(DISTINCT %1$I) FROM ONLY %2$s', v_run.token_column, v_run.target)
+        EXECUTE format('SELECT count(%1$I) - count(DISTINCT %1$I) FROM %3$s%2$s', v_run.token_column, v_run.target,
+                       CASE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = v_run.target) <> 'p' THEN 'ONLY ' END)
            INTO v_dup;
         ok := v_dup = 0;
         detail := format('%s duplicate(s)', v_dup);
     END IF;
     RETURN NEXT;
+
+    IF v_run.partitions IS NOT NULL THEN
+        SELECT string_agg(p::regclass::text, ', ' ORDER BY p::regclass::text)
+                   FILTER (WHERE EXISTS (SELECT FROM pg_class c WHERE c.oid = p)),
+               string_agg(p::text, ', ' ORDER BY p) FILTER (WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = p))
+          INTO v_gone, v_dropped
+          FROM unnest(v_run.partitions) AS p
+         WHERE NOT EXISTS (SELECT FROM pg_partition_tree(v_run.target) AS pt WHERE pt.relid = p);
+        check_name := 'partitions stayed attached';
+        ok := v_gone IS NULL;
+        detail := concat_ws('; ', format('%s leaf partition(s) at the start', cardinality(v_run.partitions)),
+                            'detached during the run, rows not reached keep their old tokens: ' || v_gone,
+                            'dropped during the run (oid): ' || v_dropped);
+        RETURN NEXT;
+    END IF;
 END
 $$;
 

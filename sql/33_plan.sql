@@ -1,5 +1,5 @@
 -- token_rotation.plan(table, column, batch_size, workers, lock_timeout, sample, format, prefix, grace
--- columns): what a run would do, without changing a token (`token-rotation rotate --dry-run`): the rows to
+-- columns, key): what a run would do, without changing a token (`token-rotation rotate --dry-run`): the rows to
 -- rotate (counted, or estimated from the statistics on big tables), the slices and batches. p_format, p_prefix
 -- and the grace columns are checked as rotate() would use them (plan() does not read a run's stored options:
 -- pass them). By default it writes nothing and locks no row: the sample columns are 0 and the estimated
@@ -19,10 +19,11 @@ CREATE OR REPLACE FUNCTION token_rotation.plan(
     , p_prefix            text    DEFAULT NULL
     , p_previous_column   name    DEFAULT NULL
     , p_rotated_at_column name    DEFAULT NULL
+    , p_key               name[]  DEFAULT NULL
 )
 RETURNS TABLE (
       table_name         text
-    , key_column         name
+    , key_columns        name[]
     , rows_total         bigint
     , rows_exact         boolean
     , slices             integer
@@ -41,17 +42,17 @@ AS $$
 DECLARE
     v_sql       record;
     v_value     record;
-    v_max       text;
-    v_upper     text;
+    v_max       text[];
+    v_upper     text[];
     v_started   timestamptz;
     v_per_row   double precision;
 BEGIN
     PERFORM token_rotation.check_arguments(p_batch_size, p_workers, p_lock_timeout => p_lock_timeout);
-    SELECT d.qualified, d.key_column INTO table_name, key_column
-      FROM token_rotation.describe_target(p_table, p_column) AS d;
+    SELECT d.qualified, d.key_columns INTO table_name, key_columns
+      FROM token_rotation.describe_target(p_table, p_column, p_key) AS d;
     SELECT * INTO v_value
       FROM token_rotation.token_value(p_table, p_column, p_format, p_prefix, p_previous_column, p_rotated_at_column);
-    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, key_column, p_column, v_value.set_list);
+    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, key_columns, p_column, v_value.set_list);
     EXECUTE v_sql.first_last INTO v_upper, v_max;
 
     batch_size := p_batch_size;
@@ -63,7 +64,7 @@ BEGIN
         SELECT sum(s.rows_expected)::bigint, bool_and(s.exact), count(*)::integer,
                sum(ceil(s.rows_expected::numeric / p_batch_size))::bigint
           INTO rows_total, rows_exact, slices, batches
-          FROM token_rotation.plan_slices(p_table, key_column, p_workers, v_max) AS s;
+          FROM token_rotation.plan_slices(p_table, key_columns, p_workers, v_max) AS s;
     END IF;
 
     -- the sample: the table's first batch, exactly as rotate() runs it, in a subtransaction rolled back by
@@ -73,8 +74,8 @@ BEGIN
         BEGIN
             PERFORM set_config('lock_timeout', (extract(epoch FROM p_lock_timeout) * 1000)::bigint::text, true);
             v_started := clock_timestamp();
-            EXECUTE v_sql.end_first INTO v_upper USING NULL::text, v_max, p_batch_size - 1;
-            EXECUTE v_sql.update_first USING NULL::text, coalesce(v_upper, v_max);
+            EXECUTE v_sql.end_first INTO v_upper USING NULL::text[], v_max, p_batch_size - 1;
+            EXECUTE v_sql.update_first USING NULL::text[], coalesce(v_upper, v_max);
             GET DIAGNOSTICS sample_rows = ROW_COUNT;
             sample_seconds := extract(epoch FROM clock_timestamp() - v_started);
             RAISE EXCEPTION USING ERRCODE = 'TRPLN';
@@ -95,6 +96,6 @@ END
 $$;
 
 COMMENT ON FUNCTION token_rotation.plan(regclass, name, integer, integer, interval, boolean, text, text, name,
-                                         name) IS
+                                         name, name[]) IS
     'Dry run: rows, slices, batches; the format checked; with p_sample => true also an estimated duration from '
     'one sample batch that is rolled back (it locks that batch''s rows while it runs).';

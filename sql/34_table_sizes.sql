@@ -2,7 +2,7 @@
 -- tuples, for the report after a run: every rotated row leaves a dead tuple and new index entries (an indexed
 -- token column makes the updates non-HOT) until VACUUM reclaims them. The driver reads it before and after a
 -- run to show the growth, and offers VACUUM (ANALYZE). Tuple counts come from the statistics system, so they
--- lag the last transactions by up to a second or so.
+-- lag the last transactions by up to a second or so. For a partitioned table: the sums over its leaf partitions.
 --   SELECT * FROM token_rotation.table_sizes('public.tickets');
 CREATE OR REPLACE FUNCTION token_rotation.table_sizes(p_table regclass)
 RETURNS TABLE (
@@ -17,9 +17,13 @@ RETURNS TABLE (
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_relation_size(p_table), pg_indexes_size(p_table), pg_total_relation_size(p_table),
-           s.n_live_tup, s.n_dead_tup, s.last_vacuum, s.last_autovacuum
-      FROM (SELECT p_table) AS t (relid)
+    -- a partitioned table holds nothing itself: the sums over its leaf partitions
+    SELECT sum(pg_relation_size(t.relid))::bigint, sum(pg_indexes_size(t.relid))::bigint,
+           sum(pg_total_relation_size(t.relid))::bigint, sum(s.n_live_tup)::bigint, sum(s.n_dead_tup)::bigint,
+           max(s.last_vacuum), max(s.last_autovacuum)
+      FROM (SELECT p_table WHERE (SELECT c.relkind FROM pg_class c WHERE c.oid = p_table) IS DISTINCT FROM 'p'
+            UNION ALL
+            SELECT pt.relid FROM pg_partition_tree(p_table) AS pt WHERE pt.isleaf AND pt.relid <> p_table) AS t (relid)
       LEFT JOIN pg_stat_all_tables s ON s.relid = t.relid
 $$;
 

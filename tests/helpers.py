@@ -62,11 +62,14 @@ class Snapshot:
     others: dict[str, str]
 
 
-def snapshot(conn: psycopg.Connection, table: str = "tickets", token_column: str = "token") -> Snapshot:
-    """Token and a digest of every other column, per key (as text), read in one statement."""
+def snapshot(
+    conn: psycopg.Connection, table: str = "tickets", token_column: str = "token", key: str = "id"
+) -> Snapshot:
+    """Token and a digest of every other column, per row identified by the column `key` (as text), read in
+    one statement."""
     rows = conn.execute(
-        sql.SQL("SELECT id::text, {tok}::text, md5((to_jsonb(t) - %s)::text) FROM {t} AS t").format(
-            tok=sql.Identifier(token_column), t=sql.SQL(table)
+        sql.SQL("SELECT t.{k}::text, {tok}::text, md5((to_jsonb(t) - %s)::text) FROM {t} AS t").format(
+            k=sql.Identifier(key), tok=sql.Identifier(token_column), t=sql.SQL(table)
         ),
         (token_column,),
     ).fetchall()
@@ -89,13 +92,14 @@ def assert_rotated_exactly_once(
     token_column: str = "token",
     *,
     deleted_ok: bool = False,
+    key: str = "id",
 ) -> None:
     """The full check every rotation test ends with: the run is finished; every row of the snapshot that
     still exists has a new token, and no new token is any row's old one (a token reused from another row
     would pass a per-row check); tokens are unique; other columns unchanged; the committed checkpoints cover
     every surviving row of the snapshot; and the progress log covers the key range with exactly one committed
     batch per key (no gap, no overlap: token_rotation.verify) whose rows add up to the table's."""
-    after = snapshot(conn, table, token_column)
+    after = snapshot(conn, table, token_column, key)
     missing = set(before.tokens) - set(after.tokens)
     assert deleted_ok or not missing, f"{len(missing)} rows disappeared"
     kept = [k for k in before.tokens if k in after.tokens]
@@ -108,7 +112,7 @@ def assert_rotated_exactly_once(
     assert not changed_other, f"{len(changed_other)} rows had other columns changed"
     state = conn.execute("SELECT state FROM token_rotation.runs WHERE run_id = %s", (run_id,)).fetchone()
     assert state == ("finished",), f"run {run_id} is {state}"
-    uncovered = set(kept) - checkpointed_keys(conn, run_id, table)
+    uncovered = set(kept) - checkpointed_keys(conn, run_id, table, key)
     assert not uncovered, f"{len(uncovered)} rows lie beyond every slice's checkpoint"
     checks = conn.execute(
         "SELECT check_name, ok, detail FROM token_rotation.verify(%s)", (run_id,)
@@ -124,17 +128,36 @@ def assert_rotated_exactly_once(
         assert logged[0] == len(before.tokens), f"log counts {logged[0]} rows, table had {len(before.tokens)}"
 
 
-def checkpointed_keys(conn: psycopg.Connection, run_id: int, table: str = "tickets") -> set[str]:
-    """Keys (as text) of the rows the run's committed checkpoints cover: each slice's lo < k <= last_key."""
-    key_type = conn.execute("SELECT key_type::text FROM token_rotation.runs WHERE run_id = %s", (run_id,))
-    kt = sql.SQL(key_type.fetchone()[0])  # type: ignore[index]
+def checkpointed_keys(
+    conn: psycopg.Connection, run_id: int, table: str = "tickets", key: str = "id"
+) -> set[str]:
+    """The rows (their column `key`, as text) that the run's committed checkpoints cover: each slice's
+    lo < k <= last_key, k the run's key (one column or several, compared as a row)."""
+    row = conn.execute(
+        "SELECT r.key_columns::text[], array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY k.ord)"
+        " FROM token_rotation.runs r CROSS JOIN unnest(r.key_columns) WITH ORDINALITY AS k(name, ord)"
+        " JOIN pg_attribute a ON a.attrelid = r.target AND a.attname = k.name"
+        " WHERE r.run_id = %s GROUP BY r.key_columns",
+        (run_id,),
+    ).fetchone()
+    assert row is not None
+    columns = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in row[0])
+
+    def bound(name: str) -> sql.Composable:
+        return sql.SQL(", ").join(
+            sql.SQL("s.{}[{}]::{}").format(sql.Identifier(name), sql.Literal(i + 1), sql.SQL(kt))
+            for i, kt in enumerate(row[1])
+        )
+
     return {
         r[0]
         for r in conn.execute(
             sql.SQL(
-                "SELECT t.id::text FROM {t} t JOIN token_rotation.slices s ON s.run_id = %s"
-                " AND (s.lo IS NULL OR t.id > s.lo::{kt}) AND t.id <= s.last_key::{kt}"
-            ).format(t=sql.SQL(table), kt=kt),
+                "SELECT t.{k}::text FROM {t} t JOIN token_rotation.slices s ON s.run_id = %s"
+                " AND (s.lo IS NULL OR ROW({c}) > ROW({lo})) AND ROW({c}) <= ROW({last})"
+            ).format(
+                k=sql.Identifier(key), t=sql.SQL(table), c=columns, lo=bound("lo"), last=bound("last_key")
+            ),
             (run_id,),
         )
     }

@@ -21,6 +21,7 @@ EVERY_OPTION = (
     "rotate",
     "--table", "tickets",
     "--column", "token",
+    "--key", "id",
     "--batch-size", "100",
     "--max-batches", "50",
     "--sleep", "30s",

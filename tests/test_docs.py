@@ -39,7 +39,9 @@ def test_readme_documents_every_parameter_of_rotate_with_its_default() -> None:
     stored option's SQL default is NULL ("not given") and its new run's default is the comment after it."""
     source = (ROOT / "sql" / "20_rotate.sql").read_text()
     signature = source[source.index("PROCEDURE token_rotation.rotate(") : source.index("LANGUAGE plpgsql")]
-    params = re.findall(r"(p_\w+)\s+\w+(?:\s+DEFAULT\s+(\S+))?(?:\s+--\s+(\S+))?", signature)
+    params = re.findall(
+        r"(p_\w+)\s+\S+(?:\s+DEFAULT\s+(\S+))?(?:\s+--\s+(\S+))?", signature
+    )  # a type may be name[]
     assert len(params) >= 14
     for name, default, new_run_default in params:
         row = next((line for line in README.splitlines() if line.startswith(f"| `{name}`")), None)

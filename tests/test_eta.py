@@ -71,8 +71,8 @@ class FakeRun:
         make_table(conn, rows=1)
         self.conn, self.total = conn, total
         row = conn.execute(
-            "INSERT INTO token_rotation.runs (target, token_column, key_column, key_type, batch_size,"
-            " rows_expected, started_at) VALUES ('tickets', 'token', 'id', 'bigint', 3000, %s, %s)"
+            "INSERT INTO token_rotation.runs (target, token_column, key_columns, key_types, batch_size,"
+            " rows_expected, started_at) VALUES ('tickets', 'token', '{id}', '{bigint}', 3000, %s, %s)"
             " RETURNING run_id",
             (total, started),
         ).fetchone()

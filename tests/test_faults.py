@@ -353,7 +353,7 @@ def test_rows_locked_for_a_while_are_waited_for_not_skipped(dsn: str, conn: psyc
     ).start()
     wait_until(lambda: throttled(conn).startswith("lock timeout 2 of"), what="two lock timeouts")
     assert conn.execute(
-        "SELECT last_key::bigint < %s FROM token_rotation.slices", (LOCKED_KEY,)
+        "SELECT last_key[1]::bigint < %s FROM token_rotation.slices", (LOCKED_KEY,)
     ).fetchone() == (True,)
     assert_mid_run(conn, ROWS)
     assert_checkpoints_match_the_data(conn, before)
@@ -365,7 +365,7 @@ def test_rows_locked_for_a_while_are_waited_for_not_skipped(dsn: str, conn: psyc
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
     retried = conn.execute(
         "SELECT finished_at > %s, (SELECT sum(retries) > 0 FROM token_rotation.batches)"
-        " FROM token_rotation.batches WHERE after_key::bigint < %s AND last_key::bigint >= %s",
+        " FROM token_rotation.batches WHERE after_key[1]::bigint < %s AND last_key[1]::bigint >= %s",
         (released[0], LOCKED_KEY, LOCKED_KEY),  # type: ignore[index]
     ).fetchone()
     assert retried == (True, True)
@@ -386,7 +386,7 @@ def test_rows_locked_through_every_retry_stop_the_call_cleanly_and_it_resumes(
     assert "CALL again to resume" in (stopped.value.diag.message_hint or "")
     app.rollback()
     state, error, checkpoint = conn.execute(
-        "SELECT r.state, r.last_error, s.last_key::bigint"
+        "SELECT r.state, r.last_error, s.last_key[1]::bigint"
         " FROM token_rotation.runs r JOIN token_rotation.slices s USING (run_id)"
     ).fetchone()  # type: ignore[misc]
     assert state == "active" and error.startswith("55P03") and checkpoint < LOCKED_KEY
@@ -429,7 +429,8 @@ def test_an_application_that_would_deadlock_with_a_batch_is_not_the_victim(
     assert call.error is None, f"rotation failed: {call.error!r}"
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
     retried = conn.execute(
-        "SELECT retries FROM token_rotation.batches WHERE after_key::bigint < %s AND last_key::bigint >= %s",
+        "SELECT retries FROM token_rotation.batches"
+        " WHERE after_key[1]::bigint < %s AND last_key[1]::bigint >= %s",
         (LOCKED_KEY, LOCKED_KEY),
     ).fetchone()
     assert retried is not None and retried[0] >= 1, "no deadlock happened: the batch was not retried"

@@ -18,7 +18,7 @@ DAMAGE = {
         "batches chain without gap or overlap",
     ),
     "a batch's first key shifted": (
-        "UPDATE token_rotation.batches SET after_key = (after_key::bigint + 1000)::text"
+        "UPDATE token_rotation.batches SET after_key = ARRAY[(after_key[1]::bigint + 1000)::text]"
         " WHERE run_id = %(run)s AND slice_id = %(first_slice)s AND batch_no = 3",
         "batches chain without gap or overlap",
     ),
@@ -27,7 +27,8 @@ DAMAGE = {
         "row counts agree with the log",
     ),
     "a slice's upper bound moved": (
-        "UPDATE token_rotation.slices SET hi = (hi::bigint - 1000)::text WHERE slice_id = %(first_slice)s",
+        "UPDATE token_rotation.slices SET hi = ARRAY[(hi[1]::bigint - 1000)::text]"
+        " WHERE slice_id = %(first_slice)s",
         "slices cover the key range",
     ),
 }

@@ -57,7 +57,7 @@ def sessions_per_slice(conn: psycopg.Connection, run_id: int) -> list[list[int]]
     """For each slice of the run (in order), the distinct backends that updated its keys."""
     rows = conn.execute(
         "SELECT s.slice_no, array_agg(DISTINCT u.pid ORDER BY u.pid) FROM token_rotation.slices s"
-        " JOIN updated_by u ON (s.lo IS NULL OR u.id > s.lo::bigint) AND u.id <= s.hi::bigint"
+        " JOIN updated_by u ON (s.lo IS NULL OR u.id > s.lo[1]::bigint) AND u.id <= s.hi[1]::bigint"
         " WHERE s.run_id = %s GROUP BY s.slice_no ORDER BY s.slice_no",
         (run_id,),
     ).fetchall()
@@ -106,8 +106,8 @@ def test_worker_slices_are_disjoint_and_each_worked_by_its_own_session(
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
     outside = conn.execute(
         "SELECT count(*) FROM token_rotation.batches b JOIN token_rotation.slices s USING (slice_id)"
-        " WHERE b.last_key::bigint > s.hi::bigint"
-        " OR (s.lo IS NOT NULL AND b.last_key::bigint <= s.lo::bigint)"
+        " WHERE b.last_key[1]::bigint > s.hi[1]::bigint"
+        " OR (s.lo IS NOT NULL AND b.last_key[1]::bigint <= s.lo[1]::bigint)"
     ).fetchone()
     assert outside == (0,)
     ranges = conn.execute("SELECT lo, hi FROM token_rotation.slices ORDER BY slice_no").fetchall()

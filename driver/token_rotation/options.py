@@ -27,6 +27,20 @@ class Duration(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class Columns(click.ParamType):
+    """A list of column names: user_id, or id,created_at (names as PostgreSQL spells them, unquoted)."""
+
+    name = "col[,col]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[str]:
+        if isinstance(value, list):
+            return value
+        names = [name.strip() for name in str(value).split(",")]
+        if not all(names):
+            self.fail(f"{value!r} has an empty column name; pass e.g. user_id or id,created_at", param, ctx)
+        return names
+
+
 class Size(click.ParamType):
     """A size option: 100MB, 1GB, 4096 (bytes when no unit is given; units are powers of 1024)."""
 
@@ -42,12 +56,24 @@ class Size(click.ParamType):
 
 
 ROTATE_OPTIONS = [
-    click.option("--table", required=True, help="Table to rotate: [schema.]name."),
+    click.option(
+        "--table",
+        required=True,
+        help="Table to rotate: [schema.]name; a partitioned table is one run over all its partitions.",
+    ),
     click.option(
         "--column",
         default=None,
         help="The token column.  [default: token; on resume, the run's, like every option below that a "
         "run keeps]",
+    ),
+    click.option(
+        "--key",
+        type=Columns(),
+        default=None,
+        help="Walk the rows by these columns: NOT NULL, covered by a unique index, without the token column "
+        "(e.g. --key user_id when the token is the primary key). A run keeps its key when resumed.  "
+        "[default: the primary key, one column or several]",
     ),
     click.option(
         "--batch-size",

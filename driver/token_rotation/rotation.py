@@ -21,6 +21,7 @@ from token_rotation import connection
 INTERVALS = {"sleep", "lock_timeout", "target_batch_time"}  # passed as seconds, turned into intervals
 PARAMETERS = {"slices": "p_workers", "token_format": "p_format"}  # where it differs from p_<field>
 OPTIONS_CHANGED = "TROPT"  # the NOTICE of a resume that changes a run's stored options
+CASTS = {"key": "name[]"}  # passed as a list of str, cast to the parameter's type
 
 # after a CALL: is there still a slice of this run that nobody works on?
 MORE_WORK = (
@@ -49,6 +50,7 @@ class Options:
     prefix: str | None = None
     previous_column: str | None = None
     rotated_at_column: str | None = None
+    key: list[str] | None = None  # the columns the run walks; None: the primary key, or a resumed run's own
 
     def call(self) -> tuple[sql.Composed, dict[str, object]]:
         """The CALL statement, with a named argument for each option given, and its parameters."""
@@ -61,6 +63,8 @@ class Options:
             placeholder: sql.Composable = sql.Placeholder(name)
             if name in INTERVALS:
                 placeholder = sql.SQL("make_interval(secs => {})").format(placeholder)
+            if name in CASTS:
+                placeholder = sql.SQL("{}::{}").format(placeholder, sql.SQL(CASTS[name]))
             parameter = PARAMETERS.get(name, f"p_{name}")
             args.append(sql.SQL("{} => {}").format(sql.Identifier(parameter), placeholder))
         return sql.SQL("CALL token_rotation.rotate({})").format(sql.SQL(", ").join(args)), params

@@ -66,6 +66,7 @@ class Request:
     prefix: str | None = None
     previous_column: str | None = None
     rotated_at_column: str | None = None
+    key: list[str] | None = None
     vacuum: bool = False
     reclaim: bool = False  # VACUUM from a side session as the run goes (the CLI's default: on)
     reclaim_every: float = 100 * DEFAULT_SHARE  # percent of the table between two VACUUMs
@@ -106,6 +107,7 @@ class Request:
             prefix=self.prefix,
             previous_column=self.previous_column,
             rotated_at_column=self.rotated_at_column,
+            key=self.key,
         )
 
 
@@ -474,13 +476,14 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
     with monitor.cursor(row_factory=dict_row) as cur:
         plan = cur.execute(
             sql.SQL(
-                "SELECT table_name, key_column::text AS key_column, rows_total, rows_exact, slices,"
+                "SELECT table_name, array_to_string(key_columns, ', ') AS key_column, rows_total, rows_exact,"
+                " slices,"
                 " batch_size, batches, sample_rows, sample_seconds,"
                 " extract(epoch FROM estimated_duration)::float8 AS estimated_seconds"
                 " FROM token_rotation.plan(%(oid)s::oid::regclass, p_column => %(column)s,"
                 " p_batch_size => %(batch_size)s, p_workers => %(workers)s, p_sample => %(sample)s,"
                 " p_format => %(format)s, p_prefix => %(prefix)s, p_previous_column => %(previous)s,"
-                " p_rotated_at_column => %(rotated_at)s{})"
+                " p_rotated_at_column => %(rotated_at)s, p_key => %(key)s::name[]{})"
             ).format(sql.SQL(timeout if request.lock_timeout is not None else "")),
             {
                 "oid": oid,
@@ -493,6 +496,7 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
                 "workers": request.workers or 1,
                 "lock_timeout": request.lock_timeout,
                 "sample": request.sample,
+                "key": request.key,
             },
         ).fetchone()
     if plan is None:
