@@ -187,7 +187,7 @@ def test_plan_counts_the_rows_of_every_leaf(conn: psycopg.Connection) -> None:
     before = snapshot(conn, "events")
     plan = conn.execute(
         "SELECT rows_total, rows_exact, slices, sample_rows"
-        " FROM token_rotation.plan('events', p_workers => 2)"
+        " FROM token_rotation.plan('events', p_workers => 2, p_sample => true)"
     ).fetchone()
     assert plan == (3000, True, 2, 3000)
     assert snapshot(conn, "events").tokens == before.tokens
