@@ -300,3 +300,36 @@ def test_a_key_option_with_an_empty_name_is_bad_input(dsn: str) -> None:
     """`--key id,` names an empty column: exit 2 before any connection, saying how to write the list."""
     result = CliRunner().invoke(cli, ["--dsn", dsn, "rotate", "--table", "t", "--key", "id,"])
     assert result.exit_code == 2 and "empty column name" in result.output
+
+
+def test_drf_authtoken_token_with_a_varchar_key_gets_hex_tokens_walked_by_user_id(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """DRF's real authtoken_token (key varchar(40) primary key, user_id unique): `rotate --column key --key
+    user_id --format hex:20 --workers 2` gives every row a new, well-formed, unique 40-digit hex key, once."""
+    conn.execute(
+        "CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY,"
+        " created timestamptz NOT NULL DEFAULT now(), user_id integer NOT NULL UNIQUE)"
+    )
+    conn.execute(
+        "INSERT INTO authtoken_token (key, user_id)"
+        " SELECT encode(sha256(g::text::bytea), 'hex')::varchar(40), g FROM generate_series(1, 3000) AS g"
+    )
+    conn.execute("CREATE TEMP TABLE old_keys AS SELECT user_id, key FROM authtoken_token")
+    result = CliRunner().invoke(
+        cli,
+        ["--dsn", dsn, "rotate", "--table", "authtoken_token", "--column", "key", "--key", "user_id",
+         "--format", "hex:20", "--workers", "2", "--batch-size", "400"],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    row = conn.execute(
+        "SELECT count(*), count(DISTINCT t.key), count(*) FILTER (WHERE t.key ~ '^[0-9a-f]{40}$'),"
+        " count(*) FILTER (WHERE t.key = o.key), count(*) FILTER (WHERE t.key IN (SELECT key FROM old_keys))"
+        " FROM authtoken_token t JOIN old_keys o USING (user_id)"
+    ).fetchone()
+    assert row == (3000, 3000, 3000, 0, 0)
+    checks = conn.execute(
+        "SELECT bool_and(ok) FROM token_rotation.verify(%s)", (last_run_id(conn, "authtoken_token"),)
+    ).fetchone()
+    assert checks == (True,)
