@@ -9,6 +9,7 @@ clones a fresh database from it for every test (`postgresql` is a psycopg connec
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,3 +91,17 @@ def conn(dsn: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection to this test's database, as a DBA's psql session would be."""
     with psycopg.connect(dsn, autocommit=True) as connection:
         yield connection
+
+
+def new_database(postgresql_proc: NoopExecutor, prefix: str = "tr_mig") -> Iterator[str]:
+    """DSN of a new, empty database (nothing of the tool installed), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    janitor = DatabaseJanitor(
+        user=postgresql_proc.user,
+        host=postgresql_proc.host,
+        port=postgresql_proc.port,
+        password=postgresql_proc.password,
+        dbname=name,
+    )
+    with janitor:
+        yield dsn_of(postgresql_proc, name)

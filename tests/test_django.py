@@ -10,20 +10,18 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from pytest_postgresql.executors import NoopExecutor
-from pytest_postgresql.janitor import DatabaseJanitor
 from test_migrations import install_shipped
 
 from token_rotation import migrate
 
 from background import backends, batches_done, cli_env, wait_until
-from conftest import dsn_of
+from conftest import new_database
 from helpers import assert_rotated_exactly_once, snapshot, table_checksum
 
 PROJECT = Path(__file__).resolve().parent / "django_project"
@@ -33,16 +31,7 @@ HEAD = migrate.head_revision()
 @pytest.fixture
 def empty_dsn(postgresql_proc: NoopExecutor) -> Iterator[str]:
     """DSN of a new, empty database: nothing of the tool installed, as a Django project's database is."""
-    name = f"tr_django_{uuid.uuid4().hex[:8]}"
-    janitor = DatabaseJanitor(
-        user=postgresql_proc.user,
-        host=postgresql_proc.host,
-        port=postgresql_proc.port,
-        password=postgresql_proc.password,
-        dbname=name,
-    )
-    with janitor:
-        yield dsn_of(postgresql_proc, name)
+    yield from new_database(postgresql_proc, "tr_django")
 
 
 @pytest.fixture

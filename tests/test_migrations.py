@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import re
 import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,31 +13,16 @@ import psycopg
 import pytest
 from alembic.util import CommandError
 from pytest_postgresql.executors import NoopExecutor
-from pytest_postgresql.janitor import DatabaseJanitor
 
 from token_rotation import MIGRATIONS_DIR, SQL_DIR, migrate
 
 from background import BackgroundCall, backends, wait_until
-from conftest import dsn_of
+from conftest import new_database
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHIPPED = ("0001", "0002")  # revisions released with a frozen copy of sql/ (tests/fixtures/README.md)
 HEAD = migrate.head_revision()
-
-
-def new_database(postgresql_proc: NoopExecutor) -> Iterator[str]:
-    """DSN of a new, empty database (nothing of the tool installed), dropped afterwards."""
-    name = f"tr_mig_{uuid.uuid4().hex[:8]}"
-    janitor = DatabaseJanitor(
-        user=postgresql_proc.user,
-        host=postgresql_proc.host,
-        port=postgresql_proc.port,
-        password=postgresql_proc.password,
-        dbname=name,
-    )
-    with janitor:
-        yield dsn_of(postgresql_proc, name)
 
 
 @pytest.fixture

@@ -15,9 +15,11 @@ from pathlib import Path
 import psycopg
 import pytest
 from pytest_postgresql.executors import NoopExecutor
-from test_migrations import new_database, tool_objects
+from test_migrations import tool_objects
 
 from token_rotation import MIGRATIONS_DIR, SQL_DIR, migrate
+
+from conftest import new_database
 
 ROOT = Path(__file__).resolve().parents[1]
 
