@@ -47,7 +47,7 @@ ROUTINES_APPLIED = "token_rotation.routines_applied"  # key in the connection's 
 
 # A routine file's statements that create an object: the kind and the name, at the start of a line.
 _CREATE = re.compile(
-    r"^CREATE(?P<replace>\s+OR\s+REPLACE)?\s+(?P<kind>FUNCTION|PROCEDURE|VIEW)\s+token_rotation\.(?P<name>\w+)",
+    r"^CREATE(?:\s+OR\s+REPLACE)?\s+(?P<kind>FUNCTION|PROCEDURE|VIEW)\s+token_rotation\.(?P<name>\w+)",
     re.MULTILINE | re.IGNORECASE,
 )
 
@@ -82,12 +82,9 @@ def routine_files() -> list[Traversable]:
 
 
 def routine_sql(file: Traversable) -> str:
-    """A routine file's text, ready to run again on a database that has its objects: any plain CREATE of a
-    function, procedure or view is run as CREATE OR REPLACE."""
-    return _CREATE.sub(
-        lambda m: m.group(0) if m.group("replace") else m.group(0).replace("CREATE", "CREATE OR REPLACE", 1),
-        file.read_text(encoding="utf-8"),
-    )
+    """A routine file's text, run as it is: every sql/ file creates its objects with CREATE OR REPLACE, so it
+    runs again on a database that has them (a plain CREATE fails there: the re-install tests catch it)."""
+    return file.read_text(encoding="utf-8")
 
 
 def routines() -> list[Routine]:
