@@ -9,6 +9,7 @@ others); the VACUUM between runs does its work instead.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -17,6 +18,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -224,3 +227,16 @@ def machine(conn: psycopg.Connection) -> Machine:
     return Machine(
         os.cpu_count() or 1, memory, os_name, platform.python_version(), str(row[0]) if row else "?", settings
     )
+
+
+def goal(issue: int, what: str, value: float, limit: float) -> str:
+    """One line saying whether a measured ratio meets an issue's goal: `goal issue 4: ... <= 0.60x: met`."""
+    return (
+        f"goal issue {issue}: {what} <= {limit:.2f}x: {'met' if value <= limit else 'missed'} ({value:.3f}x)"
+    )
+
+
+def write_results(path: Path | None, rows: int, repeat: int, summary: dict[str, Any]) -> None:
+    """The raw results of a benchmark as JSON (rows, rounds, the summary per method), when a path is given."""
+    if path:
+        path.write_text(json.dumps({"rows": rows, "repeat": repeat, "results": summary}, indent=2) + "\n")

@@ -11,7 +11,6 @@ rounds are printed with their spread ((max - min) / median). Goals (printed, nev
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,15 +94,12 @@ def main(
             f"ratio {s['median_ratio']:.3f}x (min {s['min_ratio']:.3f}, max {s['max_ratio']:.3f})"
         )
     one = summary[f"CALL, batch {batch_size}, 1 worker"]["median_ratio"]
-    click.echo(f"goal issue 2: one worker <= 1.15x: {'met' if one <= 1.15 else 'missed'} ({one:.3f}x)")
-    click.echo(f"goal issue 4: one worker <= 1.05x: {'met' if one <= 1.05 else 'missed'} ({one:.3f}x)")
+    click.echo(common.goal(2, "one worker", one, 1.15))
+    click.echo(common.goal(4, "one worker", one, 1.05))
     if workers > 1:
         many = summary[f"CALL, batch {batch_size}, {workers} workers"]["median_ratio"]
-        click.echo(
-            f"goal issue 4: {workers} workers <= 0.60x: {'met' if many <= 0.60 else 'missed'} ({many:.3f}x)"
-        )
-    if json_out:
-        json_out.write_text(json.dumps({"rows": rows, "repeat": repeat, "results": summary}, indent=2) + "\n")
+        click.echo(common.goal(4, f"{workers} workers", many, 0.60))
+    common.write_results(json_out, rows, repeat, summary)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ never asserted): hex <= 1.10x, and the uuid ratio as before (BENCHMARKS.md, engi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -134,11 +133,8 @@ def main(dsn: str | None, rows: int, repeat: int, json_out: Path | None) -> None
             f"ratio {s['median_ratio']:.3f}x (min {s['min_ratio']:.3f}, max {s['max_ratio']:.3f})"
         )
     hex_ratio = summary["hex:32: CALL"]["median_ratio"]
-    click.echo(
-        f"goal issue 10: hex:32 <= 1.10x: {'met' if hex_ratio <= 1.10 else 'missed'} ({hex_ratio:.3f}x)"
-    )
-    if json_out:
-        json_out.write_text(json.dumps({"rows": rows, "repeat": repeat, "results": summary}, indent=2) + "\n")
+    click.echo(common.goal(10, "hex:32", hex_ratio, 1.10))
+    common.write_results(json_out, rows, repeat, summary)
 
 
 if __name__ == "__main__":

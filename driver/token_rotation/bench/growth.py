@@ -11,7 +11,6 @@ indexes <= 1.30x, time <= 1.15x the bare UPDATE.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -133,11 +132,8 @@ def main(dsn: str | None, rows: int, repeat: int, json_out: Path | None) -> None
         ("heap + indexes", d["median_total_ratio"], 1.30),
         ("time vs bare UPDATE", d["median_time_ratio"], 1.15),
     ):
-        click.echo(
-            f"goal issue 11: {goal} <= {limit}x: {'met' if value <= limit else 'missed'} ({value:.3f}x)"
-        )
-    if json_out:
-        json_out.write_text(json.dumps({"rows": rows, "repeat": repeat, "results": summary}, indent=2) + "\n")
+        click.echo(common.goal(11, goal, value, limit))
+    common.write_results(json_out, rows, repeat, summary)
 
 
 if __name__ == "__main__":
