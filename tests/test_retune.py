@@ -5,6 +5,7 @@ which grant it lacks). Replicas, the archiver and autovacuum for real: test_heal
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import psycopg
@@ -90,6 +91,9 @@ def test_the_set_command_retunes_a_running_run(dsn: str, conn: psycopg.Connectio
     assert call.join().error is None, call.error
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
     assert 900 in batch_sizes(conn, last_run_id(conn))
+    shown = run_cli(dsn, "status", "--table", "tickets", "--json")
+    options = json.loads(shown.stdout.splitlines()[0])["options"]
+    assert options["batch_size"] == 900 and "target_batch_time" not in options and options["sleep"] == "00:00:00"
     none = run_cli(dsn, "set", "--table", "tickets", "--sleep", "1s")
     assert none.returncode == 2 and "has no open run" in none.stderr
 
