@@ -18,14 +18,27 @@ from token_rotation import migrate, server
 from background import BackgroundCall, backends, batches_done, run_cli, spawn_cli, terminate, wait_until
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
 
-DBA_CALL = (
-    "CALL token_rotation.rotate('public.tickets', p_workers => 2, p_batch_size => 200, p_sleep => '300ms')"
-)
+DBA_CALL = "CALL token_rotation.rotate('public.tickets', p_workers => 2, p_batch_size => 200)"
+
+# The DBA's session is the slow one: each of its batches takes 300 ms more (a statement trigger that sleeps
+# for that application_name only). Not p_sleep: a run's options are shared by all its sessions, so the CLI's
+# resume would change it for the DBA's CALL too at its next batch.
+SLOW_DBA = """
+CREATE FUNCTION public.slow_dba() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('application_name') = 'dba-psql' THEN
+        PERFORM pg_catalog.pg_sleep(0.3);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER slow_dba AFTER UPDATE ON public.tickets FOR EACH STATEMENT EXECUTE FUNCTION public.slow_dba();
+"""
 
 
 def dba_on_slice_one(dsn: str, conn: psycopg.Connection) -> tuple[BackgroundCall, int]:
     """A psql-like session rotating slice 1 of a new two-slice run; returns it and its backend pid once it
     holds the slice and has committed a batch."""
+    conn.execute(SLOW_DBA)
     dba = BackgroundCall(dsn, DBA_CALL, "dba-psql").start()
     wait_until(lambda: batches_done(conn) >= 1, what="the DBA's first batch")
     row = conn.execute(
@@ -63,8 +76,7 @@ def test_rotate_beside_a_psql_session_follows_the_run_to_its_end(dsn: str, conn:
     make_table(conn, rows=4000)
     before = snapshot(conn)
     dba, pid = dba_on_slice_one(dsn, conn)
-    # --sleep 0: this resume works its own slice unthrottled (the run keeps the DBA's 300 ms otherwise)
-    result = run_cli(dsn, "rotate", "--table", "tickets", "--sleep", "0", "--progress-interval", "0.2")
+    result = run_cli(dsn, "rotate", "--table", "tickets", "--progress-interval", "0.2")
     dba.join()
     assert dba.error is None
     assert result.returncode == 0, result.stderr
@@ -86,9 +98,7 @@ def test_ctrl_c_while_following_stops_following_and_leaves_the_other_session_wor
     make_table(conn, rows=8000)  # the DBA's slice: 20 batches of 200 rows, 300 ms apart
     before = snapshot(conn)
     dba, pid = dba_on_slice_one(dsn, conn)
-    proc = spawn_cli(
-        dsn, "tr-follower", "rotate", "--table", "tickets", "--sleep", "0", "--progress-interval", "0.2"
-    )
+    proc = spawn_cli(dsn, "tr-follower", "rotate", "--table", "tickets", "--progress-interval", "0.2")
     try:
         read_until(proc, "continues in another session")
         assert slice_two_done(conn)
@@ -116,9 +126,7 @@ def test_a_followed_session_that_stops_before_the_end_is_taken_over(
     make_table(conn, rows=8000)
     before = snapshot(conn)
     dba, pid = dba_on_slice_one(dsn, conn)
-    proc = spawn_cli(
-        dsn, "tr-follower", "rotate", "--table", "tickets", "--sleep", "0", "--progress-interval", "0.2"
-    )
+    proc = spawn_cli(dsn, "tr-follower", "rotate", "--table", "tickets", "--progress-interval", "0.2")
     try:
         read_until(proc, "continues in another session")
         terminate(conn, pid)
