@@ -19,11 +19,7 @@ DECLARE
 BEGIN
     SELECT options INTO v_stored FROM token_rotation.runs WHERE run_id = p_run_id FOR UPDATE;
     IF v_stored IS NOT NULL AND v_stored <> '{}' THEN
-        SELECT string_agg(format('%s %s -> %s', g.key, coalesce(v_stored->>g.key, 'none'), g.value #>> '{}'), ', '
-                          ORDER BY g.key)
-          INTO v_changes
-          FROM jsonb_each(jsonb_strip_nulls(coalesce(p_given, '{}'))) AS g
-         WHERE v_stored->g.key IS DISTINCT FROM g.value;
+        v_changes := token_rotation.option_changes(v_stored, v_stored || jsonb_strip_nulls(coalesce(p_given, '{}')));
         p_options := v_stored || jsonb_strip_nulls(coalesce(p_given, '{}'));
     END IF;
     UPDATE token_rotation.runs SET options = p_options

@@ -1,32 +1,26 @@
--- token_rotation.wait_reason(run_id, max_replication_lag): what rotate() reads before each batch: the run's
--- state (a cancelled run stops the worker) and why it must wait, if it must (throttle_reason(): paused,
--- replica lag over p_max_replication_lag, or a lag that cannot be measured; NULL to go on). The lag is only
--- measured when a maximum is given; a failure to measure it is kept as its SQLSTATE, not raised. No SET clause
--- (it runs before every batch; a SET clause costs a search_path switch per call): every name is qualified.
---   SELECT * FROM token_rotation.wait_reason(42, 64 * 1024 * 1024);
+-- token_rotation.wait_reason(run_id): what rotate() reads of its run before each batch (one row of runs, by
+-- its primary key): the run's state (a cancelled run stops the worker), its options (a worker that sees them
+-- changed by set_options() or by another session's CALL takes the new values at once), and why it must wait,
+-- if it must: 'paused', or the reason of a hold that has not run out (hold(): a throttle query of the CLI or
+-- any outside check). NULL to go on. The server's health (health_reason()) is checked by rotate() apart, at
+-- most once per limits().health_interval. No SET clause (it runs before every batch; a SET clause costs a
+-- search_path switch per call): every name is qualified.
+--   SELECT * FROM token_rotation.wait_reason(42);
 CREATE OR REPLACE FUNCTION token_rotation.wait_reason(
-      p_run_id              bigint
-    , p_max_replication_lag bigint
-    , OUT state             text
-    , OUT reason            text
+      p_run_id bigint
+    , OUT state   text
+    , OUT reason  text
+    , OUT options jsonb
 )
-LANGUAGE plpgsql VOLATILE
+LANGUAGE sql STABLE
 AS $$
-DECLARE
-    v_lag       bigint;
-    v_lag_error text;
-BEGIN
-    SELECT r.state INTO state FROM token_rotation.runs r WHERE r.run_id = p_run_id;
-    IF state <> 'paused' AND p_max_replication_lag IS NOT NULL THEN
-        BEGIN
-            v_lag := token_rotation.replication_lag();
-        EXCEPTION WHEN OTHERS THEN
-            v_lag_error := SQLSTATE;
-        END;
-    END IF;
-    reason := token_rotation.throttle_reason(state, v_lag, p_max_replication_lag, v_lag_error);
-END
+    SELECT r.state,
+           CASE WHEN r.state = 'paused' THEN 'paused'
+                WHEN r.hold_until > pg_catalog.clock_timestamp() THEN r.hold_reason END,
+           r.options
+      FROM token_rotation.runs r
+     WHERE r.run_id = p_run_id
 $$;
 
-COMMENT ON FUNCTION token_rotation.wait_reason(bigint, bigint) IS
-    'State of a run and why its worker must wait before the next batch (throttle_reason), NULL to go on.';
+COMMENT ON FUNCTION token_rotation.wait_reason(bigint) IS
+    'State, options and wait reason (paused, or an unexpired hold) of a run, read by rotate() before each batch.';

@@ -39,6 +39,15 @@
 -- stored with the run (runs.options). NULL means "not given": a new run takes the documented defaults (in the
 -- comments of the parameter list), a resumed run the values it was started with, and a value given on a resume
 -- changes it for the rest of the run (a NOTICE says so). p_max_batches, p_quiet and p_workers are per CALL.
+-- set_options() changes the options of a running run from any session: each worker reads the run's row before
+-- each batch (its state and options) and takes new values at once.
+--
+-- Waits (wait_reason(), health_reason(), mark_waiting()): before each batch a worker waits, holding no row
+-- lock and checking again every second, while the run is paused or held (hold()), and while the server's
+-- health says so, read at most every limits().health_interval: a replica's lag over p_max_replication_lag
+-- bytes or p_max_replay_lag, WAL files waiting to be archived over p_max_archive_queue, an autovacuum worker
+-- on the table with p_pause_on_autovacuum; a signal it cannot read (no pg_monitor) means wait, too. The reason
+-- is in progress.throttled and a NOTICE.
 CREATE OR REPLACE PROCEDURE token_rotation.rotate(
       p_table               regclass
     , p_column              name     DEFAULT NULL  -- 'token'
@@ -57,6 +66,9 @@ CREATE OR REPLACE PROCEDURE token_rotation.rotate(
     , p_previous_column     name     DEFAULT NULL
     , p_rotated_at_column   name     DEFAULT NULL
     , p_key                 name[]   DEFAULT NULL
+    , p_max_replay_lag      interval DEFAULT NULL
+    , p_max_archive_queue   integer  DEFAULT NULL
+    , p_pause_on_autovacuum boolean  DEFAULT NULL  -- false
 )
 LANGUAGE plpgsql
 AS $$
@@ -76,8 +88,11 @@ DECLARE
     v_ends_size    integer;  -- the batch size they were found for
     v_end_no       integer;  -- which of them ends the coming batch
     v_batch        record;   -- token_rotation.run_batch(): rows, retries, err_state, err_msg
-    v_wait         record;   -- token_rotation.wait_reason(): state, reason
-    v_waiting      text;
+    v_wait         record;   -- token_rotation.wait_reason(): state, reason, options
+    v_waiting      text;     -- why the worker waited at the last check (NULL: it went on)
+    v_health       text;     -- token_rotation.health_reason() at the last check
+    v_health_at    timestamptz;  -- when that was
+    v_relations    regclass[];   -- the table and its leaf partitions (autovacuum on any of them)
     v_started      timestamptz;
     v_mark         timestamptz := clock_timestamp();  -- the slice's working time is booked up to here
     v_lock_fails   integer := 0;
@@ -86,15 +101,9 @@ DECLARE
     v_spr          double precision;  -- smoothed seconds per row (adaptive batch size)
     v_stop         text := 'finished';
     v_given        jsonb;    -- the options this CALL gives (NULL: not given)
-    v_options      jsonb;    -- the options it works with: run_options()
+    v_options      jsonb;    -- the options it works with: run_options(); in the loop, the run's as stored
+    v_opt          record;   -- token_rotation.option_values(): those a worker takes anew when they change
     v_column       name;
-    v_batch_size0  integer;  -- the run's batch size (v_batch_size: the coming batch's)
-    v_sleep        interval;
-    v_lock_timeout interval;
-    v_lock_retries integer;
-    v_target_time  interval;
-    v_max_lag      bigint;
-    v_sync_commit  boolean;
     v_value        record;   -- token_rotation.token_value(): token_format, set_list
     -- pinned for every transaction with the settings that shape keys as text (pin_settings(): a procedure that
     -- COMMITs cannot carry a SET clause); the caller's schemas stay in between for the table's triggers
@@ -106,19 +115,14 @@ BEGIN
     v_given := jsonb_build_object('column', p_column, 'batch_size', p_batch_size, 'sleep', p_sleep,
                                   'lock_timeout', p_lock_timeout, 'lock_retries', p_lock_retries,
                                   'target_batch_time', p_target_batch_time, 'max_replication_lag', p_max_replication_lag,
+                                  'max_replay_lag', p_max_replay_lag, 'max_archive_queue', p_max_archive_queue,
+                                  'pause_on_autovacuum', p_pause_on_autovacuum,
                                   'synchronous_commit', p_synchronous_commit, 'format', p_format, 'prefix', p_prefix,
                                   'previous_column', p_previous_column, 'rotated_at_column', p_rotated_at_column);
     v_options := token_rotation.run_options(p_table, v_given);
     v_column := v_options->>'column';
-    v_batch_size0 := (v_options->>'batch_size')::integer;
-    v_sleep := (v_options->>'sleep')::interval;
-    v_lock_timeout := (v_options->>'lock_timeout')::interval;
-    v_lock_retries := (v_options->>'lock_retries')::integer;
-    v_target_time := (v_options->>'target_batch_time')::interval;
-    v_max_lag := (v_options->>'max_replication_lag')::bigint;
-    v_sync_commit := (v_options->>'synchronous_commit')::boolean;
-    PERFORM token_rotation.check_arguments(v_batch_size0, p_workers, p_max_batches, v_sleep, v_lock_timeout,
-                                           v_lock_retries, p_quiet, v_target_time, v_max_lag, v_sync_commit);
+    SELECT * INTO v_opt FROM token_rotation.option_values(v_options);
+    PERFORM token_rotation.check_arguments(v_options, p_workers, p_max_batches, p_quiet);
     v_key := coalesce(p_key, (SELECT r.key_columns FROM token_rotation.runs r
                                 WHERE r.target = p_table AND r.state IN ('active', 'paused')));
     SELECT d.qualified, d.key_columns INTO v_target, v_key
@@ -130,7 +134,7 @@ BEGIN
     COMMIT;  -- nothing changed yet: inside a transaction block this is where PostgreSQL refuses the CALL
     PERFORM token_rotation.pin_settings(v_search_path);
 
-    v_slice := token_rotation.claim_slice(p_table, v_column, v_key, v_batch_size0, p_workers, v_target_time,
+    v_slice := token_rotation.claim_slice(p_table, v_column, v_key, v_opt.batch_size, p_workers, v_opt.target_batch_time,
                                           p_quiet);
     IF v_slice.slice_id IS NULL THEN  -- an empty table: its new run is finished already
         COMMIT;
@@ -139,6 +143,9 @@ BEGIN
     PERFORM token_rotation.keep_options(v_slice.run_id, v_given, v_options);
     SELECT * INTO v_run FROM token_rotation.runs WHERE run_id = v_slice.run_id;
     v_key := v_run.key_columns;
+    v_options := v_run.options;
+    SELECT * INTO v_opt FROM token_rotation.option_values(token_rotation.default_options() || v_options);
+    v_relations := p_table || coalesce(v_run.partitions, '{}');
     COMMIT;
     SELECT * INTO v_limits FROM token_rotation.limits();
     SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, v_key, v_column, v_value.set_list);
@@ -148,21 +155,35 @@ BEGIN
     LOOP
         PERFORM token_rotation.pin_settings(v_search_path);
 
-        -- decide whether to go on before doing any work; wait while paused or while a replica lags
+        -- decide whether to go on before doing any work: the run's state and options (set_options() takes
+        -- effect here), then wait while paused or held, or while the server's health says so
         IF p_max_batches IS NOT NULL AND v_call_batches >= p_max_batches THEN
             v_stop := 'max_batches';
             EXIT;
         END IF;
-        v_wait := token_rotation.wait_reason(v_run.run_id, v_max_lag);
+        v_wait := token_rotation.wait_reason(v_run.run_id);
         IF v_wait.state = 'cancelled' THEN
             v_stop := 'cancelled';
             EXIT;
         END IF;
-        IF v_wait.reason IS NOT NULL THEN
-            v_mark := token_rotation.mark_waiting(v_run.run_id, v_slice.slice_id, v_wait.reason, v_waiting, v_mark,
-                                                  p_quiet);
+        IF v_wait.options IS DISTINCT FROM v_options THEN
+            v_options := v_wait.options;
+            SELECT * INTO v_opt FROM token_rotation.option_values(token_rotation.default_options() || v_options);
+            IF v_opt.target_batch_time IS NULL THEN
+                v_batch_size := v_opt.batch_size;  -- fixed batches from now on (lock-timeout halvings start anew)
+            END IF;
+            v_health_at := NULL;
+        END IF;
+        IF v_wait.reason IS NULL AND (v_waiting IS NOT NULL OR v_health_at IS NULL
+                                      OR clock_timestamp() - v_health_at >= v_limits.health_interval) THEN
+            v_health := token_rotation.health_reason(v_options, v_relations);
+            v_health_at := clock_timestamp();
+        END IF;
+        IF coalesce(v_wait.reason, v_health) IS NOT NULL THEN
+            v_mark := token_rotation.mark_waiting(v_run.run_id, v_slice.slice_id, coalesce(v_wait.reason, v_health),
+                                                  v_waiting, v_mark, p_quiet);
             COMMIT;
-            v_waiting := v_wait.reason;
+            v_waiting := coalesce(v_wait.reason, v_health);
             SELECT * INTO v_err_state, v_err_msg FROM token_rotation.sleep(1);
             EXIT WHEN v_err_state IS NOT NULL;
             IF v_wait.reason = 'paused' THEN
@@ -173,15 +194,15 @@ BEGIN
         v_waiting := NULL;
 
         -- one batch in its own transaction: where it ends (found ahead while the batch size stays), its UPDATE
-        IF NOT v_sync_commit THEN
+        IF NOT v_opt.synchronous_commit THEN
             PERFORM set_config('synchronous_commit', 'off', true);
         END IF;
-        PERFORM set_config('lock_timeout', (extract(epoch FROM v_lock_timeout) * 1000)::bigint::text, true);
+        PERFORM set_config('lock_timeout', (extract(epoch FROM v_opt.lock_timeout) * 1000)::bigint::text, true);
         v_started := clock_timestamp();
         IF v_ends_size IS DISTINCT FROM v_batch_size OR v_end_no > cardinality(v_ends) THEN
             SELECT e.ends, e.err_state, e.err_msg INTO v_ends, v_err_state, v_err_msg
               FROM token_rotation.batch_ends(v_sql.end_after, v_sql.end_first, v_after, v_slice.hi, v_batch_size,
-                       CASE WHEN v_target_time IS NULL AND v_batch_size = v_batch_size0
+                       CASE WHEN v_opt.target_batch_time IS NULL AND v_batch_size = v_opt.batch_size
                             THEN least(v_limits.lookahead_batches, p_max_batches - v_call_batches) ELSE 1 END,
                        v_limits.lookahead_time) AS e;
             v_ends_size := v_batch_size;
@@ -202,14 +223,14 @@ BEGIN
         IF v_err_state IN ('55P03', '40P01') THEN
             ROLLBACK;
             v_lock_fails := v_lock_fails + 1;
-            EXIT WHEN v_lock_fails > v_lock_retries;
+            EXIT WHEN v_lock_fails > v_opt.lock_retries;
             v_batch_size := greatest(v_batch_size / 2, 1);
             PERFORM token_rotation.pin_settings(v_search_path);
             PERFORM token_rotation.mark_lock_retry(v_run.run_id, v_slice.slice_id, v_err_state, v_lock_fails,
-                                                   v_lock_retries, v_batch_size, p_quiet);
+                                                   v_opt.lock_retries, v_batch_size, p_quiet);
             COMMIT;
             SELECT * INTO v_err_state, v_err_msg
-              FROM token_rotation.sleep(least(extract(epoch FROM v_lock_timeout), 1));
+              FROM token_rotation.sleep(least(extract(epoch FROM v_opt.lock_timeout), 1));
             EXIT WHEN v_err_state IS NOT NULL;
             CONTINUE;
         END IF;
@@ -230,12 +251,12 @@ BEGIN
         END IF;
         EXIT WHEN v_last;
 
-        IF v_target_time IS NOT NULL OR v_batch_size < v_batch_size0 THEN  -- adaptive, or after halvings
+        IF v_opt.target_batch_time IS NOT NULL OR v_batch_size < v_opt.batch_size THEN  -- adaptive, or after halvings
             SELECT * INTO v_batch_size, v_spr FROM token_rotation.adapt_batch_size(v_batch_size, v_spr,
-                v_batch.rows, extract(epoch FROM v_mark - v_started)::float8, v_batch_size0, v_target_time);
+                v_batch.rows, extract(epoch FROM v_mark - v_started)::float8, v_opt.batch_size, v_opt.target_batch_time);
         END IF;
-        IF v_sleep > '0' THEN
-            SELECT * INTO v_err_state, v_err_msg FROM token_rotation.sleep(extract(epoch FROM v_sleep));
+        IF v_opt.sleep > '0' THEN
+            SELECT * INTO v_err_state, v_err_msg FROM token_rotation.sleep(extract(epoch FROM v_opt.sleep));
             EXIT WHEN v_err_state IS NOT NULL;
         END IF;
     END LOOP;
@@ -248,12 +269,13 @@ BEGIN
     v_run := token_rotation.end_call(v_run.run_id, v_slice.slice_id, v_mark, v_err_state, v_err_msg);
     COMMIT;
     PERFORM token_rotation.report_call(v_run, v_target, v_slice.slice_no, v_stop, v_call_batches, v_err_state,
-                                       v_err_msg, v_lock_fails, v_lock_timeout, p_quiet);
+                                       v_err_msg, v_lock_fails, v_opt.lock_timeout, p_quiet);
 END
 $$;
 
 COMMENT ON PROCEDURE token_rotation.rotate(regclass, name, integer, integer, interval, interval, integer, boolean,
-                                          integer, interval, bigint, boolean, text, text, name, name, name[]) IS
+                                          integer, interval, bigint, boolean, text, text, name, name, name[],
+                                          interval, integer, boolean) IS
     'Gives the token column of a table new random tokens (p_format: uuid, hex:N, base64url:N, bytes:N, '
     'function:schema.fn; p_prefix; grace columns p_previous_column, p_rotated_at_column), exactly once per run, '
     'walking its primary key or p_key (a partitioned table: every leaf partition, one run), '

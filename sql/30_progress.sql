@@ -3,7 +3,9 @@
 -- shows too), and the sessions working on it now.
 -- Columns: slices = the run's key slices; sessions = those a session works on right now (a CALL holds its
 -- lock); slices_left = unfinished; free_slices = unfinished and nobody's; heartbeat_at = the newest sign of
--- life of any slice (a batch, a wait, a retry). The driver polls it; a DBA reads it in psql:
+-- life of any slice (a batch, a wait, a retry); throttled = why its workers wait (paused, a hold, a health
+-- limit); options = the run's options (set_options() changes them); held = the reason of an unexpired hold().
+-- The driver polls it; a DBA reads it in psql:
 --   SELECT run_id, table_name, state, percent, rows_per_second, eta FROM token_rotation.progress;
 CREATE OR REPLACE VIEW token_rotation.progress AS
 SELECT r.run_id
@@ -32,6 +34,8 @@ SELECT r.run_id
      , r.last_error
      , coalesce(s.slices_left, 0)                  AS slices_left
      , coalesce(s.free_slices, 0)                  AS free_slices
+     , r.options
+     , CASE WHEN r.hold_until > clock_timestamp() THEN r.hold_reason END AS held
   FROM token_rotation.runs r
   LEFT JOIN LATERAL (
         SELECT sum(sl.rows_done)::bigint AS rows_done

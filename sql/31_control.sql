@@ -46,3 +46,45 @@ COMMENT ON FUNCTION token_rotation.unpause(regclass) IS
     'Lifts the pause of a table''s run: its waiting workers go on. Returns the run id.';
 COMMENT ON FUNCTION token_rotation.cancel(regclass) IS
     'Cancels the open run of a table: workers stop after their batch; the next CALL starts anew. Returns the run id.';
+
+-- token_rotation.hold(table, reason, for): makes the workers of a table's open run wait, with this reason in
+-- progress.throttled and their NOTICE, until the hold runs out (p_for after now) or is lifted (p_reason NULL).
+-- For a check outside the database: the CLI's --throttle-query holds the run for a few seconds each time its
+-- query says wait and renews the hold while it does, so a hold left by a driver that died runs out by itself.
+-- A DBA can hold a run over a busy hour. Returns the run id.
+--   SELECT token_rotation.hold('public.tickets', 'month-end batch jobs', '1 hour');
+--   SELECT token_rotation.hold('public.tickets', NULL);  -- lift it
+CREATE OR REPLACE FUNCTION token_rotation.hold(
+      p_table  regclass
+    , p_reason text
+    , p_for    interval DEFAULT '5 seconds'
+)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_run_id bigint;
+BEGIN
+    IF p_reason IS NOT NULL AND (btrim(p_reason) = '' OR p_for IS NULL OR p_for <= '0') THEN
+        RAISE EXCEPTION 'a hold needs a reason and a positive duration'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = format('p_for is %s', p_for),
+                  HINT = 'e.g. hold(''public.tickets'', ''backup running'', ''30 min''); p_reason NULL lifts a hold';
+    END IF;
+    UPDATE token_rotation.runs
+       SET hold_reason = left(p_reason, 200),
+           hold_until = CASE WHEN p_reason IS NOT NULL THEN clock_timestamp() + p_for END
+     WHERE target = p_table AND state IN ('active', 'paused')
+    RETURNING run_id INTO v_run_id;
+    IF v_run_id IS NULL THEN
+        RAISE EXCEPTION 'table % has no open run', p_table
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'SELECT * FROM token_rotation.progress lists the runs and their states';
+    END IF;
+    RETURN v_run_id;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.hold(regclass, text, interval) IS
+    'Makes the workers of a table''s open run wait with a reason until p_for runs out (p_reason NULL lifts '
+    'it). Returns the run id.';

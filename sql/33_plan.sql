@@ -47,7 +47,9 @@ DECLARE
     v_started   timestamptz;
     v_per_row   double precision;
 BEGIN
-    PERFORM token_rotation.check_arguments(p_batch_size, p_workers, p_lock_timeout => p_lock_timeout);
+    PERFORM token_rotation.check_arguments(token_rotation.default_options()
+                                           || jsonb_build_object('batch_size', p_batch_size, 'lock_timeout', p_lock_timeout),
+                                           p_workers);
     SELECT d.qualified, d.key_columns INTO table_name, key_columns
       FROM token_rotation.describe_target(p_table, p_column, p_key) AS d;
     SELECT * INTO v_value

@@ -6,6 +6,7 @@ import time
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from background import BackgroundCall, wait_until
 from helpers import (
@@ -22,33 +23,43 @@ MB = 1024 * 1024
 
 
 @pytest.mark.parametrize(
-    ("state", "lag", "max_lag", "error", "expected"),
+    ("options", "lag", "expected"),
     [
-        ("active", 0, None, None, None),
-        ("active", None, None, "XX000", None),  # not watching replicas: an error does not matter
-        ("active", 10 * MB, 64 * MB, None, None),
-        ("active", 64 * MB, 64 * MB, None, None),
-        ("active", 120 * MB, 64 * MB, None, "replica lag 120 MB"),
-        ("active", 1, 0, None, "replica lag 1 bytes"),
-        ("active", None, 64 * MB, "42501", "replica lag unknown (42501)"),
-        ("active", None, 64 * MB, None, "replica lag unknown (no value)"),
-        ("paused", 120 * MB, 64 * MB, None, "paused"),
-        ("paused", 0, None, None, "paused"),
+        ({}, "SELECT 120 * 1048576::bigint", None),  # not watching replicas
+        ({}, "SELECT 1/0", None),  # not watching replicas: an error does not matter
+        ({"max_replication_lag": 64 * MB}, "SELECT 10 * 1048576::bigint", None),
+        ({"max_replication_lag": 64 * MB}, "SELECT 64 * 1048576::bigint", None),
+        ({"max_replication_lag": 64 * MB}, "SELECT 120 * 1048576::bigint", "replica lag 120 MB"),
+        ({"max_replication_lag": 0}, "SELECT 1::bigint", "replica lag 1 bytes"),
+        ({"max_replication_lag": 64 * MB}, "SELECT 1/0", "replica lag unknown (22012: division by zero)"),
     ],
 )
-def test_wait_reason_follows_pause_and_replica_lag(
-    conn: psycopg.Connection,
-    state: str,
-    lag: int | None,
-    max_lag: int | None,
-    error: str | None,
-    expected: str | None,
+def test_health_reason_follows_the_replica_lag_and_waits_when_it_cannot_be_read(
+    conn: psycopg.Connection, options: dict[str, int], lag: str, expected: str | None
 ) -> None:
-    """throttle_reason waits while paused, while the lag exceeds the limit, and while the lag is unknown."""
+    """health_reason waits while the lag exceeds the limit and while the lag cannot be read; it does not
+    read the lag when no limit is set."""
+    conn.execute(
+        "CREATE OR REPLACE FUNCTION token_rotation.replication_lag() RETURNS bigint LANGUAGE sql VOLATILE"
+        f" AS '{lag}'"
+    )
     row = conn.execute(
-        "SELECT token_rotation.throttle_reason(%s, %s, %s, %s)", (state, lag, max_lag, error)
+        "SELECT token_rotation.health_reason(%s, ARRAY['pg_class'::regclass])", (Jsonb(options),)
     ).fetchone()
     assert row == (expected,)
+
+
+def test_a_lag_hidden_by_missing_privileges_names_the_grant(conn: psycopg.Connection) -> None:
+    """replication_lag() raising insufficient_privilege (as it does for a role that sees the replicas' rows
+    without their positions) makes health_reason wait and say which grant fixes it."""
+    conn.execute(
+        "CREATE OR REPLACE FUNCTION token_rotation.replication_lag() RETURNS bigint LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'hidden' USING ERRCODE = 'insufficient_privilege'; END $$"
+    )
+    row = conn.execute(
+        "SELECT token_rotation.health_reason('{\"max_replication_lag\": 0}', '{}'), current_user"
+    ).fetchone()
+    assert row is not None and row[0] == f"replica lag unknown: GRANT pg_monitor TO {row[1]}"
 
 
 def test_replication_lag_query_runs_on_the_real_server(conn: psycopg.Connection) -> None:
@@ -200,7 +211,7 @@ def test_cancel_while_the_run_waits_ends_the_call_and_keeps_every_committed_batc
     make_table(conn, rows=3000)
     before = snapshot(conn)
     fake_replication_lag(conn)
-    call = BackgroundCall(dsn, LAG_CALL.replace("p_quiet", "p_sleep => '10ms', p_quiet"), "tr-wait").start()
+    call = BackgroundCall(dsn, LAG_CALL.replace("p_quiet", "p_sleep => '50ms', p_quiet"), "tr-wait").start()
     wait_until(lambda: rows_done(conn) >= 500, what="batches committed")
     if waiting == "paused":
         conn.execute("SELECT token_rotation.pause('tickets')")

@@ -257,6 +257,30 @@ def cancel(ctx: click.Context, table: str) -> None:
     _control(ctx, table, "cancel", "cancelled")
 
 
+@cli.command(name="set")
+@options.set_options
+@click.pass_context
+def set_(ctx: click.Context, table: str, unset: tuple[str, ...], **given: Any) -> None:
+    """Retune a table's running run from any terminal: its workers take the new values at their next batch."""
+    with session(ctx) as conn:
+        click.echo(progress.retune(conn, table, given, [name.replace("-", "_") for name in unset]))
+
+
+@cli.command()
+@click.option("--table", required=True, help="Table whose open run to hold: [schema.]name.")
+@click.option("--reason", default=None, help="The workers' reason to wait.  [default: lift the hold]")
+@click.option("--for", "seconds", type=options.Duration(), default=3600.0, help="How long.  [default: 1h]")
+@click.pass_context
+def hold(ctx: click.Context, table: str, reason: str | None, seconds: float) -> None:
+    """Make a run's workers wait with a reason for a while (a busy hour, a backup); no --reason lifts it."""
+    with session(ctx) as conn:
+        run_id, qualified = progress.hold(conn, table, reason, seconds)
+    lifted = f"lifted the hold of run {run_id} of {qualified}"
+    click.echo(
+        f"held run {run_id} of {qualified} for {format_duration(seconds)}: {reason}" if reason else lifted
+    )
+
+
 @cli.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 def resume() -> None:
     """Not a command: says which two commands `resume` could mean."""

@@ -64,7 +64,10 @@ class Routine:
 # Routines an older revision installed under a name that sql/ no longer defines (the revision that dropped
 # it as `file`): uninstall drops them too, so that a database still at that older revision is left empty.
 # A revision that drops a routine name for good adds it here.
-RETIRED = (Routine("FUNCTION", "resume", "0003_one_source_for_sql.py"),)
+RETIRED = (
+    Routine("FUNCTION", "resume", "0003_one_source_for_sql.py"),
+    Routine("FUNCTION", "throttle_reason", "0007_health_and_retune.py"),
+)
 
 
 def folder(resource: Traversable) -> Path:

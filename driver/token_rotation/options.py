@@ -136,7 +136,36 @@ ROTATE_OPTIONS = [
         "--max-replication-lag",
         type=Size(),
         default=None,
-        help="Wait while a replica lags more than this, e.g. 100MB.",
+        help="Wait while a replica lags more than this many bytes of WAL, e.g. 100MB.  (Every health limit: "
+        "a signal the role cannot read, for want of pg_monitor, means wait, and the reason says so; "
+        "token-rotation set changes them while the run goes on.)",
+    ),
+    click.option(
+        "--max-replay-lag",
+        type=Duration(),
+        default=None,
+        help="Wait while a replica's replay lags more than this, e.g. 10s (pg_stat_replication.replay_lag).",
+    ),
+    click.option(
+        "--max-archive-queue",
+        type=click.IntRange(min=0),
+        default=None,
+        metavar="FILES",
+        help="Wait while more than this many WAL files wait to be archived (archive_command failing or "
+        "slow).",
+    ),
+    click.option(
+        "--pause-on-autovacuum/--no-pause-on-autovacuum",
+        default=None,
+        help="Wait while autovacuum works on the table (or a partition of it).  [default: no]",
+    ),
+    click.option(
+        "--throttle-query",
+        default=None,
+        metavar="SQL",
+        help="A query returning one boolean: true makes the run wait. Run by this command every second on a "
+        "read-only connection of its own with a 1 s statement_timeout; an error or timeout also waits, and "
+        "is reported. Checked once before the run starts.",
     ),
     click.option(
         "--synchronous-commit/--no-synchronous-commit",
@@ -201,3 +230,45 @@ AS_SQL = click.option(
     help="Connect to nothing: write the SQL script to stdout instead (Alembic's offline mode), "
     "for psql -v ON_ERROR_STOP=1 -f on a host without Python.",
 )
+
+
+UNSETTABLE = ("target-batch-time", "max-replication-lag", "max-replay-lag", "max-archive-queue")
+
+SET_OPTIONS = [
+    click.option("--table", required=True, help="Table whose open run to retune: [schema.]name."),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Rows per batch, fixed (ends adaptive batches unless --target-batch-time is given too).",
+    ),
+    click.option("--sleep", type=Duration(), default=None, help="Pause between batches, e.g. 20ms."),
+    click.option("--lock-timeout", type=Duration(), default=None, help="lock_timeout per batch."),
+    click.option("--lock-retries", type=click.IntRange(min=0), default=None, help="Lock timeouts in a row."),
+    click.option(
+        "--target-batch-time",
+        type=Duration(),
+        default=None,
+        help="Adapt the batch size so a batch takes about this long, e.g. 5ms.",
+    ),
+    click.option("--max-replication-lag", type=Size(), default=None, help="Replica lag in bytes, e.g. 64MB."),
+    click.option("--max-replay-lag", type=Duration(), default=None, help="Replica replay lag, e.g. 10s."),
+    click.option(
+        "--max-archive-queue", type=click.IntRange(min=0), default=None, metavar="FILES", help="WAL files."
+    ),
+    click.option("--pause-on-autovacuum/--no-pause-on-autovacuum", default=None, help="Wait for autovacuum."),
+    click.option("--synchronous-commit/--no-synchronous-commit", default=None, help="Wait for WAL flushes."),
+    click.option(
+        "--unset",
+        type=click.Choice(UNSETTABLE),
+        multiple=True,
+        help="Stop watching this limit (or, for target-batch-time, go back to fixed batches); repeatable.",
+    ),
+]
+
+
+def set_options(command: F) -> F:
+    """Decorates `set` with SET_OPTIONS."""
+    for option in reversed(SET_OPTIONS):
+        command = option(command)
+    return command

@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from token_rotation.errors import EXIT_BAD_INPUT, EXIT_OTHER, ToolError
+from token_rotation.rotation import INTERVALS, OPTIONS_CHANGED
 
 PROGRESS_COLUMNS = (
     "run_id, coalesce((SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c"
@@ -214,3 +215,47 @@ def sizes(conn: psycopg.Connection, table_oid: int) -> Sizes:
     if row is None:
         raise ToolError("the table disappeared", EXIT_OTHER)
     return Sizes(int(row["table_bytes"]), int(row["indexes_bytes"]), int(row["dead_tuples"]))
+
+
+def retune(conn: psycopg.Connection, table: str, given: dict[str, Any], unset: list[str]) -> str:
+    """token_rotation.set_options() on a table's open run, with a named argument per option given and
+    p_unset (--batch-size alone is a fixed size, as for rotate: it unsets the target batch time). Returns
+    the line that says what changed (the function's NOTICE), or that nothing did."""
+    oid, qualified = resolve_table(conn, table)
+    found = open_run(conn, oid)
+    if found is None:
+        raise ToolError(f"{qualified} has no open run (rotate starts one with these options)", EXIT_BAD_INPUT)
+    if given.get("batch_size") is not None and given.get("target_batch_time") is None:
+        unset = [*unset, "target_batch_time"]
+    changed: list[str] = []
+    conn.add_notice_handler(
+        lambda diag: changed.append(diag.message_primary or "") if diag.sqlstate == OPTIONS_CHANGED else None
+    )
+    params: dict[str, Any] = {"table": oid, "unset": sorted(set(unset)) or None}
+    args: list[sql.Composable] = [
+        sql.SQL("%(table)s::oid::regclass"),
+        sql.SQL("p_unset => %(unset)s::text[]"),
+    ]
+    for name, value in given.items():
+        if value is None:
+            continue
+        params[name] = value
+        placeholder: sql.Composable = sql.Placeholder(name)
+        if name in INTERVALS:
+            placeholder = sql.SQL("make_interval(secs => {})").format(placeholder)
+        args.append(sql.SQL("{} => {}").format(sql.Identifier(f"p_{name}"), placeholder))
+    conn.execute(sql.SQL("SELECT token_rotation.set_options({})").format(sql.SQL(", ").join(args)), params)
+    if not changed:
+        return f"run {found.run_id} of {qualified}: no option changed"
+    return f"{changed[0]}; its workers take them at their next batch"
+
+
+def hold(conn: psycopg.Connection, table: str, reason: str | None, seconds: float) -> tuple[int, str]:
+    """token_rotation.hold() on a table's open run (reason None lifts it): (its run id, the table's name)."""
+    oid, qualified = resolve_table(conn, table)
+    row = conn.execute(
+        "SELECT token_rotation.hold(%s::oid::regclass, %s, make_interval(secs => %s))", (oid, reason, seconds)
+    ).fetchone()
+    if row is None:
+        raise ToolError("token_rotation.hold() returned nothing", EXIT_OTHER)
+    return int(row[0]), qualified

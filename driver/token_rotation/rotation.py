@@ -18,7 +18,8 @@ from psycopg import sql
 
 from token_rotation import connection
 
-INTERVALS = {"sleep", "lock_timeout", "target_batch_time"}  # passed as seconds, turned into intervals
+# passed as seconds, turned into intervals
+INTERVALS = {"sleep", "lock_timeout", "target_batch_time", "max_replay_lag"}
 PARAMETERS = {"slices": "p_workers", "token_format": "p_format"}  # where it differs from p_<field>
 OPTIONS_CHANGED = "TROPT"  # the NOTICE of a resume that changes a run's stored options
 CASTS = {"key": "name[]"}  # passed as a list of str, cast to the parameter's type
@@ -51,6 +52,9 @@ class Options:
     previous_column: str | None = None
     rotated_at_column: str | None = None
     key: list[str] | None = None  # the columns the run walks; None: the primary key, or a resumed run's own
+    max_replay_lag: float | None = None
+    max_archive_queue: int | None = None
+    pause_on_autovacuum: bool | None = None
 
     def call(self) -> tuple[sql.Composed, dict[str, object]]:
         """The CALL statement, with a named argument for each option given, and its parameters."""

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from token_rotation import connection, progress, render
+from token_rotation import connection, progress, render, throttle
 from token_rotation.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -33,6 +33,7 @@ from token_rotation.errors import (
 from token_rotation.progress import Progress
 from token_rotation.reclaim import DEFAULT_SHARE, Reclaimer
 from token_rotation.rotation import Options, Rotation
+from token_rotation.throttle import ThrottleQuery
 from token_rotation.units import format_count, format_duration, format_size
 
 POLL_SECONDS = 0.5  # the progress view is read about twice a second
@@ -67,6 +68,10 @@ class Request:
     previous_column: str | None = None
     rotated_at_column: str | None = None
     key: list[str] | None = None
+    max_replay_lag: float | None = None
+    max_archive_queue: int | None = None
+    pause_on_autovacuum: bool | None = None
+    throttle_query: str | None = None  # run by the driver (throttle.py), not passed to the procedure
     vacuum: bool = False
     reclaim: bool = False  # VACUUM from a side session as the run goes (the CLI's default: on)
     reclaim_every: float = 100 * DEFAULT_SHARE  # percent of the table between two VACUUMs
@@ -108,6 +113,9 @@ class Request:
             previous_column=self.previous_column,
             rotated_at_column=self.rotated_at_column,
             key=self.key,
+            max_replay_lag=self.max_replay_lag,
+            max_archive_queue=self.max_archive_queue,
+            pause_on_autovacuum=self.pause_on_autovacuum,
         )
 
 
@@ -164,6 +172,7 @@ class Runner:
         self.last: Progress | None = None
         self._announced = False
         self.reclaimer: Reclaimer | None = None
+        self.throttle: ThrottleQuery | None = None
         self._held: str | None = None
 
     def run(self) -> int:
@@ -184,6 +193,9 @@ class Runner:
             workers = self.request.workers or 1
             if found is not None:
                 workers = max(1, min(found.free_slices, self.request.workers or found.free_slices))
+            if self.request.throttle_query is not None:
+                self.throttle = ThrottleQuery(self.db.dsn, self.app, self.request.throttle_query, self.oid)
+                self._throttle_first(self.throttle.check(), found is not None)
             if self.request.reclaim:
                 self.reclaimer = Reclaimer(
                     self.db.dsn, self.app, self.qualified, self.request.reclaim_every / 100
@@ -195,6 +207,8 @@ class Runner:
                 code = self._drive(workers)
             finally:
                 signal.signal(signal.SIGTERM, previous)
+                if self.throttle is not None:
+                    self.throttle.close(monitor)
                 if self.reclaimer is not None:
                     if code is not None:
                         self.reclaimer.cancel()
@@ -242,6 +256,23 @@ class Runner:
             self.last = progress.read(self.monitor, self.run_id) or self.last
         if self.reclaimer is not None and self.last is not None:
             self._reclaim(self.last)
+        if self.throttle is not None and self.last is not None and self.last.open:
+            failed = self.throttle.poll(self.monitor)
+            if failed is not None:
+                self.renderer.note(f"{failed}: the run waits while it fails", {"throttle_query": failed})
+
+    def _throttle_first(self, wait: bool, resuming: bool) -> None:
+        """The throttle query's first answer, before any worker starts: an open run is held at once; for a
+        new run (no row to hold yet), this command waits until the query says go."""
+        assert self.throttle is not None
+        if wait and resuming:
+            self.throttle.poll(self.monitor)
+            return
+        if wait:
+            self.renderer.note("throttle query says wait: the run starts when it says go (Ctrl-C stops)")
+        while wait:
+            time.sleep(throttle.EVERY_SECONDS)
+            wait = self.throttle.verdict().wait
 
     def _reclaim(self, p: Progress) -> None:
         """Starts the next VACUUM when another share of the table is done; says once who holds the xmin
