@@ -72,6 +72,13 @@ def wait_while_running(proc: subprocess.Popen[str], condition: Callable[[], bool
         raise AssertionError(f"the CLI ended ({proc.returncode}) before {what}:\n{err}{out[-2000:]}")
 
 
+def reap(proc: subprocess.Popen[str]) -> None:
+    """Kills the CLI process if it still runs, and collects it (a failed test leaves no worker behind)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
 def backends(conn: psycopg.Connection, application_name: str) -> list[int]:
     """Pids of the sessions with that application_name (other than `conn` itself)."""
     rows = conn.execute(

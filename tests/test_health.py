@@ -7,7 +7,6 @@ throttles (replay lag, an unprivileged role's replica lag) are in tests/test_rep
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -19,6 +18,7 @@ from background import (
     BackgroundCall,
     assert_held,
     progress_reasons,
+    reap,
     run_cli,
     spawn_cli,
     wait_until,
@@ -83,13 +83,6 @@ def drained(conn: psycopg.Connection) -> None:
     wait_until(lambda: archive_queue(conn) == 0, what="the archiver to drain the queue")
 
 
-def stop(proc: subprocess.Popen[str]) -> None:
-    """Kills the CLI if it still runs (a failed test leaves no worker behind on the shared server)."""
-    if proc.poll() is None:
-        proc.kill()
-        proc.communicate()
-
-
 def test_an_archive_queue_building_up_mid_run_holds_it_until_the_archiver_drains_it(
     server: Server, admin: psycopg.Connection
 ) -> None:
@@ -122,7 +115,7 @@ def test_an_archive_queue_building_up_mid_run_holds_it_until_the_archiver_drains
         drained(admin)
         out, err = proc.communicate(timeout=60)
     finally:
-        stop(proc)
+        reap(proc)
     assert proc.returncode == 0, err
     assert any(r.startswith("WAL archive queue") for r in progress_reasons(out)), out
     assert stopped_after < 3, f"the run went on for {stopped_after:.1f} s with the queue over its limit"
@@ -213,7 +206,7 @@ def test_an_autovacuum_worker_on_the_table_holds_a_run_that_pauses_on_autovacuum
         wait_until(lambda: autovacuum_on(admin, table) == [], what="the autovacuum to end")
         out, err = proc.communicate(timeout=60)
     finally:
-        stop(proc)
+        reap(proc)
     assert proc.returncode == 0, err
     assert any(r.startswith("autovacuum") for r in progress_reasons(out)), out
     assert_rotated_exactly_once(admin, before, last_run_id(admin, table), table)

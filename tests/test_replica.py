@@ -12,10 +12,28 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
-from background import run_cli, spawn_cli, wait_until
-from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
-from servers import BINARIES, Pair, bindir_of, stop, streaming_pair
+from background import (
+    assert_held,
+    progress_reasons,
+    reap,
+    run_cli,
+    spawn_cli,
+    wait_until,
+    wait_while_running,
+)
+from helpers import (
+    assert_mid_run,
+    assert_rotated_exactly_once,
+    last_run_id,
+    make_table,
+    snapshot,
+    table_checksum,
+    throttled,
+)
+from roles import grant_recipe, temporary_role
+from servers import BINARIES, Pair, bindir_of, dsn_at, stop, streaming_pair
 
 pytestmark = pytest.mark.slow
 
@@ -125,3 +143,73 @@ def test_a_run_resumed_on_the_promoted_standby_rotates_every_row_exactly_once(pa
         assert resumed.returncode == 0, resumed.stderr
         assert "resuming run" in resumed.stdout
         assert_rotated_exactly_once(standby, before, last_run_id(standby))
+
+
+def test_paused_replay_holds_a_run_with_a_replay_lag_limit_until_it_resumes(pair: Pair) -> None:
+    """Replay paused on the standby while batches are written: pg_stat_replication.replay_lag grows by about a
+    second a second (the server interpolates it while replay stands still), so a run with --max-replay-lag 1s
+    and no byte limit stops advancing mid-run, its progress saying `replica replay lag`; after
+    pg_wal_replay_resume() it finishes, exactly once."""
+    total = 20_000
+    with (
+        psycopg.connect(pair.primary, autocommit=True) as primary,
+        psycopg.connect(pair.standby, autocommit=True) as standby,
+    ):
+        make_table(primary, rows=total)
+        before = snapshot(primary)
+        wait_until(lambda: caught_up(primary, standby), what="the standby to catch up", timeout=60)
+        standby.execute("SELECT pg_wal_replay_pause()")
+        proc = spawn_cli(
+            pair.primary, "tr-replay", "rotate", "--table", "tickets", "--batch-size", "100",
+            "--sleep", "20ms", "--max-replay-lag", "1s", "--no-reclaim", "--json",
+            "--progress-interval", "0.2",
+        )  # fmt: skip
+        try:
+            wait_while_running(
+                proc,
+                lambda: throttled(primary).startswith("replica replay lag"),
+                "the run to wait for replay",
+            )
+            assert_mid_run(primary, total)
+            assert_held(primary, total)
+            standby.execute("SELECT pg_wal_replay_resume()")
+            out, err = proc.communicate(timeout=120)
+        finally:
+            reap(proc)
+            standby.execute("SELECT pg_wal_replay_resume()")
+        assert proc.returncode == 0, err
+        assert any(r.startswith("replica replay lag") for r in progress_reasons(out)), out
+        assert_rotated_exactly_once(primary, before, last_run_id(primary))
+
+
+def test_a_role_without_pg_monitor_waits_for_the_replica_lag_it_cannot_read_until_granted(pair: Pair) -> None:
+    """pg_stat_replication shows a role without pg_monitor its standby's row with NULL columns, which is not
+    "no lag": that role's run with --max-replication-lag 1MB waits, saying `unknown` and the GRANT pg_monitor
+    to run, and its rows stay put; after that GRANT it finishes, exactly once."""
+    total = 3000
+    with psycopg.connect(pair.primary, autocommit=True) as primary:
+        make_table(primary, rows=total)
+        before = snapshot(primary)
+        wait_until(
+            lambda: primary.execute("SELECT state FROM pg_stat_replication").fetchall() == [("streaming",)],
+            what="the standby to stream",
+        )
+        with temporary_role(primary, "tr_blind") as role:
+            grant_recipe(primary, role)
+            proc = spawn_cli(
+                dsn_at(pair.primary_dir, role), "tr-blind", "rotate", "--table", "tickets",
+                "--batch-size", "500", "--max-replication-lag", "1MB", "--no-reclaim", "--json",
+                "--progress-interval", "0.2",
+            )  # fmt: skip
+            try:
+                wait_while_running(proc, lambda: "unknown" in throttled(primary), "the run to wait, blind")
+                reason = throttled(primary)
+                assert reason.startswith("replica lag") and "pg_monitor" in reason and role in reason, reason
+                assert_held(primary, total)
+                primary.execute(sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(role)))
+                out, err = proc.communicate(timeout=60)
+            finally:
+                reap(proc)
+        assert proc.returncode == 0, err
+        assert any("unknown" in r and "pg_monitor" in r for r in progress_reasons(out)), out
+        assert_rotated_exactly_once(primary, before, last_run_id(primary))
