@@ -49,6 +49,9 @@ class BackgroundCall:
         except BaseException as exc:  # noqa: BLE001 - the test asserts on it
             self.error = exc
 
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
     def join(self, timeout: float = 60.0) -> BackgroundCall:
         assert self.thread is not None
         self.thread.join(timeout)
