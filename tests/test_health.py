@@ -38,7 +38,13 @@ from servers import Server, dedicated_server_fixture, dsn_at
 pytestmark = pytest.mark.slow
 
 server = dedicated_server_fixture(
-    {"archive_mode": "on", "archive_command": "false", "autovacuum_naptime": "1"}
+    {
+        "archive_mode": "on",
+        "archive_command": "false",
+        "autovacuum_naptime": "1",
+        # a session blocked by an autovacuum worker makes it cancel itself after this (1 s by default)
+        "deadlock_timeout": "100ms",
+    }
 )
 
 
@@ -176,7 +182,7 @@ def test_an_autovacuum_worker_on_the_table_holds_a_run_that_pauses_on_autovacuum
     1): a run with --pause-on-autovacuum waits, its progress saying `autovacuum` with the worker's pid, and
     its rows stay put; once the autovacuum ends (autovacuum_enabled = false makes it cancel itself), the
     run goes on and finishes, every row exactly once."""
-    table, total = "vacuum_tickets", 5000
+    table, total = "vacuum_tickets", 8000
     make_table(admin, table, rows=total)
     admin.execute(sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(sql.Identifier(table)))
     admin.execute(sql.SQL("UPDATE {} SET status = status + 1").format(sql.Identifier(table)))  # dead tuples
@@ -191,7 +197,7 @@ def test_an_autovacuum_worker_on_the_table_holds_a_run_that_pauses_on_autovacuum
     wait_until(lambda: bool(autovacuum_on(admin, table)), what="an autovacuum worker on the table")
     (pid,) = autovacuum_on(admin, table)
     proc = spawn_cli(
-        server.dsn, "tr-autovacuum", "rotate", "--table", table, "--batch-size", "100", "--sleep", "20ms",
+        server.dsn, "tr-autovacuum", "rotate", "--table", table, "--batch-size", "200", "--sleep", "20ms",
         "--pause-on-autovacuum", "--no-reclaim", "--json", "--progress-interval", "0.2",
     )  # fmt: skip
     try:
