@@ -1,8 +1,10 @@
 """A real streaming replica: a server of its own (initdb) and its standby (pg_basebackup -R), not the test
 server, on the embedded PostgreSQL 18 and on the machine's PostgreSQL 15 binaries when installed. With
 replay paused on the standby, a run with --max-replication-lag stops advancing and says why, then finishes
-once replay resumes; the standby's tokens then equal the primary's (compared by checksum). A failover
-mid-run: the standby, cut off and promoted, resumes the run and redoes the lost batches."""
+once replay resumes; the standby's tokens then equal the primary's (compared by checksum); the same with
+--max-replay-lag (replay_lag grows while replay stands still). A role without pg_monitor, which sees the
+standby's row with NULL columns, waits until granted it. A failover mid-run: the standby, cut off and
+promoted, resumes the run and redoes the lost batches. The scaffolding is in tests/servers.py."""
 
 from __future__ import annotations
 
