@@ -16,15 +16,8 @@ BEGIN
         RAISE EXCEPTION 'cannot set a run to %', quote_literal(p_state)
             USING ERRCODE = 'invalid_parameter_value', HINT = 'use pause(), unpause() or cancel()';
     END IF;
-    UPDATE token_rotation.runs
-       SET state = p_state, state_changed_at = clock_timestamp()
-     WHERE target = p_table AND state IN ('active', 'paused')
-    RETURNING run_id INTO v_run_id;
-    IF v_run_id IS NULL THEN
-        RAISE EXCEPTION 'table % has no open run', p_table
-            USING ERRCODE = 'no_data_found',
-                  HINT = 'SELECT * FROM token_rotation.progress lists the runs and their states';
-    END IF;
+    v_run_id := token_rotation.open_run(p_table);
+    UPDATE token_rotation.runs SET state = p_state, state_changed_at = clock_timestamp() WHERE run_id = v_run_id;
     RETURN v_run_id;
 END
 $$;
@@ -71,16 +64,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', DETAIL = format('p_for is %s', p_for),
                   HINT = 'e.g. hold(''public.tickets'', ''backup running'', ''30 min''); p_reason NULL lifts a hold';
     END IF;
+    v_run_id := token_rotation.open_run(p_table);
     UPDATE token_rotation.runs
        SET hold_reason = left(p_reason, 200),
            hold_until = CASE WHEN p_reason IS NOT NULL THEN clock_timestamp() + p_for END
-     WHERE target = p_table AND state IN ('active', 'paused')
-    RETURNING run_id INTO v_run_id;
-    IF v_run_id IS NULL THEN
-        RAISE EXCEPTION 'table % has no open run', p_table
-            USING ERRCODE = 'no_data_found',
-                  HINT = 'SELECT * FROM token_rotation.progress lists the runs and their states';
-    END IF;
+     WHERE run_id = v_run_id;
     RETURN v_run_id;
 END
 $$;

@@ -41,15 +41,8 @@ BEGIN
                   HINT = format('options that can be unset: %s; give the others a new value',
                                 array_to_string(v_unsettable, ', '));
     END IF;
-    SELECT r.run_id, coalesce(r.options, '{}') INTO v_run_id, v_stored
-      FROM token_rotation.runs r
-     WHERE r.target = p_table AND r.state IN ('active', 'paused')
-       FOR UPDATE;
-    IF v_run_id IS NULL THEN
-        RAISE EXCEPTION 'table % has no open run', p_table
-            USING ERRCODE = 'no_data_found',
-                  HINT = 'options given to rotate() start a run with them; SELECT * FROM token_rotation.progress lists the runs';
-    END IF;
+    v_run_id := token_rotation.open_run(p_table);
+    SELECT coalesce(r.options, '{}') INTO v_stored FROM token_rotation.runs r WHERE r.run_id = v_run_id;
     v_options := (v_stored - coalesce(p_unset, '{}'))
                  || jsonb_strip_nulls(jsonb_build_object(
                         'batch_size', p_batch_size, 'sleep', p_sleep, 'lock_timeout', p_lock_timeout,

@@ -26,7 +26,7 @@ PROGRESS_COLUMNS = (
     " sessions AS working, slices, rows_done, rows_total, rows_total_exact,"
     " percent::float8 AS percent, extract(epoch FROM elapsed)::float8 AS elapsed, rows_per_second,"
     " batches_done, extract(epoch FROM eta)::float8 AS eta, throttled, started_at, finished_at,"
-    " heartbeat_at, last_error, slices_left, free_slices,"
+    " heartbeat_at, last_error, slices_left, free_slices, options,"
     # who keeps VACUUM from reclaiming the rotated rows: transactions older than the run, or than a minute
     " CASE WHEN state IN ('active', 'paused') THEN token_rotation.xmin_holders("
     "greatest(started_at, now() - interval '1 minute')) END AS xmin_holders"
@@ -59,6 +59,7 @@ class Progress:
     slices_left: int
     free_slices: int  # unfinished slices nobody works on
     xmin_holders: str | None = None  # what holds the xmin horizon back (VACUUM cannot reclaim behind it)
+    options: dict[str, Any] | None = None  # the run's options (runs.options; set_options() changes them)
 
     @property
     def open(self) -> bool:

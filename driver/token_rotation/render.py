@@ -385,7 +385,8 @@ def status(runs: list[Progress], output_format: str, table: str | None) -> None:
         return
     if output_format == "json":
         for p in runs:
-            click.echo(json.dumps(progress_fields(p) | {"last_error": p.last_error}, default=str))
+            extra = {"last_error": p.last_error, "options": p.options}
+            click.echo(json.dumps(progress_fields(p) | extra, default=str))
         return
     if not runs:
         click.echo(

@@ -18,5 +18,10 @@ GRANT SELECT, INSERT, UPDATE ON token_rotation.runs, token_rotation.slices TO ro
 GRANT SELECT, INSERT ON token_rotation.batches TO rotator;  -- SELECT for verify() and the progress log
 GRANT SELECT ON token_rotation.progress TO rotator;
 
+-- the health limits (p_max_replication_lag, p_max_replay_lag, p_max_archive_queue, p_pause_on_autovacuum) read
+-- pg_stat_replication, pg_ls_archive_statusdir() and other roles' VACUUM progress: without pg_monitor such a
+-- signal is unreadable, and a run that watches it waits, naming this grant
+GRANT pg_monitor TO rotator;
+
 -- If your installation revoked EXECUTE from PUBLIC, grant it back to the role:
 -- GRANT EXECUTE ON ALL ROUTINES IN SCHEMA token_rotation TO rotator;

@@ -77,6 +77,26 @@ class Command(BaseCommand):
             help="Wait while a replica lags more, e.g. 100MB.",
         )
         parser.add_argument(
+            "--max-replay-lag",
+            type=_typed(parse_duration),
+            help="Wait while a replica's replay lags more, e.g. 10s.",
+        )
+        parser.add_argument(
+            "--max-archive-queue",
+            type=int,
+            help="Wait while more WAL files than this wait to be archived.",
+        )
+        parser.add_argument(
+            "--pause-on-autovacuum",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Wait while autovacuum works on the table (default: no).",
+        )
+        parser.add_argument(
+            "--throttle-query",
+            help="A query returning one boolean; true makes the run wait (run every second, 1 s timeout).",
+        )
+        parser.add_argument(
             "--synchronous-commit",
             action=argparse.BooleanOptionalAction,
             default=None,
