@@ -197,7 +197,7 @@ def test_a_role_without_pg_monitor_waits_for_the_replica_lag_it_cannot_read_unti
             what="the standby to stream",
         )
         with temporary_role(primary, "tr_blind") as role:
-            grant_recipe(primary, role)
+            grant_recipe(primary, role, skip="pg_monitor")
             proc = spawn_cli(
                 dsn_at(pair.primary_dir, role), "tr-blind", "rotate", "--table", "tickets",
                 "--batch-size", "500", "--max-replication-lag", "1MB", "--no-reclaim", "--json",
