@@ -3,6 +3,7 @@ finding a backend by application_name in pg_stat_activity (the psycopg way of in
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -12,12 +13,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from helpers import assert_checkpoints_match_the_data as assert_checkpoints_match_the_data
+from helpers import rows_done
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +49,9 @@ class BackgroundCall:
         except BaseException as exc:  # noqa: BLE001 - the test asserts on it
             self.error = exc
 
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
     def join(self, timeout: float = 60.0) -> BackgroundCall:
         assert self.thread is not None
         self.thread.join(timeout)
@@ -59,6 +65,21 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str =
     while not condition():
         assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
         time.sleep(0.02)
+
+
+def wait_while_running(proc: subprocess.Popen[str], condition: Callable[[], bool], what: str) -> None:
+    """wait_until `condition` while the CLI process runs; fails at once, with its stderr, if it ends first."""
+    wait_until(lambda: proc.poll() is not None or condition(), what=what)
+    if proc.poll() is not None:
+        out, err = proc.communicate()
+        raise AssertionError(f"the CLI ended ({proc.returncode}) before {what}:\n{err}{out[-2000:]}")
+
+
+def reap(proc: subprocess.Popen[str]) -> None:
+    """Kills the CLI process if it still runs, and collects it (a failed test leaves no worker behind)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
 
 
 def backends(conn: psycopg.Connection, application_name: str) -> list[int]:
@@ -78,6 +99,39 @@ def batches_done(conn: psycopg.Connection, table: str = "tickets") -> int:
         (table,),
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def heartbeat(conn: psycopg.Connection, table: str = "tickets") -> datetime:
+    """The newest sign of life (a batch, a wait, a retry) of the table's newest run's slices."""
+    row = conn.execute(
+        "SELECT max(heartbeat_at) FROM token_rotation.slices"
+        " WHERE run_id = (SELECT max(run_id) FROM token_rotation.runs WHERE target = to_regclass(%s))",
+        (table,),
+    ).fetchone()
+    assert row is not None and isinstance(row[0], datetime), f"no slice of {table} has a heartbeat"
+    return row[0]
+
+
+def assert_held(conn: psycopg.Connection, total: int, table: str = "tickets", checks: int = 2) -> int:
+    """Proves from server state that the table's newest run waits: while its waiting workers check again
+    `checks` times (each check moves the slices' heartbeat on), its rows done stay put, below `total`.
+    Returns the rows done."""
+    done = rows_done(conn, table)
+    for n in range(checks):
+        last = heartbeat(conn, table)
+        wait_until(
+            lambda: heartbeat(conn, table) > last,  # noqa: B023
+            what=f"check {n + 1} of the waiting workers",
+        )
+    still = rows_done(conn, table)
+    assert still == done < total, f"rows done went from {done} to {still} of {total} while waiting"
+    return done
+
+
+def progress_reasons(stdout: str) -> list[str]:
+    """The reasons to wait (`throttled`) that the `--json` progress lines of a CLI run carried, in order."""
+    events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return [e["throttled"] for e in events if e.get("event") == "progress" and e.get("throttled")]
 
 
 def terminate(conn: psycopg.Connection, pid: int) -> None:

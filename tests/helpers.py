@@ -211,3 +211,13 @@ def last_run_id(conn: psycopg.Connection, table: str = "tickets") -> int:
     ).fetchone()
     assert row is not None and row[0] is not None, f"no run of {table}"
     return int(row[0])
+
+
+def throttled(conn: psycopg.Connection, table: str = "tickets") -> str:
+    """Why the workers of the table's newest run wait (progress.throttled), '' while they do not."""
+    row = conn.execute(
+        "SELECT coalesce(p.throttled, '') FROM token_rotation.progress p"
+        " WHERE p.run_id = (SELECT max(run_id) FROM token_rotation.runs WHERE target = to_regclass(%s))",
+        (table,),
+    ).fetchone()
+    return str(row[0]) if row else ""

