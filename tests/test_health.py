@@ -7,6 +7,7 @@ throttles (replay lag, an unprivileged role's replica lag) are in tests/test_rep
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
@@ -176,15 +177,33 @@ def autovacuum_on(conn: psycopg.Connection, table: str) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
+@pytest.mark.parametrize("least_privilege", [False, True], ids=["superuser", "without-pg_monitor"])
 def test_an_autovacuum_worker_on_the_table_holds_a_run_that_pauses_on_autovacuum(
-    server: Server, admin: psycopg.Connection
+    server: Server, admin: psycopg.Connection, least_privilege: bool
 ) -> None:
     """An autovacuum worker slowed down to a crawl works on the table (dead tuples, thresholds 0, cost limit
     1): a run with --pause-on-autovacuum waits, its progress saying `autovacuum` with the worker's pid, and
     its rows stay put; once the autovacuum ends (autovacuum_enabled = false makes it cancel itself), the
-    run goes on and finishes, every row exactly once."""
-    table, total = "vacuum_tickets", 8000
+    run goes on and finishes, every row exactly once. The same for a role with the documented grants but
+    without pg_monitor: the worker's relation is read from pg_locks, which needs no privilege."""
+    with contextlib.ExitStack() as stack:
+        dsn, role = server.dsn, None
+        if least_privilege:
+            role = stack.enter_context(temporary_role(admin, "tr_vacuum"))
+            grant_recipe(admin, role, skip="public.tickets")  # the recipe's table is another one here
+            admin.execute(sql.SQL("REVOKE pg_monitor FROM {}").format(sql.Identifier(role)))
+            dsn = dsn_at(server.pgdata, role)
+        autovacuum_holds_the_run(admin, dsn, "vacuum_tickets", role)
+
+
+def autovacuum_holds_the_run(admin: psycopg.Connection, dsn: str, table: str, role: str | None) -> None:
+    total = 8000
+    admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
     make_table(admin, table, rows=total)
+    if role is not None:
+        admin.execute(
+            sql.SQL("GRANT SELECT, UPDATE ON {} TO {}").format(sql.Identifier(table), sql.Identifier(role))
+        )
     admin.execute(sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(sql.Identifier(table)))
     admin.execute(sql.SQL("UPDATE {} SET status = status + 1").format(sql.Identifier(table)))  # dead tuples
     before = snapshot(admin, table)
@@ -198,7 +217,7 @@ def test_an_autovacuum_worker_on_the_table_holds_a_run_that_pauses_on_autovacuum
     wait_until(lambda: bool(autovacuum_on(admin, table)), what="an autovacuum worker on the table")
     (pid,) = autovacuum_on(admin, table)
     proc = spawn_cli(
-        server.dsn, "tr-autovacuum", "rotate", "--table", table, "--batch-size", "200", "--sleep", "20ms",
+        dsn, "tr-autovacuum", "rotate", "--table", table, "--batch-size", "200", "--sleep", "20ms",
         "--pause-on-autovacuum", "--no-reclaim", "--json", "--progress-interval", "0.2",
     )  # fmt: skip
     try:
