@@ -8,6 +8,7 @@ throttles (replay lag, an unprivileged role's replica lag) are in tests/test_rep
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 
@@ -45,6 +46,7 @@ server = dedicated_server_fixture(
         "autovacuum_naptime": "1",
         # a session blocked by an autovacuum worker makes it cancel itself after this (1 s by default)
         "deadlock_timeout": "100ms",
+        "max_prepared_transactions": "2",
     }
 )
 
@@ -235,3 +237,30 @@ def autovacuum_holds_the_run(admin: psycopg.Connection, dsn: str, table: str, ro
     assert proc.returncode == 0, err
     assert any(r.startswith("autovacuum") for r in progress_reasons(out)), out
     assert_rotated_exactly_once(admin, before, last_run_id(admin, table), table)
+
+
+def test_a_prepared_transaction_that_holds_the_xmin_horizon_is_named(
+    server: Server, admin: psycopg.Connection
+) -> None:
+    """A prepared transaction keeps VACUUM from reclaiming what the run leaves: the CLI's note after a
+    reclaim VACUUM names it by its gid, as token_rotation.xmin_holders() does in psql; once it is rolled
+    back, nothing is named."""
+    table = "prepared_tickets"
+    admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+    make_table(admin, table, rows=20_000)
+    admin.execute("CREATE TABLE IF NOT EXISTS public.elsewhere (i int)")
+    with psycopg.connect(server.dsn, autocommit=True) as holder:
+        holder.execute("BEGIN")
+        holder.execute("INSERT INTO public.elsewhere VALUES (1)")  # an xid
+        holder.execute("PREPARE TRANSACTION 'tr-held'")
+    try:
+        done = run_cli(server.dsn, "rotate", "--table", table, "--reclaim-every", "20", "--batch-size", "500",
+                       "--sleep", "50ms", "--json", "--progress-interval", "0.2")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        named = [json.loads(line).get("xmin_holders") or "" for line in done.stdout.splitlines()]
+        assert any("prepared transaction 'tr-held'" in n for n in named), done.stdout
+        row = admin.execute("SELECT token_rotation.xmin_holders(now())").fetchone()
+        assert row is not None and "prepared transaction 'tr-held' (prepared at" in row[0], row
+    finally:
+        admin.execute("ROLLBACK PREPARED 'tr-held'")
+    assert admin.execute("SELECT token_rotation.xmin_holders(now())").fetchone() == (None,)
