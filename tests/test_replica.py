@@ -215,3 +215,43 @@ def test_a_role_without_pg_monitor_waits_for_the_replica_lag_it_cannot_read_unti
         assert proc.returncode == 0, err
         assert any("unknown" in r and "pg_monitor" in r for r in progress_reasons(out)), out
         assert_rotated_exactly_once(primary, before, last_run_id(primary))
+
+
+def test_a_standby_slot_holding_the_xmin_horizon_is_named(pair: Pair) -> None:
+    """A standby streaming through a physical slot with hot_standby_feedback, with a snapshot open there,
+    holds the primary's xmin horizon through its slot: xmin_holders() names the slot as what keeps VACUUM
+    from reclaiming what was written since (the driver asks the same after each reclaim VACUUM)."""
+    with (
+        psycopg.connect(pair.primary, autocommit=True) as primary,
+        psycopg.connect(pair.standby, autocommit=True) as standby,
+    ):
+        make_table(primary, rows=1000)
+        primary.execute("SELECT pg_create_physical_replication_slot('tr_standby')")
+        standby.execute("ALTER SYSTEM SET primary_slot_name = 'tr_standby'")
+        standby.execute("ALTER SYSTEM SET hot_standby_feedback = on")
+        standby.execute("SELECT pg_reload_conf()")
+        wait_until(
+            lambda: (
+                primary.execute(
+                    "SELECT active AND xmin IS NOT NULL FROM pg_replication_slots"
+                    " WHERE slot_name = 'tr_standby'"
+                ).fetchone()
+                == (True,)
+            ),
+            what="the slot in use, with the standby's xmin",
+            timeout=60,
+        )
+        wait_until(lambda: caught_up(primary, standby), what="the standby to catch up", timeout=60)
+        with psycopg.connect(pair.standby) as reader:
+            reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            reader.execute("SELECT count(*) FROM tickets").fetchone()  # the snapshot the slot now holds
+            for _ in range(3):
+                primary.execute("UPDATE tickets SET status = status + 1 WHERE id <= 10000")  # xids move on
+            mark = primary.execute(
+                "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text::xid"
+            ).fetchone()
+            assert mark is not None
+            row = primary.execute(
+                "SELECT token_rotation.xmin_holders(now(), %s::xid)", (str(mark[0]),)
+            ).fetchone()
+            assert row is not None and "replication slot tr_standby (physical, active)" in (row[0] or ""), row
