@@ -137,8 +137,19 @@ def measure(dsn: str, rows: int, rate: int, baseline: int, args: Sequence[str]) 
         proc.terminate()
         proc.communicate()
         window = rot_end + AFTER - rot_start
-        during = stats(*read_log(workdir, "during", rot_start, rot_end + AFTER), window)
-    return {"rotation_seconds": rot_end - rot_start, "baseline": base, "during_after": during}
+        during_after = stats(*read_log(workdir, "during", rot_start, rot_end + AFTER), window)
+        during = stats(*read_log(workdir, "during", rot_start, rot_end), rot_end - rot_start)
+        after = stats(*read_log(workdir, "during", rot_end, rot_end + AFTER), AFTER)
+    return {
+        "rotation_seconds": rot_end - rot_start,
+        "baseline": base,
+        "during_after": during_after,
+        "during": during,
+        "after": after,
+    }
+
+
+CONFIGS = {"default (~10 ms batches)": [], "--batch-size 3000": ["--batch-size", "3000"]}
 
 
 @click.command()
@@ -147,17 +158,28 @@ def measure(dsn: str, rows: int, rate: int, baseline: int, args: Sequence[str]) 
 @click.option("--rate", type=click.IntRange(1), default=400, show_default=True, help="Application tx/s.")
 @click.option("--baseline", type=click.IntRange(3), default=15, show_default=True, help="Seconds alone.")
 @click.option("--json-out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def main(dsn: str | None, rows: int, rate: int, baseline: int, json_out: Path | None) -> None:
+@click.option(
+    "--config",
+    "configs",
+    multiple=True,
+    metavar="ARGS",
+    help="Measure `rotate ARGS` instead of the default and --batch-size 3000 (repeatable; '' is the "
+    "default), e.g. --config '--no-reclaim' --config '--sleep 2ms'.",
+)
+def main(
+    dsn: str | None, rows: int, rate: int, baseline: int, json_out: Path | None, configs: tuple[str, ...]
+) -> None:
     """An application at a fixed rate, alone and during+after a rotation (default, and fixed 3000)."""
     target = common.resolve_dsn(dsn)
     common.install(target)
     with common.connect(target) as conn:
         click.echo(f"machine: {common.machine(conn).describe()}; load average {os.getloadavg()[0]:.1f}")
     results = {}
-    for name, args in (("default (~10 ms batches)", []), ("--batch-size 3000", ["--batch-size", "3000"])):
+    chosen = {c or "default": c.split() for c in configs} if configs else CONFIGS
+    for name, args in chosen.items():
         results[name] = r = measure(target, rows, rate, baseline, args)
         click.echo(f"{name}: rotation {r['rotation_seconds']:.1f} s")
-        for phase in ("baseline", "during_after"):
+        for phase in ("baseline", "during_after", "during", "after"):
             s = r[phase]
             assert isinstance(s, dict)
             click.echo(

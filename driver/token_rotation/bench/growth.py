@@ -11,6 +11,7 @@ indexes <= 1.30x, time <= 1.15x the bare UPDATE.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import time
@@ -54,13 +55,22 @@ def cli_rotate(dsn: str, *args: str) -> None:
     )
 
 
-def run(dsn: str, rows: int, repeat: int, log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
+DEFAULT = "rotate (defaults: ~10 ms batches, --reclaim every 10%)"
+
+
+def run(
+    dsn: str, rows: int, repeat: int, log: Callable[[str], None] = print, variants: tuple[str, ...] = ()
+) -> dict[str, dict[str, float]]:
+    """`variants`: `rotate ARGS` to measure instead of the defaults and --no-reclaim ('' is the defaults)."""
     common.install(dsn)
-    configs: dict[str, Callable[[], object]] = {
-        "bare UPDATE": lambda: _bare(dsn),
-        "rotate (defaults: ~10 ms batches, --reclaim every 10%)": lambda: cli_rotate(dsn),
-        "rotate --no-reclaim (~10 ms batches)": lambda: cli_rotate(dsn, "--no-reclaim"),
-    }
+    configs: dict[str, Callable[[], object]] = {"bare UPDATE": lambda: _bare(dsn)}
+    if not variants:
+        configs[DEFAULT] = lambda: cli_rotate(dsn)
+        configs["rotate --no-reclaim (~10 ms batches)"] = lambda: cli_rotate(dsn, "--no-reclaim")
+    for args in variants:
+        configs[f"rotate {args}".strip() if args else DEFAULT] = functools.partial(
+            cli_rotate, dsn, *args.split()
+        )
     found: dict[str, dict[str, list[float]]] = {n: {"seconds": [], "heap": [], "total": []} for n in configs}
     time_ratio: dict[str, list[float]] = {n: [] for n in configs}
     for round_no in range(1, repeat + 1):
@@ -112,12 +122,20 @@ def _bare(dsn: str) -> None:
 @click.option("--rows", type=click.IntRange(1), default=1_000_000, show_default=True)
 @click.option("--repeat", type=click.IntRange(1), default=3, show_default=True, help="Alternated rounds.")
 @click.option("--json-out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def main(dsn: str | None, rows: int, repeat: int, json_out: Path | None) -> None:
+@click.option(
+    "--config",
+    "variants",
+    multiple=True,
+    metavar="ARGS",
+    help="Measure `rotate ARGS` instead of the defaults and --no-reclaim (repeatable; '' is the defaults), "
+    "e.g. --config '' --config '--reclaim-every 5'.",
+)
+def main(dsn: str | None, rows: int, repeat: int, json_out: Path | None, variants: tuple[str, ...]) -> None:
     """Growth and time of the CLI's defaults vs a bare UPDATE of an identical fresh table."""
     target = common.resolve_dsn(dsn)
     with common.connect(target) as conn:
         click.echo(f"machine: {common.machine(conn).describe()}")
-    summary = run(target, rows, repeat, log=click.echo)
+    summary = run(target, rows, repeat, log=click.echo, variants=variants)
     click.echo(f"\n{rows:,} rows, {repeat} rounds, fresh table each run, autovacuum on; medians (spread)")
     for name, s in summary.items():
         click.echo(
@@ -126,7 +144,10 @@ def main(dsn: str | None, rows: int, repeat: int, json_out: Path | None) -> None
             f"(max {s['max_heap_ratio']:.2f})"
             f"  heap+indexes {s['median_total_ratio']:.2f}x (max {s['max_total_ratio']:.2f})"
         )
-    d = summary["rotate (defaults: ~10 ms batches, --reclaim every 10%)"]
+    if DEFAULT not in summary:
+        common.write_results(json_out, rows, repeat, summary)
+        return
+    d = summary[DEFAULT]
     for goal, value, limit in (
         ("heap", d["median_heap_ratio"], 1.15),
         ("heap + indexes", d["median_total_ratio"], 1.30),
