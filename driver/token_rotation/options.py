@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from token_rotation.reclaim import DEFAULT_SHARE
 from token_rotation.units import parse_duration, parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -183,7 +184,7 @@ ROTATE_OPTIONS = [
     click.option(
         "--reclaim-every",
         type=click.FloatRange(min=1, max=100),
-        default=10.0,
+        default=100 * DEFAULT_SHARE,
         show_default=True,
         metavar="PERCENT",
         help="Share of the table rotated between two VACUUMs of --reclaim.",

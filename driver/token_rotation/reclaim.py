@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 
 from token_rotation import connection
 
-DEFAULT_SHARE = 0.10  # VACUUM after each 10% of the table: BENCHMARKS.md, "Bounded growth"
+DEFAULT_SHARE = 0.05  # VACUUM after each 5% of the table: BENCHMARKS.md, "Bounded growth"
 
 MARK = (
     # the moment and the oldest running transaction now: a holder older than this at the next VACUUM

@@ -1,5 +1,5 @@
 """`python -m token_rotation.bench.growth` (`make bench-growth`): how much the table grows, and how long the
-run takes, with the CLI's defaults (batches of about 10 ms, VACUUM after each 10%: --reclaim) against one bare
+run takes, with the CLI's defaults (batches of about 10 ms, VACUUM after each 5%: --reclaim) against one bare
 UPDATE of an identical fresh table, and against the CLI with --no-reclaim.
 
 Each round seeds a fresh demo-shaped table (autovacuum on, as a real table) for each configuration, in
@@ -22,6 +22,7 @@ import click
 from psycopg import sql
 
 from token_rotation.bench import common
+from token_rotation.reclaim import DEFAULT_SHARE
 
 TABLE = "bench_growth"
 
@@ -55,7 +56,7 @@ def cli_rotate(dsn: str, *args: str) -> None:
     )
 
 
-DEFAULT = "rotate (defaults: ~10 ms batches, --reclaim every 10%)"
+DEFAULT = f"rotate (defaults: ~10 ms batches, --reclaim every {100 * DEFAULT_SHARE:g}%)"
 
 
 def run(
