@@ -3,7 +3,9 @@
 -- walking p_key, NULL for the primary key), claims a free slice of it with a session-level advisory lock
 -- (lock_space(), slice_id) that outlives the COMMITs of the batches and is released by end_call(), marks the
 -- slice as worked on by this backend and returns it.
--- Returns NULL when the table is empty (the new run is finished at once). Raises 55006 object_in_use when
+-- Returns NULL when the table is empty (the new run is finished at once), and when p_after_run is given, no
+-- run is open and the table has a run newer than p_after_run: the run that CALL was meant for has ended since
+-- (a driver's late or repeated CALL), and no new run is started. Raises 55006 object_in_use when
 -- the open run rotates another column, walks another key than a p_key given, or every unfinished slice is
 -- taken. A transaction-level lock on the table serialises the claims of concurrent CALLs. Called by rotate()
 -- only:
@@ -16,6 +18,7 @@ CREATE OR REPLACE FUNCTION token_rotation.claim_slice(
     , p_workers           integer
     , p_target_batch_time interval
     , p_quiet             boolean
+    , p_after_run         bigint DEFAULT NULL
 )
 RETURNS token_rotation.slices
 LANGUAGE plpgsql VOLATILE
@@ -51,6 +54,16 @@ BEGIN
                                 'SELECT token_rotation.cancel(%L)', v_target);
     END IF;
 
+    IF v_run.run_id IS NULL AND p_after_run IS NOT NULL THEN
+        SELECT * INTO v_run FROM token_rotation.runs WHERE target = p_table AND run_id > p_after_run
+         ORDER BY run_id DESC LIMIT 1;
+        IF FOUND THEN  -- the run this CALL was meant for ended before it came: do not start another one
+            IF NOT p_quiet THEN
+                RAISE NOTICE 'run %: % is %, nothing left to do', v_run.run_id, v_target, v_run.state;
+            END IF;
+            RETURN NULL;
+        END IF;
+    END IF;
     IF v_run.run_id IS NULL THEN
         v_run := token_rotation.start_run(p_table, p_column, p_key, p_batch_size, p_workers);
         IF v_run.state = 'finished' THEN
@@ -101,6 +114,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.claim_slice(regclass, name, name[], integer, integer, interval, boolean) IS
+COMMENT ON FUNCTION token_rotation.claim_slice(regclass, name, name[], integer, integer, interval, boolean, bigint) IS
     'Start of a rotate() CALL: finds or starts the open run of a table, claims a free slice (advisory lock), '
     'returns it; NULL for an empty table.';

@@ -38,7 +38,10 @@
 -- retries, target batch time, replication lag limit, synchronous commit, format, prefix and grace columns are
 -- stored with the run (runs.options). NULL means "not given": a new run takes the documented defaults (in the
 -- comments of the parameter list), a resumed run the values it was started with, and a value given on a resume
--- changes it for the rest of the run (a NOTICE says so). p_max_batches, p_quiet and p_workers are per CALL.
+-- changes it for the rest of the run (a NOTICE says so). p_max_batches, p_quiet, p_workers and p_after_run are
+-- per CALL. p_after_run is for drivers that CALL from several sessions and again after a CALL ends: a new run
+-- is only started if the table has no run newer than that id, so a CALL that comes after the run it was meant
+-- for has ended returns at once instead of rotating the table a second time.
 -- set_options() changes the options of a running run from any session: each worker reads the run's row before
 -- each batch (its state and options) and takes new values at once.
 --
@@ -69,6 +72,7 @@ CREATE OR REPLACE PROCEDURE token_rotation.rotate(
     , p_max_replay_lag      interval DEFAULT NULL
     , p_max_archive_queue   integer  DEFAULT NULL
     , p_pause_on_autovacuum boolean  DEFAULT NULL  -- false
+    , p_after_run           bigint   DEFAULT NULL
 )
 LANGUAGE plpgsql
 AS $$
@@ -135,8 +139,8 @@ BEGIN
     PERFORM token_rotation.pin_settings(v_search_path);
 
     v_slice := token_rotation.claim_slice(p_table, v_column, v_key, v_opt.batch_size, p_workers, v_opt.target_batch_time,
-                                          p_quiet);
-    IF v_slice.slice_id IS NULL THEN  -- an empty table: its new run is finished already
+                                          p_quiet, p_after_run);
+    IF v_slice.slice_id IS NULL THEN  -- an empty table (its new run is finished already), or p_after_run's run ended
         COMMIT;
         RETURN;
     END IF;
@@ -275,7 +279,7 @@ $$;
 
 COMMENT ON PROCEDURE token_rotation.rotate(regclass, name, integer, integer, interval, interval, integer, boolean,
                                           integer, interval, bigint, boolean, text, text, name, name, name[],
-                                          interval, integer, boolean) IS
+                                          interval, integer, boolean, bigint) IS
     'Gives the token column of a table new random tokens (p_format: uuid, hex:N, base64url:N, bytes:N, '
     'function:schema.fn; p_prefix; grace columns p_previous_column, p_rotated_at_column), exactly once per run, '
     'walking its primary key or p_key (a partitioned table: every leaf partition, one run), '

@@ -212,3 +212,19 @@ def test_the_default_application_name_is_token_rotation(dsn: str, conn: psycopg.
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert conn.execute("SELECT DISTINCT name FROM seen_names").fetchall() == [("token-rotation",)]
+
+
+def test_a_call_that_comes_after_its_run_has_ended_starts_no_new_run(conn: psycopg.Connection) -> None:
+    """p_after_run (the CLI's workers pass it): once the run that a CALL was meant for has ended, the CALL
+    returns at once, says so, and starts no second run; with no newer run it starts one as usual."""
+    make_table(conn, rows=1000)
+    conn.execute("CALL token_rotation.rotate('tickets', p_batch_size => 400, p_quiet => true)")
+    first = last_run_id(conn)
+    tokens = snapshot(conn).tokens
+    notices: list[str] = []
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+    conn.execute("CALL token_rotation.rotate('tickets', p_after_run => %s)", (first - 1,))
+    assert last_run_id(conn) == first and snapshot(conn).tokens == tokens
+    assert f"run {first}: public.tickets is finished, nothing left to do" in notices
+    conn.execute("CALL token_rotation.rotate('tickets', p_after_run => %s, p_quiet => true)", (first,))
+    assert last_run_id(conn) == first + 1

@@ -222,7 +222,11 @@ class Runner:
         run is no longer open; returns an exit code when that is the outcome, None when the run ended."""
         first = True
         while True:
-            rotation = Rotation(self.db.dsn, self.request.options(self.oid), workers, self.app)
+            # the run these workers are for: the open one, or the one the first of them starts; a CALL that
+            # comes after it has ended must not start another (p_after_run)
+            after = self.newest if self.run_id is None else self.run_id - 1
+            options = replace(self.request.options(self.oid), after_run=after)
+            rotation = Rotation(self.db.dsn, options, workers, self.app)
             try:
                 self._work(rotation)
             except KeyboardInterrupt:

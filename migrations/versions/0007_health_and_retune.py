@@ -13,7 +13,7 @@ workers read them before each batch. Upgrade:
 - runs.hold_reason text, runs.hold_until timestamptz: the hold, NULL when there is none; an open run keeps
   going as before;
 - DROPS: the routines whose signature or result changed: rotate() gains p_max_replay_lag,
-  p_max_archive_queue, p_pause_on_autovacuum; check_arguments() takes the options as jsonb; wait_reason()
+  p_max_archive_queue, p_pause_on_autovacuum and p_after_run (claim_slice() too); check_arguments() takes the options as jsonb; wait_reason()
   takes only the run and returns its options; limits() gains health_interval; throttle_reason() is replaced
   by health_reason(). The head revision re-applies every routine of sql/.
 Its downgrade changes nothing, as 0003's: only base (uninstall) is a downgrade target.
@@ -53,6 +53,7 @@ DROP FUNCTION IF EXISTS token_rotation.check_arguments(integer, integer, integer
 DROP FUNCTION IF EXISTS token_rotation.wait_reason(bigint, bigint);
 DROP FUNCTION IF EXISTS token_rotation.throttle_reason(text, bigint, bigint, text);
 DROP FUNCTION IF EXISTS token_rotation.limits();
+DROP FUNCTION IF EXISTS token_rotation.claim_slice(regclass, name, name[], integer, integer, interval, boolean);
 """
 
 
