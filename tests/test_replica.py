@@ -58,7 +58,8 @@ def caught_up(primary: psycopg.Connection, standby: psycopg.Connection) -> bool:
 
 
 def test_paused_replay_holds_the_run_until_it_resumes_and_the_standby_ends_equal(pair: Pair) -> None:
-    """Replay paused on the standby: with --max-replication-lag 1MB the run stops advancing and its progress
+    """Replay paused on the standby: with --max-replication-lag 1MB the run (slowed to outlast the 250 ms
+    between health checks: unslowed, 40k rows can be done before the second one) stops advancing, its progress
     says `replica lag`; after pg_wal_replay_resume() it finishes, exactly once, and the standby's table
     checksum equals the primary's."""
     with (
@@ -71,7 +72,8 @@ def test_paused_replay_holds_the_run_until_it_resumes_and_the_standby_ends_equal
         standby.execute("SELECT pg_wal_replay_pause()")
         proc = spawn_cli(
             pair.primary, "tr-replica", "rotate", "--table", "tickets", "--batch-size", "500",
-            "--max-replication-lag", "1MB", "--no-reclaim", "--json", "--progress-interval", "0.2",
+            "--sleep", "20ms", "--max-replication-lag", "1MB", "--no-reclaim", "--json",
+            "--progress-interval", "0.2",
         )  # fmt: skip
         try:
 
