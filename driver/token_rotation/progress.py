@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from token_rotation.errors import EXIT_BAD_INPUT, EXIT_OTHER, ToolError
-from token_rotation.rotation import INTERVALS, OPTIONS_CHANGED
+from token_rotation.rotation import OPTIONS_CHANGED, named_arguments
 
 PROGRESS_COLUMNS = (
     "run_id, coalesce((SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c"
@@ -232,19 +232,9 @@ def retune(conn: psycopg.Connection, table: str, given: dict[str, Any], unset: l
     conn.add_notice_handler(
         lambda diag: changed.append(diag.message_primary or "") if diag.sqlstate == OPTIONS_CHANGED else None
     )
-    params: dict[str, Any] = {"table": oid, "unset": sorted(set(unset)) or None}
-    args: list[sql.Composable] = [
-        sql.SQL("%(table)s::oid::regclass"),
-        sql.SQL("p_unset => %(unset)s::text[]"),
-    ]
-    for name, value in given.items():
-        if value is None:
-            continue
-        params[name] = value
-        placeholder: sql.Composable = sql.Placeholder(name)
-        if name in INTERVALS:
-            placeholder = sql.SQL("make_interval(secs => {})").format(placeholder)
-        args.append(sql.SQL("{} => {}").format(sql.Identifier(f"p_{name}"), placeholder))
+    args, params = named_arguments(given)
+    params |= {"table": oid, "unset": sorted(set(unset)) or None}
+    args = [sql.SQL("%(table)s::oid::regclass"), sql.SQL("p_unset => %(unset)s::text[]"), *args]
     conn.execute(sql.SQL("SELECT token_rotation.set_options({})").format(sql.SQL(", ").join(args)), params)
     if not changed:
         return f"run {found.run_id} of {qualified}: no option changed"

@@ -59,20 +59,30 @@ class Options:
 
     def call(self) -> tuple[sql.Composed, dict[str, object]]:
         """The CALL statement, with a named argument for each option given, and its parameters."""
-        params: dict[str, object] = {"table": self.table_oid}
-        args: list[sql.Composable] = [sql.SQL("%(table)s::oid::regclass"), sql.SQL("p_quiet => true")]
-        for name, value in vars(self).items():
-            if name == "table_oid" or value is None:
-                continue
-            params[name] = value
-            placeholder: sql.Composable = sql.Placeholder(name)
-            if name in INTERVALS:
-                placeholder = sql.SQL("make_interval(secs => {})").format(placeholder)
-            if name in CASTS:
-                placeholder = sql.SQL("{}::{}").format(placeholder, sql.SQL(CASTS[name]))
-            parameter = PARAMETERS.get(name, f"p_{name}")
-            args.append(sql.SQL("{} => {}").format(sql.Identifier(parameter), placeholder))
+        given = {k: v for k, v in vars(self).items() if k != "table_oid"}
+        args, params = named_arguments(given)
+        params["table"] = self.table_oid
+        args = [sql.SQL("%(table)s::oid::regclass"), sql.SQL("p_quiet => true"), *args]
         return sql.SQL("CALL token_rotation.rotate({})").format(sql.SQL(", ").join(args)), params
+
+
+def named_arguments(given: dict[str, object]) -> tuple[list[sql.Composable], dict[str, object]]:
+    """`p_<name> => %(name)s` for each option given (not None), seconds turned into intervals, and their
+    parameters: the arguments of rotate() and set_options() alike."""
+    args: list[sql.Composable] = []
+    params: dict[str, object] = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        params[name] = value
+        placeholder: sql.Composable = sql.Placeholder(name)
+        if name in INTERVALS:
+            placeholder = sql.SQL("make_interval(secs => {})").format(placeholder)
+        if name in CASTS:
+            placeholder = sql.SQL("{}::{}").format(placeholder, sql.SQL(CASTS[name]))
+        parameter = PARAMETERS.get(name, f"p_{name}")
+        args.append(sql.SQL("{} => {}").format(sql.Identifier(parameter), placeholder))
+    return args, params
 
 
 class Rotation:
