@@ -22,7 +22,8 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from token_rotation import migrate, server
 
-TEST_DBNAME = "token_rotation_test"
+# the template database: TOKEN_ROTATION_TEST_DB gives concurrent test sessions on one server their own
+TEST_DBNAME = os.environ.get("TOKEN_ROTATION_TEST_DB", "token_rotation_test")
 
 
 @pytest.fixture(scope="session")

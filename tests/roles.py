@@ -33,8 +33,11 @@ def temporary_role(conn: psycopg.Connection, prefix: str, password: str | None =
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
 
-def grant_recipe(conn: psycopg.Connection, role: str, *, skip: str | None = None) -> None:
-    """Runs the GRANT statements of sql/examples/grants.sql for `role` (minus any line containing `skip`)."""
+def grant_recipe(
+    conn: psycopg.Connection, role: str, *, skip: str | None = None, table: str = "public.tickets"
+) -> None:
+    """Runs the GRANT statements of sql/examples/grants.sql for `role` (minus any line containing `skip`),
+    on `table` in place of the recipe's public.tickets."""
     statements = [
         line.strip()
         for line in GRANTS.read_text().splitlines()
@@ -42,4 +45,5 @@ def grant_recipe(conn: psycopg.Connection, role: str, *, skip: str | None = None
     ]
     assert len(statements) >= (4 if skip else 5)
     for statement in statements:
+        statement = statement.replace("public.tickets", table)
         conn.execute(re.sub(r"\brotator\b", sql.Identifier(role).as_string(conn), statement))
