@@ -81,8 +81,9 @@ def run_steps(bind: Connection | MockConnection, goal: str) -> None:
     with context.begin_transaction():
         if migrate.offline(bind):
             # psql shows warnings and errors only; the schema holds the version table Alembic creates next
+            migrate.run_script(bind, "SET LOCAL client_min_messages = warning;")
             migrate.run_script(
-                bind, f"SET LOCAL client_min_messages = warning;\nCREATE SCHEMA IF NOT EXISTS {SCHEMA};"
+                bind, migrate.OWNERSHIP_GUARD if goal == "head" else f"CREATE SCHEMA IF NOT EXISTS {SCHEMA};"
             )
         context.run_migrations()
         if goal == "head" and not migrate.routines_applied(bind):
@@ -94,7 +95,10 @@ def run_steps(bind: Connection | MockConnection, goal: str) -> None:
 def run_on(connection: Connection) -> None:
     goal = target()
     migrate.forget_routines_applied(connection)
-    connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+    if goal == "head":  # before Alembic puts its version table there
+        migrate.run_script(connection, migrate.OWNERSHIP_GUARD)
+    else:
+        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
     context.configure(
         connection=connection,
         version_table=VERSION_TABLE,

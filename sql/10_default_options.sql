@@ -7,6 +7,7 @@
 CREATE OR REPLACE FUNCTION token_rotation.default_options()
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT '{"column": "token", "batch_size": 3000, "sleep": "00:00:00", "lock_timeout": "00:00:01",
              "lock_retries": 5, "synchronous_commit": false, "pause_on_autovacuum": false}'::jsonb

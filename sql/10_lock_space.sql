@@ -4,6 +4,7 @@
 CREATE OR REPLACE FUNCTION token_rotation.lock_space()
 RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 1953198708 $$;  -- 'tkrt'
 
 COMMENT ON FUNCTION token_rotation.lock_space() IS

@@ -18,6 +18,7 @@ CREATE OR REPLACE FUNCTION token_rotation.option_values(
     , OUT synchronous_commit    boolean
 )
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT (p_options->>'batch_size')::integer, (p_options->>'sleep')::interval,
            (p_options->>'lock_timeout')::interval, (p_options->>'lock_retries')::integer,

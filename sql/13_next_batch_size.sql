@@ -14,6 +14,7 @@ CREATE OR REPLACE FUNCTION token_rotation.next_batch_size(
 )
 RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
         WHEN p_seconds_per_row IS NULL OR p_seconds_per_row <= 0 OR p_target IS NULL OR p_target <= 0

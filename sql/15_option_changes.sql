@@ -8,6 +8,7 @@ CREATE OR REPLACE FUNCTION token_rotation.option_changes(
 )
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT string_agg(format('%s %s -> %s', k.key, coalesce(p_old->>k.key, 'none'), coalesce(p_new->>k.key, 'none')),
                       ', ' ORDER BY k.key)

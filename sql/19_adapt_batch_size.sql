@@ -14,6 +14,7 @@ CREATE OR REPLACE FUNCTION token_rotation.adapt_batch_size(
     , OUT seconds_per_row double precision
 )
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN p_target IS NOT NULL
                 THEN token_rotation.next_batch_size(p_current, s.spr, extract(epoch FROM p_target)::float8,

@@ -1,15 +1,18 @@
--- token_rotation.claim_slice(table, column, key, batch_size, workers, target_batch_time, quiet): the start
--- of a CALL of rotate(), in its transaction: finds the table's open run (or starts one with start_run(),
--- walking p_key, NULL for the primary key), claims a free slice of it with a session-level advisory lock
--- (lock_space(), slice_id) that outlives the COMMITs of the batches and is released by end_call(), marks the
--- slice as worked on by this backend and returns it.
+-- token_rotation.claim_slice(table, column, key, batch_size, workers, target_batch_time, quiet, after_run,
+-- plan): the start of a CALL of rotate(), in its transaction: finds the table's open run (or starts one with
+-- start_run() from p_plan, which rotate() read with plan_run()), claims a free slice of it with a
+-- session-level advisory lock (lock_space(), slice_id) that outlives the COMMITs of the batches and is
+-- released by end_call(), marks the slice as worked on by this backend and returns it.
+-- It runs as the tool's owner (SECURITY DEFINER: rotating roles have no write access to the tool's tables)
+-- and first checks that the caller may rotate the table (authorize(): UPDATE on its token column); it reads
+-- no table of the caller's.
 -- Returns NULL when the table is empty (the new run is finished at once), and when p_after_run is given, no
 -- run is open and the table has a run newer than p_after_run: the run that CALL was meant for has ended since
 -- (a driver's late or repeated CALL), and no new run is started. Raises 55006 object_in_use when
 -- the open run rotates another column, walks another key than a p_key given, or every unfinished slice is
--- taken. A transaction-level lock on the table serialises the claims of concurrent CALLs. Called by rotate()
--- only:
---   v_slice := token_rotation.claim_slice('public.tickets', 'token', NULL, 3000, 2, NULL, false);
+-- taken. A transaction-level lock on the table serialises the claims of concurrent CALLs (rotate() takes it
+-- before it plans). Called by rotate() only:
+--   v_slice := token_rotation.claim_slice('public.tickets', 'token', NULL, 3000, 2, NULL, false, NULL, v_plan);
 CREATE OR REPLACE FUNCTION token_rotation.claim_slice(
       p_table             regclass
     , p_column            name
@@ -19,9 +22,11 @@ CREATE OR REPLACE FUNCTION token_rotation.claim_slice(
     , p_target_batch_time interval
     , p_quiet             boolean
     , p_after_run         bigint DEFAULT NULL
+    , p_plan              jsonb  DEFAULT NULL
 )
 RETURNS token_rotation.slices
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -32,6 +37,7 @@ DECLARE
     v_claimed boolean := false;
     v_new_run boolean := false;
 BEGIN
+    PERFORM token_rotation.authorize(p_table, p_column, 'rotate');
     PERFORM pg_advisory_xact_lock(token_rotation.lock_space() + 1, p_table::oid::integer);
 
     SELECT * INTO v_run FROM token_rotation.runs
@@ -65,7 +71,12 @@ BEGIN
         END IF;
     END IF;
     IF v_run.run_id IS NULL THEN
-        v_run := token_rotation.start_run(p_table, p_column, p_key, p_batch_size, p_workers);
+        IF p_plan IS NULL THEN
+            RAISE EXCEPTION '% has no open run, and no plan for a new one was given', v_target
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'start a run with CALL token_rotation.rotate(), which plans it';
+        END IF;
+        v_run := token_rotation.start_run(p_table, p_column, p_key, p_batch_size, p_plan);
         IF v_run.state = 'finished' THEN
             IF NOT p_quiet THEN
                 RAISE NOTICE 'run %: % is empty, nothing to rotate', v_run.run_id, v_target;
@@ -114,6 +125,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.claim_slice(regclass, name, name[], integer, integer, interval, boolean, bigint) IS
+COMMENT ON FUNCTION token_rotation.claim_slice(regclass, name, name[], integer, integer, interval, boolean, bigint,
+                                               jsonb) IS
     'Start of a rotate() CALL: finds or starts the open run of a table, claims a free slice (advisory lock), '
     'returns it; NULL for an empty table.';

@@ -4,6 +4,8 @@
 -- the run's totals up to date from its slices, and records the error that ended the CALL, if any, as
 -- 'SQLSTATE: message' in runs.last_error. Returns the run as updated. Called by rotate(), then it COMMITs:
 --   v_run := token_rotation.end_call(v_run.run_id, v_slice.slice_id, v_mark, NULL, NULL);
+-- It runs as the tool's owner (SECURITY DEFINER), only for the session that claimed the slice, acting for a
+-- role that may rotate the table (authorize_run()).
 CREATE OR REPLACE FUNCTION token_rotation.end_call(
       p_run_id    bigint
     , p_slice_id  bigint
@@ -13,12 +15,14 @@ CREATE OR REPLACE FUNCTION token_rotation.end_call(
 )
 RETURNS token_rotation.runs
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_now timestamptz := clock_timestamp();
     v_run token_rotation.runs;
 BEGIN
+    PERFORM token_rotation.authorize_run(p_run_id, p_slice_id, 'record a batch of');
     UPDATE token_rotation.slices
        SET elapsed = elapsed + (v_now - p_mark),
            backend_pid = NULL, heartbeat_at = v_now, throttled = NULL

@@ -4,6 +4,7 @@
 -- CALL says so in one NOTICE with SQLSTATE TROPT (raised even with p_quiet: the CLI shows it as a line).
 -- Called by rotate() after claim_slice(), under its lock on the table:
 --   PERFORM token_rotation.keep_options(42, '{"sleep": "00:00:00.1"}', v_options);
+-- It runs as the tool's owner (SECURITY DEFINER), for a role that may rotate the table (authorize_run()).
 CREATE OR REPLACE FUNCTION token_rotation.keep_options(
       p_run_id  bigint
     , p_given   jsonb
@@ -11,12 +12,14 @@ CREATE OR REPLACE FUNCTION token_rotation.keep_options(
 )
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_stored  jsonb;
     v_changes text;
 BEGIN
+    PERFORM token_rotation.authorize_run(p_run_id, NULL, 'rotate');
     SELECT options INTO v_stored FROM token_rotation.runs WHERE run_id = p_run_id FOR UPDATE;
     IF v_stored IS NOT NULL AND v_stored <> '{}' THEN
         v_changes := token_rotation.option_changes(v_stored, v_stored || jsonb_strip_nulls(coalesce(p_given, '{}')));

@@ -4,6 +4,8 @@
 -- stops, so paused time is not working time; while a replica lags the clock runs on. Called by rotate()
 -- before it COMMITs and sleeps:
 --   v_mark := token_rotation.mark_waiting(v_run.run_id, v_slice.slice_id, 'paused', NULL, v_mark, false);
+-- It runs as the tool's owner (SECURITY DEFINER), only for the session that claimed the slice, acting for a
+-- role that may rotate the table (authorize_run()).
 CREATE OR REPLACE FUNCTION token_rotation.mark_waiting(
       p_run_id   bigint
     , p_slice_id bigint
@@ -14,11 +16,13 @@ CREATE OR REPLACE FUNCTION token_rotation.mark_waiting(
 )
 RETURNS timestamptz
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_now timestamptz := clock_timestamp();
 BEGIN
+    PERFORM token_rotation.authorize_run(p_run_id, p_slice_id, 'record a batch of');
     UPDATE token_rotation.slices
        SET throttled = p_reason, heartbeat_at = v_now,
            elapsed = elapsed + CASE WHEN p_reason = 'paused' THEN v_now - p_mark ELSE '0' END

@@ -2,8 +2,9 @@
 -- rotate() right after its UPDATE, so that a batch and its checkpoint commit together or not at all: the
 -- slice's last_key and counters (its working time booked up to now from p_mark), one row of the progress log
 -- (token_rotation.batches), and, when this batch ended the last unfinished slice, the run's finish.
--- Returns the slice as updated (heartbeat_at is the batch's finish). No SET clause (per-batch path: every
--- name is schema-qualified and rotate() has pinned the search_path). Called by rotate():
+-- Returns the slice as updated (heartbeat_at is the batch's finish). It runs as the tool's owner (SECURITY
+-- DEFINER) and writes only for the session that claimed the slice, acting for a role that may rotate the
+-- table (authorize_run()): a checkpoint cannot be moved by anyone else. Called by rotate():
 --   v_slice := token_rotation.record_batch(v_run.run_id, v_slice.slice_id, v_after, v_upper, ...);
 CREATE OR REPLACE FUNCTION token_rotation.record_batch(
       p_run_id     bigint
@@ -19,11 +20,14 @@ CREATE OR REPLACE FUNCTION token_rotation.record_batch(
 )
 RETURNS token_rotation.slices
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_now   timestamptz := pg_catalog.clock_timestamp();
+    v_now   timestamptz := clock_timestamp();
     v_slice token_rotation.slices;
 BEGIN
+    PERFORM token_rotation.authorize_run(p_run_id, p_slice_id, 'record a batch of');
     UPDATE token_rotation.slices
        SET last_key = p_upper, rows_done = rows_done + p_rows, batches_done = batches_done + 1,
            elapsed = elapsed + (v_now - p_mark), heartbeat_at = v_now, done = p_last,

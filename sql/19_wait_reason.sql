@@ -3,8 +3,8 @@
 -- changed by set_options() or by another session's CALL takes the new values at once), and why it must wait,
 -- if it must: 'paused', or the reason of a hold that has not run out (hold(): a throttle query of the CLI or
 -- any outside check). NULL to go on. The server's health (health_reason()) is checked by rotate() apart, at
--- most once per limits().health_interval. No SET clause (it runs before every batch; a SET clause costs a
--- search_path switch per call): every name is qualified.
+-- most once per limits().health_interval. Its SET clause costs a search_path switch per batch, a few
+-- microseconds against a batch of milliseconds: no routine of the tool resolves names through the caller's path.
 --   SELECT * FROM token_rotation.wait_reason(42);
 CREATE OR REPLACE FUNCTION token_rotation.wait_reason(
       p_run_id bigint
@@ -13,6 +13,7 @@ CREATE OR REPLACE FUNCTION token_rotation.wait_reason(
     , OUT options jsonb
 )
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT r.state,
            CASE WHEN r.state = 'paused' THEN 'paused'

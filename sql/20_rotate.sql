@@ -98,7 +98,7 @@ DECLARE
     v_health_at    timestamptz;  -- when that was
     v_relations    regclass[];   -- the table and its leaf partitions (autovacuum on any of them)
     v_started      timestamptz;
-    v_mark         timestamptz := clock_timestamp();  -- the slice's working time is booked up to here
+    v_mark         timestamptz := pg_catalog.clock_timestamp();  -- the slice's working time is booked up to here
     v_lock_fails   integer := 0;
     v_err_state    text;
     v_err_msg      text;
@@ -109,12 +109,16 @@ DECLARE
     v_opt          record;   -- token_rotation.option_values(): those a worker takes anew when they change
     v_column       name;
     v_value        record;   -- token_rotation.token_value(): token_format, set_list
-    -- pinned for every transaction with the settings that shape keys as text (pin_settings(): a procedure that
-    -- COMMITs cannot carry a SET clause); the caller's schemas stay in between for the table's triggers
-    v_search_path  text := concat_ws(', ', 'pg_catalog', nullif(btrim(current_setting('search_path')), ''),
-                                     'pg_temp');
+    v_plan         jsonb;    -- token_rotation.plan_run(): the key range and slices of a new run
+    -- Every transaction of the procedure runs its own code under search_path pg_catalog, pg_temp (pinned by
+    -- pin_settings() after each COMMIT: a procedure that COMMITs cannot carry a SET clause), so that nothing it
+    -- calls resolves to a look-alike in a schema of the caller's (CVE-2018-1058); only the batch's UPDATE
+    -- (run_batch()), where the table's triggers run, sees the caller's schemas: v_search_path. Until the first
+    -- pin, every name is schema-qualified.
+    v_search_path  text := pg_catalog.current_setting('search_path');
 BEGIN
-    PERFORM token_rotation.pin_settings(v_search_path);
+    PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
+    v_search_path := concat_ws(', ', 'pg_catalog', nullif(btrim(v_search_path), ''), 'pg_temp');
     PERFORM token_rotation.check_transaction();
     v_given := jsonb_build_object('column', p_column, 'batch_size', p_batch_size, 'sleep', p_sleep,
                                   'lock_timeout', p_lock_timeout, 'lock_retries', p_lock_retries,
@@ -136,10 +140,19 @@ BEGIN
     v_options := v_options || jsonb_build_object('format', v_value.token_format);
     PERFORM token_rotation.check_privileges();
     COMMIT;  -- nothing changed yet: inside a transaction block this is where PostgreSQL refuses the CALL
-    PERFORM token_rotation.pin_settings(v_search_path);
+    PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
 
+    -- claims serialised per table; a new run is planned here, reading the table with the caller's rights,
+    -- and written by claim_slice() as the tool's owner
+    PERFORM pg_advisory_xact_lock(token_rotation.lock_space() + 1, p_table::oid::integer);
+    IF NOT EXISTS (SELECT FROM token_rotation.runs r
+                    WHERE r.target = p_table AND r.state IN ('active', 'paused')
+                      AND EXISTS (SELECT FROM token_rotation.slices s WHERE s.run_id = r.run_id AND NOT s.done))
+       AND NOT EXISTS (SELECT FROM token_rotation.runs r WHERE r.target = p_table AND r.run_id > p_after_run) THEN
+        v_plan := token_rotation.plan_run(p_table, v_key, p_workers);
+    END IF;
     v_slice := token_rotation.claim_slice(p_table, v_column, v_key, v_opt.batch_size, p_workers, v_opt.target_batch_time,
-                                          p_quiet, p_after_run);
+                                          p_quiet, p_after_run, v_plan);
     IF v_slice.slice_id IS NULL THEN  -- an empty table (its new run is finished already), or p_after_run's run ended
         COMMIT;
         RETURN;
@@ -151,13 +164,13 @@ BEGIN
     SELECT * INTO v_opt FROM token_rotation.option_values(token_rotation.default_options() || v_options);
     v_relations := p_table || coalesce(v_run.partitions, '{}');
     COMMIT;
+    PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
     SELECT * INTO v_limits FROM token_rotation.limits();
     SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, v_key, v_column, v_value.set_list);
     v_batch_size := v_slice.batch_size;
     v_after := coalesce(v_slice.last_key, v_slice.lo);
 
     LOOP
-        PERFORM token_rotation.pin_settings(v_search_path);
 
         -- decide whether to go on before doing any work: the run's state and options (set_options() takes
         -- effect here), then wait while paused or held, or while the server's health says so
@@ -187,6 +200,7 @@ BEGIN
             v_mark := token_rotation.mark_waiting(v_run.run_id, v_slice.slice_id, coalesce(v_wait.reason, v_health),
                                                   v_waiting, v_mark, p_quiet);
             COMMIT;
+            PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
             v_waiting := coalesce(v_wait.reason, v_health);
             SELECT * INTO v_err_state, v_err_msg FROM token_rotation.sleep(1);
             EXIT WHEN v_err_state IS NOT NULL;
@@ -216,7 +230,8 @@ BEGIN
             v_upper := v_ends[v_end_no]::text[];
             v_last := v_upper IS NULL OR v_upper = v_slice.hi;
             v_upper := coalesce(v_upper, v_slice.hi);
-            v_batch := token_rotation.run_batch(v_sql.update_after, v_sql.update_first, v_after, v_upper);
+            v_batch := token_rotation.run_batch(v_sql.update_after, v_sql.update_first, v_after, v_upper,
+                                                v_search_path);
             v_err_state := v_batch.err_state;
             v_err_msg := v_batch.err_msg;
         END IF;
@@ -229,10 +244,11 @@ BEGIN
             v_lock_fails := v_lock_fails + 1;
             EXIT WHEN v_lock_fails > v_opt.lock_retries;
             v_batch_size := greatest(v_batch_size / 2, 1);
-            PERFORM token_rotation.pin_settings(v_search_path);
+            PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
             PERFORM token_rotation.mark_lock_retry(v_run.run_id, v_slice.slice_id, v_err_state, v_lock_fails,
                                                    v_opt.lock_retries, v_batch_size, p_quiet);
             COMMIT;
+            PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
             SELECT * INTO v_err_state, v_err_msg
               FROM token_rotation.sleep(least(extract(epoch FROM v_opt.lock_timeout), 1));
             EXIT WHEN v_err_state IS NOT NULL;
@@ -245,6 +261,7 @@ BEGIN
                                                v_batch_size, v_started, v_mark, v_batch.retries + v_lock_fails,
                                                v_last);
         COMMIT;
+        PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
         v_mark := v_slice.heartbeat_at;
         v_after := v_upper;
         v_end_no := v_end_no + 1;
@@ -268,10 +285,11 @@ BEGIN
     -- end of this CALL: a failed batch is rolled back; book the time, release the slice, then report
     IF v_err_state IS NOT NULL THEN
         ROLLBACK;
-        PERFORM token_rotation.pin_settings(v_search_path);
+        PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
     END IF;
     v_run := token_rotation.end_call(v_run.run_id, v_slice.slice_id, v_mark, v_err_state, v_err_msg);
     COMMIT;
+    PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
     PERFORM token_rotation.report_call(v_run, v_target, v_slice.slice_no, v_stop, v_call_batches, v_err_state,
                                        v_err_msg, v_lock_fails, v_opt.lock_timeout, p_quiet);
 END

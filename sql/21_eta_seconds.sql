@@ -18,6 +18,7 @@ CREATE OR REPLACE FUNCTION token_rotation.eta_seconds(
 )
 RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
         WHEN p_rows_total IS NULL OR p_rows_done IS NULL OR p_batches IS NULL OR p_elapsed IS NULL THEN NULL

@@ -2,11 +2,14 @@
 -- read the run's state before each batch: paused, they finish their batch and wait (holding no row lock,
 -- their clock stopped); unpaused, they go on; cancelled, they stop, and the next CALL starts a new run.
 -- (Unpause lifts a pause; to continue a run nobody works on, CALL token_rotation.rotate() again.)
--- Each returns the run id it changed.
+-- Each returns the run id it changed. Only a role that may rotate the table (UPDATE on its token column) or
+-- a member of the tool's owner role controls a run (authorize_run(); 42501 otherwise): set_run_state() and
+-- hold() run as the tool's owner (SECURITY DEFINER), which alone writes the tool's tables.
 --   SELECT token_rotation.pause('public.tickets');  SELECT token_rotation.unpause('public.tickets');
 CREATE OR REPLACE FUNCTION token_rotation.set_run_state(p_table regclass, p_state text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -17,19 +20,23 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', HINT = 'use pause(), unpause() or cancel()';
     END IF;
     v_run_id := token_rotation.open_run(p_table);
+    PERFORM token_rotation.authorize_run(v_run_id, NULL, 'control');
     UPDATE token_rotation.runs SET state = p_state, state_changed_at = clock_timestamp() WHERE run_id = v_run_id;
     RETURN v_run_id;
 END
 $$;
 
 CREATE OR REPLACE FUNCTION token_rotation.pause(p_table regclass) RETURNS bigint
-LANGUAGE sql VOLATILE AS $$ SELECT token_rotation.set_run_state(p_table, 'paused') $$;
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT token_rotation.set_run_state(p_table, 'paused') $$;
 
 CREATE OR REPLACE FUNCTION token_rotation.unpause(p_table regclass) RETURNS bigint
-LANGUAGE sql VOLATILE AS $$ SELECT token_rotation.set_run_state(p_table, 'active') $$;
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT token_rotation.set_run_state(p_table, 'active') $$;
 
 CREATE OR REPLACE FUNCTION token_rotation.cancel(p_table regclass) RETURNS bigint
-LANGUAGE sql VOLATILE AS $$ SELECT token_rotation.set_run_state(p_table, 'cancelled') $$;
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT token_rotation.set_run_state(p_table, 'cancelled') $$;
 
 COMMENT ON FUNCTION token_rotation.set_run_state(regclass, text) IS
     'Sets the state of a table''s open run (active, paused, cancelled); used by pause(), unpause(), cancel().';
@@ -44,7 +51,8 @@ COMMENT ON FUNCTION token_rotation.cancel(regclass) IS
 -- progress.throttled and their NOTICE, until the hold runs out (p_for after now) or is lifted (p_reason NULL).
 -- For a check outside the database: the CLI's --throttle-query holds the run for a few seconds each time its
 -- query says wait and renews the hold while it does, so a hold left by a driver that died runs out by itself.
--- A DBA can hold a run over a busy hour. Returns the run id.
+-- A DBA can hold a run over a busy hour, at most 7 days at a time. The reason is kept to 200
+-- characters, control characters replaced by spaces (other roles' terminals show it). Returns the run id.
 --   SELECT token_rotation.hold('public.tickets', 'month-end batch jobs', '1 hour');
 --   SELECT token_rotation.hold('public.tickets', NULL);  -- lift it
 CREATE OR REPLACE FUNCTION token_rotation.hold(
@@ -54,19 +62,23 @@ CREATE OR REPLACE FUNCTION token_rotation.hold(
 )
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_run_id bigint;
+    v_max    CONSTANT interval := '7 days';  -- a longer hold is renewed before it runs out
 BEGIN
-    IF p_reason IS NOT NULL AND (btrim(p_reason) = '' OR p_for IS NULL OR p_for <= '0') THEN
-        RAISE EXCEPTION 'a hold needs a reason and a positive duration'
+    IF p_reason IS NOT NULL AND (btrim(p_reason) = '' OR p_for IS NULL OR p_for <= '0' OR p_for > v_max) THEN
+        RAISE EXCEPTION 'a hold needs a reason and a positive duration of at most %', v_max
             USING ERRCODE = 'invalid_parameter_value', DETAIL = format('p_for is %s', p_for),
-                  HINT = 'e.g. hold(''public.tickets'', ''backup running'', ''30 min''); p_reason NULL lifts a hold';
+                  HINT = 'e.g. hold(''public.tickets'', ''backup running'', ''30 min''); renew a longer hold '
+                         'before it runs out; p_reason NULL lifts a hold';
     END IF;
     v_run_id := token_rotation.open_run(p_table);
+    PERFORM token_rotation.authorize_run(v_run_id, NULL, 'control');
     UPDATE token_rotation.runs
-       SET hold_reason = left(p_reason, 200),
+       SET hold_reason = left(regexp_replace(p_reason, '[[:cntrl:]\u0080-\u009f]', ' ', 'g'), 200),
            hold_until = CASE WHEN p_reason IS NOT NULL THEN clock_timestamp() + p_for END
      WHERE run_id = v_run_id;
     RETURN v_run_id;

@@ -25,6 +25,7 @@ CREATE OR REPLACE FUNCTION token_rotation.set_options(
 )
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -42,6 +43,7 @@ BEGIN
                                 array_to_string(v_unsettable, ', '));
     END IF;
     v_run_id := token_rotation.open_run(p_table);
+    PERFORM token_rotation.authorize_run(v_run_id, NULL, 'control');
     SELECT coalesce(r.options, '{}') INTO v_stored FROM token_rotation.runs r WHERE r.run_id = v_run_id;
     v_options := (v_stored - coalesce(p_unset, '{}'))
                  || jsonb_strip_nulls(jsonb_build_object(

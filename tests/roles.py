@@ -43,7 +43,7 @@ def grant_recipe(
         for line in GRANTS.read_text().splitlines()
         if line.startswith("GRANT") and (skip is None or skip not in line)
     ]
-    assert len(statements) >= (4 if skip else 5)
+    assert len(statements) >= (3 if skip else 4)
     for statement in statements:
         statement = statement.replace("public.tickets", table)
         conn.execute(re.sub(r"\brotator\b", sql.Identifier(role).as_string(conn), statement))

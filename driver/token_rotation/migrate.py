@@ -70,6 +70,68 @@ RETIRED = (
 )
 
 
+OWNERSHIP_GUARD = f"""
+SELECT pg_catalog.set_config('token_rotation.saved_search_path',
+                             COALESCE(NULLIF(pg_catalog.current_setting('token_rotation.saved_search_path', true),
+                                             ''), pg_catalog.current_setting('search_path')), true),
+       pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+DO $guard_owner$
+DECLARE
+    v_owner  name;
+    v_others text;
+BEGIN
+    SELECT pg_catalog.pg_get_userbyid(n.nspowner) INTO v_owner
+      FROM pg_catalog.pg_namespace n WHERE n.nspname = '{SCHEMA}';
+    IF NOT FOUND THEN
+        CREATE SCHEMA {SCHEMA};
+        RETURN;
+    END IF;
+    IF v_owner <> current_user THEN
+        RAISE EXCEPTION 'schema {SCHEMA} is owned by role %, not by %', v_owner, current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'the tool installs into a schema of its own, owned by the installing role, so that no '
+                           'other role can replace its routines or write its tables',
+                  HINT = format('install as the role that installed it (SET ROLE %I); if nobody installed it, '
+                                'find out who created it before you drop it', v_owner);
+    END IF;
+    SELECT string_agg(o.what, ', ' ORDER BY o.what) INTO v_others
+      FROM (SELECT format('%s %s owned by %s', CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view'
+                                                ELSE 'relation' END, c.relname, pg_catalog.pg_get_userbyid(c.relowner))
+              FROM pg_catalog.pg_class c
+             WHERE c.relnamespace = '{SCHEMA}'::regnamespace AND c.relowner <> current_user::regrole
+            UNION ALL
+            SELECT format('routine %s owned by %s', p.oid::regprocedure, pg_catalog.pg_get_userbyid(p.proowner))
+              FROM pg_catalog.pg_proc p
+             WHERE p.pronamespace = '{SCHEMA}'::regnamespace AND p.proowner <> current_user::regrole
+            UNION ALL
+            SELECT format('type %s owned by %s', t.typname, pg_catalog.pg_get_userbyid(t.typowner))
+              FROM pg_catalog.pg_type t
+             WHERE t.typnamespace = '{SCHEMA}'::regnamespace AND t.typowner <> current_user::regrole) AS o(what);
+    IF v_others IS NOT NULL THEN
+        RAISE EXCEPTION 'schema {SCHEMA} holds objects of other roles than %', current_user
+            USING ERRCODE = 'insufficient_privilege', DETAIL = v_others,
+                  HINT = 'every object of the tool''s schema must belong to the installing role: remove or '
+                         'reassign those objects (after finding out who created them), then install again';
+    END IF;
+END
+$guard_owner$;
+"""
+"""The first step of every install and upgrade (and of every re-application of the routines): the path of
+the migration's transaction pinned to pg_catalog, pg_temp until RESTORE_PATH (views bind nothing of the
+installing session's schemas), and the schema created if missing; a schema, or anything in it, owned by another role
+than the installing one stops everything (TimescaleDB's rule: CREATE OR REPLACE keeps the owner of what it
+replaces, so installing into another role's schema would leave that role owning the tool)."""
+
+
+RESTORE_PATH = """
+SELECT pg_catalog.set_config('search_path',
+                             pg_catalog.current_setting('token_rotation.saved_search_path'), true),
+       pg_catalog.set_config('token_rotation.saved_search_path', '', true);
+"""
+"""The last step of re-applying the routines: the migration's transaction gets back the search_path it had
+before OWNERSHIP_GUARD (an application's own migrations may run after ours in it)."""
+
+
 def folder(resource: Traversable) -> Path:
     """The folder on disk of a packaged resource folder: Alembic reads its files by path (pip, pipx and
     editable installs all unpack the package, so this is a plain path)."""
@@ -142,8 +204,10 @@ def forget_routines_applied(connection: Connection | MockConnection) -> None:
 def apply_routines(connection: Connection | MockConnection) -> None:
     """Creates or replaces every routine from sql/, file by file in file-name order. A CALL already running
     keeps the definition it started with; nothing that depends on a routine is dropped."""
+    run_script(connection, OWNERSHIP_GUARD)
     for file in routine_files():
         run_script(connection, f"-- {file.name}\n" + routine_sql(file))
+    run_script(connection, RESTORE_PATH)
     _flags(connection)[ROUTINES_APPLIED] = True
 
 
