@@ -72,8 +72,9 @@ RETIRED = (
 
 OWNERSHIP_GUARD = f"""
 SELECT pg_catalog.set_config('token_rotation.saved_search_path',
-                             COALESCE(NULLIF(pg_catalog.current_setting('token_rotation.saved_search_path', true),
-                                             ''), pg_catalog.current_setting('search_path')), true),
+                             COALESCE(NULLIF(pg_catalog.current_setting('token_rotation.saved_search_path',
+                                                                         true), ''),
+                                      pg_catalog.current_setting('search_path')), true),
        pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 DO $guard_owner$
 DECLARE
@@ -89,24 +90,27 @@ BEGIN
     IF v_owner <> current_user THEN
         RAISE EXCEPTION 'schema {SCHEMA} is owned by role %, not by %', v_owner, current_user
             USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'the tool installs into a schema of its own, owned by the installing role, so that no '
-                           'other role can replace its routines or write its tables',
-                  HINT = format('install as the role that installed it (SET ROLE %I); if nobody installed it, '
-                                'find out who created it before you drop it', v_owner);
+                  DETAIL = 'the tool installs into a schema of its own, owned by the installing role, so '
+                           'that no other role can replace its routines or write its tables',
+                  HINT = format('install as the role that installed it (SET ROLE %I); if nobody installed '
+                                'it, find out who created it before you drop it', v_owner);
     END IF;
     SELECT string_agg(o.what, ', ' ORDER BY o.what) INTO v_others
-      FROM (SELECT format('%s %s owned by %s', CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view'
-                                                ELSE 'relation' END, c.relname, pg_catalog.pg_get_userbyid(c.relowner))
+      FROM (SELECT format('%s %s owned by %s',
+                          CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view' ELSE 'relation' END,
+                          c.relname, pg_catalog.pg_get_userbyid(c.relowner))
               FROM pg_catalog.pg_class c
              WHERE c.relnamespace = '{SCHEMA}'::regnamespace AND c.relowner <> current_user::regrole
             UNION ALL
-            SELECT format('routine %s owned by %s', p.oid::regprocedure, pg_catalog.pg_get_userbyid(p.proowner))
+            SELECT format('routine %s owned by %s', p.oid::regprocedure,
+                          pg_catalog.pg_get_userbyid(p.proowner))
               FROM pg_catalog.pg_proc p
              WHERE p.pronamespace = '{SCHEMA}'::regnamespace AND p.proowner <> current_user::regrole
             UNION ALL
             SELECT format('type %s owned by %s', t.typname, pg_catalog.pg_get_userbyid(t.typowner))
               FROM pg_catalog.pg_type t
-             WHERE t.typnamespace = '{SCHEMA}'::regnamespace AND t.typowner <> current_user::regrole) AS o(what);
+             WHERE t.typnamespace = '{SCHEMA}'::regnamespace AND t.typowner <> current_user::regrole
+           ) AS o(what);
     IF v_others IS NOT NULL THEN
         RAISE EXCEPTION 'schema {SCHEMA} holds objects of other roles than %', current_user
             USING ERRCODE = 'insufficient_privilege', DETAIL = v_others,
@@ -118,9 +122,9 @@ $guard_owner$;
 """
 """The first step of every install and upgrade (and of every re-application of the routines): the path of
 the migration's transaction pinned to pg_catalog, pg_temp until RESTORE_PATH (views bind nothing of the
-installing session's schemas), and the schema created if missing; a schema, or anything in it, owned by another role
-than the installing one stops everything (TimescaleDB's rule: CREATE OR REPLACE keeps the owner of what it
-replaces, so installing into another role's schema would leave that role owning the tool)."""
+installing session's schemas), and the schema created if missing; a schema, or anything in it, owned by
+another role than the installing one stops everything (TimescaleDB's rule: CREATE OR REPLACE keeps the
+owner of what it replaces, so installing into another role's schema would leave that role owning the tool)."""
 
 
 RESTORE_PATH = """

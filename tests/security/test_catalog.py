@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import psycopg
 
-# Routines that cannot carry `SET search_path`: a procedure that COMMITs (rotate), and the function whose job is
-# to set the path for rotate()'s transactions (a SET clause would undo it on return). Both name every object
-# with its schema until the path is pinned.
+# Routines that cannot carry `SET search_path`: a procedure that COMMITs (rotate), and the function whose job
+# is to set the path for rotate()'s transactions (a SET clause would undo it on return). Both name every
+# object with its schema until the path is pinned.
 WITHOUT_SET_CLAUSE = {"token_rotation.rotate", "token_rotation.pin_settings"}
 
 # The functions that write the tool's tables, as its owner, after authorize() / authorize_run().
@@ -47,7 +47,7 @@ def test_every_routine_but_rotate_and_pin_settings_pins_its_search_path(conn: ps
 
 
 def test_only_the_bookkeeping_functions_run_as_the_tools_owner(conn: psycopg.Connection) -> None:
-    """SECURITY DEFINER is on exactly the functions that write the tool's tables, and no routine sets a role."""
+    """SECURITY DEFINER is on exactly the functions that write the tool's tables; no routine sets a role."""
     found = routines(conn)
     assert {name for _, name, definer, _ in found if definer} == SECURITY_DEFINER
     assert [
