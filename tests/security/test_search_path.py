@@ -1,7 +1,8 @@
 """Finding 4 of issue 17: look-alikes of built-ins in a schema on the caller's search_path never run.
 
-CVE-2018-1058's pattern: an unqualified call whose pg_catalog candidate is polymorphic, VARIADIC "any" or needs
-a cast loses to an exact-type function of the same name in any schema on the path, pg_catalog first or not.
+CVE-2018-1058's pattern: an unqualified call whose pg_catalog candidate is polymorphic, VARIADIC "any" or
+needs a cast loses to an exact-type function of the same name in any schema on the path, pg_catalog first
+or not.
 The attacker (CREATE on public, as many installations still allow) plants such look-alikes of what the
 engine calls; the superuser then rotates, resumes, controls and inspects a run with public on its path.
 """
@@ -51,8 +52,8 @@ def test_look_alikes_in_the_callers_schemas_never_run_during_a_superusers_run(
     conn.execute('SET search_path = "$user", public')
     before = snapshot(conn)
     conn.execute(
-        "CALL token_rotation.rotate('public.tickets', p_batch_size => 100, p_max_batches => 3, p_workers => 2,"
-        " p_quiet => true)"
+        "CALL token_rotation.rotate('public.tickets', p_batch_size => 100, p_max_batches => 3,"
+        " p_workers => 2, p_quiet => true)"
     )
     conn.execute("SELECT token_rotation.pause('public.tickets'), token_rotation.unpause('public.tickets')")
     conn.execute("SELECT token_rotation.hold('public.tickets', 'backup', '1 min')")
