@@ -1,0 +1,156 @@
+"""Attacks on the install (issue 17, finding 5): a role with CREATE on the database creates the schema
+token_rotation, and a routine in it, before the DBA installs the tool. The install must stop and name that
+role as the owner, leave nothing of the tool in the role's schema, and own all it installs once the role's
+schema is gone; no table or view of the tool is granted to PUBLIC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pytest_postgresql.executors import NoopExecutor
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from token_rotation import migrate
+
+from conftest import dsn_as
+from roles import temporary_role
+
+# what the squatter puts into its schema token_rotation: a routine of its own, or one with the name and
+# signature of a routine of the tool (whose CREATE OR REPLACE would then meet it)
+SQUATS = {
+    "own-routine": "CREATE FUNCTION token_rotation.backdoor() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
+    "tool-routine": "CREATE FUNCTION token_rotation.lock_space() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
+}
+
+
+@pytest.fixture
+def empty_dsn(postgresql_proc: NoopExecutor) -> Iterator[str]:
+    """DSN of a new, empty database, dropped afterwards (as tests/conftest.py's new_database, which cannot be
+    imported from here: this folder's conftest shadows that module name)."""
+    name = f"tr_sec_{uuid.uuid4().hex[:8]}"
+    with DatabaseJanitor(
+        user=postgresql_proc.user,
+        host=postgresql_proc.host,
+        port=postgresql_proc.port,
+        password=postgresql_proc.password,
+        dbname=name,
+    ):
+        yield make_conninfo(
+            host=postgresql_proc.host,
+            port=str(postgresql_proc.port),
+            user=postgresql_proc.user,
+            dbname=name,
+            **({"password": postgresql_proc.password} if postgresql_proc.password else {}),
+        )
+
+
+@pytest.fixture
+def admin(empty_dsn: str) -> Iterator[psycopg.Connection]:
+    """The installing superuser's autocommit session on the new database."""
+    with psycopg.connect(empty_dsn, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def squatter(admin: psycopg.Connection, empty_dsn: str) -> Iterator[str]:
+    """A LOGIN role with CREATE on the new database and nothing else."""
+    database = sql.Identifier(str(conninfo_to_dict(empty_dsn)["dbname"]))
+    with temporary_role(admin, "tr_squatter") as role:
+        admin.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(database, sql.Identifier(role)))
+        yield role
+        # an install that went on left the tool's tables in the role's schema: DROP OWNED BY would stop there
+        admin.execute("DROP SCHEMA IF EXISTS token_rotation CASCADE")
+
+
+@pytest.fixture
+def squatter_conn(empty_dsn: str, squatter: str) -> Iterator[psycopg.Connection]:
+    """An autocommit session logged in as the squatter."""
+    with psycopg.connect(dsn_as(empty_dsn, squatter), autocommit=True) as connection:
+        yield connection
+
+
+def squat(squatter_conn: psycopg.Connection, routine: str) -> None:
+    """The squatter creates schema token_rotation and a routine in it."""
+    squatter_conn.execute("CREATE SCHEMA token_rotation")
+    squatter_conn.execute(routine)
+
+
+def owners(admin: psycopg.Connection) -> dict[str, str]:
+    """Every object in schema token_rotation, the schema included, and its owner."""
+    rows = admin.execute(
+        "SELECT 'schema token_rotation', nspowner::regrole::text FROM pg_namespace"
+        " WHERE nspname = 'token_rotation'"
+        " UNION ALL SELECT 'relation ' || oid::regclass::text, relowner::regrole::text FROM pg_class"
+        " WHERE relnamespace = to_regnamespace('token_rotation')"
+        " UNION ALL SELECT 'routine ' || oid::regprocedure::text, proowner::regrole::text FROM pg_proc"
+        " WHERE pronamespace = to_regnamespace('token_rotation')"
+    ).fetchall()
+    return {name: owner for name, owner in rows}
+
+
+def public_grants_on_relations(connection: psycopg.Connection) -> list[tuple[str, str]]:
+    """(relation, privilege) for every privilege a table, view or sequence of the tool grants to PUBLIC."""
+    return [
+        (str(r[0]), str(r[1]))
+        for r in connection.execute(
+            "SELECT c.oid::regclass::text, a.privilege_type FROM pg_class c, aclexplode(c.relacl) AS a"
+            " WHERE c.relnamespace = 'token_rotation'::regnamespace AND a.grantee = 0 ORDER BY 1, 2"
+        )
+    ]
+
+
+@pytest.mark.parametrize("routine", SQUATS.values(), ids=SQUATS.keys())
+def test_install_stops_at_a_token_rotation_schema_another_role_owns_and_names_it(
+    empty_dsn: str, admin: psycopg.Connection, squatter: str, squatter_conn: psycopg.Connection, routine: str
+) -> None:
+    """Finding 5: with schema token_rotation and a routine in it created by a role with CREATE on the
+    database, the superuser's install fails with an error naming that role as the owner, and leaves nothing
+    of the tool in the role's schema."""
+    squat(squatter_conn, routine)
+    squatted = owners(admin)
+    refused: Exception | None = None
+    try:
+        migrate.upgrade(empty_dsn)
+    except Exception as error:
+        refused = error
+    after = owners(admin)
+    installed = sorted(name for name in after if name not in squatted)
+    kept = sorted(name for name, owner in after.items() if owner == squatter)
+    left_nothing = not installed
+    assert left_nothing, (
+        f"install went on in schema token_rotation owned by {squatter}: it put {len(installed)} objects of"
+        f" the tool there, and {squatter} owns {', '.join(kept)}"
+    )
+    assert refused is not None, "install went on in a schema owned by another role"
+    assert squatter in str(refused), f"the error does not name the owner {squatter}: {refused}"
+
+
+@pytest.mark.parametrize("routine", SQUATS.values(), ids=SQUATS.keys())
+def test_once_the_squatters_schema_is_dropped_install_owns_everything_it_installs(
+    empty_dsn: str, admin: psycopg.Connection, squatter: str, squatter_conn: psycopg.Connection, routine: str
+) -> None:
+    """Finding 5: after the squatter drops its schema, the install works, the installing role owns the schema
+    and every table and routine in it, and no table or view of the tool grants anything to PUBLIC."""
+    squat(squatter_conn, routine)
+    with contextlib.suppress(Exception):  # refused (the test above), or not on code that lets it through
+        migrate.upgrade(empty_dsn)
+    squatter_conn.execute("DROP SCHEMA token_rotation CASCADE")
+    migrate.upgrade(empty_dsn)
+    installer = admin.execute("SELECT current_user").fetchone()
+    assert installer is not None
+    objects = owners(admin)
+    assert len([o for o in objects if o.startswith("routine ")]) >= len(migrate.routines()) - 1
+    assert {name: owner for name, owner in objects.items() if owner != installer[0]} == {}
+    assert public_grants_on_relations(admin) == []
+
+
+def test_no_table_or_view_of_the_tool_grants_anything_to_public(conn: psycopg.Connection) -> None:
+    """Finding 5: an installed tool grants no privilege on its tables and views to PUBLIC."""
+    assert public_grants_on_relations(conn) == []
