@@ -120,6 +120,7 @@ BEGIN
     PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
     v_search_path := concat_ws(', ', 'pg_catalog', nullif(btrim(v_search_path), ''), 'pg_temp');
     PERFORM token_rotation.check_transaction();
+    PERFORM token_rotation.check_privileges();
     v_given := jsonb_build_object('column', p_column, 'batch_size', p_batch_size, 'sleep', p_sleep,
                                   'lock_timeout', p_lock_timeout, 'lock_retries', p_lock_retries,
                                   'target_batch_time', p_target_batch_time, 'max_replication_lag', p_max_replication_lag,
@@ -138,7 +139,6 @@ BEGIN
     SELECT * INTO v_value FROM token_rotation.token_value(p_table, v_column, v_options->>'format', v_options->>'prefix',
                                                           v_options->>'previous_column', v_options->>'rotated_at_column');
     v_options := v_options || jsonb_build_object('format', v_value.token_format);
-    PERFORM token_rotation.check_privileges();
     COMMIT;  -- nothing changed yet: inside a transaction block this is where PostgreSQL refuses the CALL
     PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
 

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from token_rotation import SQL_DIR
 
@@ -47,3 +48,11 @@ def grant_recipe(
     for statement in statements:
         statement = statement.replace("public.tickets", table)
         conn.execute(re.sub(r"\brotator\b", sql.Identifier(role).as_string(conn), statement))
+
+
+def dsn_as(dsn: str, role: str) -> str:
+    """The test database's DSN with another login role (trust authentication on the test servers)."""
+    params = conninfo_to_dict(dsn)
+    params["user"] = role
+    params.pop("password", None)
+    return make_conninfo(**{k: str(v) for k, v in params.items()})

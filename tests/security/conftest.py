@@ -12,10 +12,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from helpers import make_table
-from roles import grant_recipe, temporary_role
+from roles import dsn_as, grant_recipe, temporary_role
 
 
 @pytest.fixture
@@ -35,14 +34,6 @@ def attacker(conn: psycopg.Connection) -> Iterator[str]:
         conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
         yield role
         conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(sql.Identifier(role)))
-
-
-def dsn_as(dsn: str, role: str) -> str:
-    """The test database's DSN with another login role (trust authentication on the test servers)."""
-    params = conninfo_to_dict(dsn)
-    params["user"] = role
-    params.pop("password", None)
-    return make_conninfo(**{k: str(v) for k, v in params.items()})
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import dsn_as
 from helpers import Snapshot, assert_rotated_exactly_once, last_run_id, snapshot, table_checksum
+from roles import dsn_as
 
 VICTIM = "public.tickets"
 OWN = "public.attacker_tickets"

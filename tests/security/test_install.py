@@ -19,8 +19,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from token_rotation import migrate
 
-from conftest import dsn_as
-from roles import temporary_role
+from roles import dsn_as, temporary_role
 
 # what the squatter puts into its schema token_rotation: a routine of its own, or one with the name and
 # signature of a routine of the tool (whose CREATE OR REPLACE would then meet it)
