@@ -14,7 +14,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from helpers import assert_rotated_exactly_once, last_run_id, snapshot
+from helpers import assert_rotated_exactly_once, last_run_id, snapshot, table_checksum
 
 ROWS = 3000
 # mixed-case keys, whose case-insensitive or linguistic order differs from their byte order ('b.' < 'C.')
@@ -139,3 +139,55 @@ def test_a_key_of_a_collated_domain_under_another_collation_rotates_every_row_on
     )
     conn.execute("CALL token_rotation.rotate('public.tickets', p_batch_size => 97, p_quiet => true)")
     assert_rotated_exactly_once(conn, before, last_run_id(conn, "public.tickets"), "public.tickets")
+
+
+GRACE_TABLE = (
+    "CREATE TABLE public.tickets (id integer PRIMARY KEY,"
+    " token uuid NOT NULL UNIQUE DEFAULT gen_random_uuid(),"
+    " previous_token uuid NOT NULL UNIQUE DEFAULT gen_random_uuid(),"
+    " rotated_at timestamptz NOT NULL, title text NOT NULL)"
+)
+GRACE_ROWS = (
+    "INSERT INTO public.tickets (id, rotated_at, title)"
+    " SELECT g, timestamptz '2026-01-01' + g * interval '1 second', 't' || g"
+    " FROM generate_series(1, 3000) AS g"
+)
+
+
+@pytest.mark.parametrize("key", ["previous_token", "rotated_at"])
+def test_a_key_naming_a_grace_column_is_refused_before_anything_changes(
+    conn: psycopg.Connection, key: str
+) -> None:
+    """p_key naming the previous-token or the rotated-at column (each NOT NULL with a unique index, so a key
+    describe_target() accepts): refused with 22023, a DETAIL and a HINT; no run, no row changed."""
+    conn.execute(GRACE_TABLE)
+    conn.execute(GRACE_ROWS)
+    if key == "rotated_at":  # unique only here: a batch gives all its rows one rotated_at
+        conn.execute("CREATE UNIQUE INDEX tickets_rotated_at ON public.tickets (rotated_at)")
+    checksum = table_checksum(conn, "public.tickets")
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as refused:
+        conn.execute(
+            "CALL token_rotation.rotate('public.tickets', p_key => %s, p_previous_column => 'previous_token',"
+            " p_rotated_at_column => 'rotated_at', p_batch_size => 500, p_quiet => true)",
+            ([key],),
+        )
+    assert key in (refused.value.diag.message_primary or "")
+    assert refused.value.diag.message_detail and refused.value.diag.message_hint
+    assert table_checksum(conn, "public.tickets") == checksum
+    assert conn.execute("SELECT count(*) FROM token_rotation.runs").fetchone() == (0,)
+
+
+def test_a_key_naming_the_token_column_is_refused_before_anything_changes(conn: psycopg.Connection) -> None:
+    """p_key naming the token column, with grace columns: refused (0A000, as before) with a DETAIL and a
+    HINT; no run, no row changed."""
+    conn.execute(GRACE_TABLE)
+    conn.execute(GRACE_ROWS)
+    checksum = table_checksum(conn, "public.tickets")
+    with pytest.raises(psycopg.errors.FeatureNotSupported) as refused:
+        conn.execute(
+            "CALL token_rotation.rotate('public.tickets', p_key => '{token}',"
+            " p_previous_column => 'previous_token', p_rotated_at_column => 'rotated_at', p_quiet => true)"
+        )
+    assert refused.value.diag.message_detail and refused.value.diag.message_hint
+    assert table_checksum(conn, "public.tickets") == checksum
+    assert conn.execute("SELECT count(*) FROM token_rotation.runs").fetchone() == (0,)
