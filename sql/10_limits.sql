@@ -14,6 +14,7 @@ CREATE OR REPLACE FUNCTION token_rotation.limits(
     , OUT health_interval    interval
 )
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 1000000, 64, 100, 100000, 10000, interval '1 second', interval '250 milliseconds' $$;
 
 COMMENT ON FUNCTION token_rotation.limits() IS

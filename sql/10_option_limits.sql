@@ -13,6 +13,7 @@ CREATE OR REPLACE FUNCTION token_rotation.option_limits(
     , OUT max_replay_lag        interval
 )
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT interval '1 millisecond', interval '2147483647 milliseconds', interval '1 hour', interval '1 minute',
            interval '1 day'

@@ -8,8 +8,9 @@
 -- for most keys (measured in BENCHMARKS.md, "The engine against one bare UPDATE"). The UPDATE still takes the
 -- key range, so a key deleted meanwhile only makes its batch smaller; rows inserted into the range of a batch
 -- found ahead make that batch larger than batch_size. An error (a cancel, a lock timeout on the table) is
--- returned in err_state / err_msg, as run_batch() does, for rotate() to handle. No SET clause: it runs under
--- the settings rotate() pinned (pin_settings()), which shape how the text bounds are read. Called by rotate():
+-- returned in err_state / err_msg, as run_batch() does, for rotate() to handle. Its SET clause is the
+-- search_path alone: it keeps the other settings rotate() pinned (pin_settings()), which shape how the text
+-- bounds are read. Called by rotate():
 --   SELECT * FROM token_rotation.batch_ends(k.end_after, k.end_first, NULL, '{1000000}', 3000, 10000, '1s');
 CREATE OR REPLACE FUNCTION token_rotation.batch_ends(
       p_end_after  text
@@ -24,6 +25,7 @@ CREATE OR REPLACE FUNCTION token_rotation.batch_ends(
     , OUT err_msg   text
 )
 LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
     -- @plpgsql_check_options: security_warnings = false
     -- (its EXECUTEs run statements from key_range_sql(), identifiers quoted with %I, values bound with

@@ -131,11 +131,11 @@ BEGIN
     v_options := token_rotation.run_options(p_table, v_given);
     v_column := v_options->>'column';
     SELECT * INTO v_opt FROM token_rotation.option_values(v_options);
-    PERFORM token_rotation.check_arguments(v_options, p_workers, p_max_batches, p_quiet);
     v_key := coalesce(p_key, (SELECT r.key_columns FROM token_rotation.runs r
                                 WHERE r.target = p_table AND r.state IN ('active', 'paused')));
     SELECT d.qualified, d.key_columns INTO v_target, v_key
       FROM token_rotation.describe_target(p_table, v_column, v_key) AS d;
+    PERFORM token_rotation.check_arguments(v_options, p_workers, p_max_batches, p_quiet, v_key);
     SELECT * INTO v_value FROM token_rotation.token_value(p_table, v_column, v_options->>'format', v_options->>'prefix',
                                                           v_options->>'previous_column', v_options->>'rotated_at_column');
     v_options := v_options || jsonb_build_object('format', v_value.token_format);
