@@ -1,7 +1,8 @@
 """Choosing and opening the database connection.
 
 Which database, in order: `--dsn`, else DATABASE_URL, else the libpq PG* variables (PGHOST, PGDATABASE, ...),
-else the embedded server in ./.pgdata, started on demand. A DSN is only ever shown through `masked()`.
+else the embedded server in ./.pgdata, started on demand. A DSN is only ever shown through `masked()`,
+which hides every secret option libpq knows (password, sslpassword, ...).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from token_rotation import server
@@ -28,19 +30,32 @@ class Target:
     embedded: bool = False
 
     def masked(self) -> str:
-        """The DSN with its password masked; where it came from when it is empty (the PG* variables)."""
+        """The DSN without its secrets (masked()); where it came from when it is empty (the PG* variables)."""
         return masked(self.dsn) if self.dsn else self.source
 
 
+# connection options whose value is a secret: libpq's own list (PQconndefaults marks them with dispchar "*":
+# password, sslpassword, and oauth_client_secret since libpq 18), and these whatever the libpq in use knows
+KNOWN_SECRETS = frozenset({"password", "sslpassword", "oauth_client_secret"})
+
+
+def secret_keywords() -> frozenset[str]:
+    """The connection options that hold a secret, as libpq declares them, plus KNOWN_SECRETS."""
+    declared = {o.keyword.decode() for o in pq.Conninfo.get_defaults() if o.dispchar == b"*" and o.keyword}
+    return KNOWN_SECRETS | declared
+
+
 def masked(dsn: str) -> str:
-    """The DSN with its password replaced by ***; a DSN that does not parse is hidden whole."""
+    """The one way a DSN is shown (install, seed, `rotating run ... in <dsn>`, --json's database): parsed by
+    libpq's rules (URL or key=value), every secret option (secret_keywords) replaced by ***; a DSN that does
+    not parse is hidden whole."""
     try:
         params = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         return "<unparsable DSN>"
-    if params.get("password"):
-        params["password"] = "***"
-    return make_conninfo(**params)  # type: ignore[arg-type]
+    secrets = secret_keywords()
+    shown = {k: ("***" if k in secrets and v not in (None, "") else v) for k, v in params.items()}
+    return make_conninfo(**shown)  # type: ignore[arg-type]
 
 
 def resolve(dsn: str | None, *, start_embedded: bool = True) -> Target:
