@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from token_rotation.errors import EXIT_BAD_INPUT, EXIT_OTHER, ToolError
+from token_rotation.errors import EXIT_BAD_INPUT, EXIT_OTHER, ToolError, printable, redact
 from token_rotation.rotation import OPTIONS_CHANGED, named_arguments
 
 PROGRESS_COLUMNS = (
@@ -67,11 +67,23 @@ class Progress:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Progress:
+        """A row of the view, its text made safe to show: the free text (another role's hold reason, an
+        error, application names) through redact(), the names through printable()."""
         values = {k: row[k] for k in cls.__dataclass_fields__}
+        for key in ("throttled", "last_error", "xmin_holders"):
+            values[key] = server_text(values[key])
+        for key in ("table_name", "token_column"):
+            values[key] = printable(values[key])
         for key in ("working", "rows_done", "rows_per_second", "batches_done", "slices_left", "free_slices"):
             values[key] = int(values[key] or 0)
         values["elapsed"] = float(values["elapsed"] or 0.0)
         return cls(**values)
+
+
+def server_text(text: str | None) -> str | None:
+    """Free text read from the server (a reason, an error, a NOTICE, application names), as it may be shown:
+    redacted of anything token- or password-shaped and of control characters (errors.redact)."""
+    return None if text is None else redact(text)
 
 
 def check_installed(conn: psycopg.Connection) -> None:
@@ -163,7 +175,7 @@ def holders(conn: psycopg.Connection, run_id: int) -> str | None:
     slice, state; None when nobody works on it."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute("SELECT token_rotation.holders(%s) AS holders", (run_id,)).fetchone()
-    return str(row["holders"]) if row and row["holders"] else None
+    return server_text(str(row["holders"])) if row and row["holders"] else None
 
 
 def control(conn: psycopg.Connection, table: str, function: str) -> tuple[int, str]:
@@ -230,7 +242,9 @@ def retune(conn: psycopg.Connection, table: str, given: dict[str, Any], unset: l
         unset = [*unset, "target_batch_time"]
     changed: list[str] = []
     conn.add_notice_handler(
-        lambda diag: changed.append(diag.message_primary or "") if diag.sqlstate == OPTIONS_CHANGED else None
+        lambda diag: (
+            changed.append(redact(diag.message_primary or "")) if diag.sqlstate == OPTIONS_CHANGED else None
+        )
     )
     args, params = named_arguments(given)
     params |= {"table": oid, "unset": sorted(set(unset)) or None}

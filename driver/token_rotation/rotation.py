@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from token_rotation import connection
+from token_rotation.errors import redact
 
 # passed as seconds, turned into intervals
 INTERVALS = {"sleep", "lock_timeout", "target_batch_time", "max_replay_lag"}
@@ -163,13 +164,13 @@ class Rotation:
 
     def _on_notice(self, diag: psycopg.errors.Diagnostic) -> None:
         """Keeps WARNINGs and changed options (their primary message only: a DETAIL could in principle quote
-        a row)."""
+        a row), redacted (errors.redact: no token shape, no control character)."""
         if diag.severity_nonlocalized == "WARNING" and diag.message_primary:
             with self._lock:
-                self.warnings.append(diag.message_primary)
+                self.warnings.append(redact(diag.message_primary))
         elif diag.sqlstate == OPTIONS_CHANGED and diag.message_primary:
             with self._lock:
-                self.changes.append(diag.message_primary)
+                self.changes.append(redact(diag.message_primary))
 
     def _finish(self, error: psycopg.Error | None) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ search path). Each test plays the attack and asserts that it fails."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,8 +12,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from token_rotation import throttle
+from token_rotation.errors import redact
 
 from background import ROOT, cli_env, run_cli
 from helpers import make_table, snapshot
@@ -88,3 +91,169 @@ def test_settings_a_throttle_query_makes_do_not_survive_to_its_next_poll(
         assert seen == ("", "1s", "on")
     finally:
         gate.close(None)
+
+
+def test_a_token_quoted_in_a_throttle_query_error_is_not_printed(dsn: str, conn: psycopg.Connection) -> None:
+    """A throttle query whose error message quotes a base64url token (an invalid cast of it) is refused
+    without the token in anything printed."""
+    make_table(conn, rows=100)
+    conn.execute("CREATE TABLE public.api_keys (key text)")
+    conn.execute("INSERT INTO public.api_keys VALUES (%s)", (BASE64URL_SECRET,))
+    done = run_cli(
+        dsn,
+        "rotate",
+        "--table",
+        "tickets",
+        "--throttle-query",
+        "SELECT key::integer > 0 FROM public.api_keys",
+    )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "invalid input syntax for type integer" in done.stderr
+    assert BASE64URL_SECRET not in done.stdout + done.stderr
+    assert BASE64URL_SECRET[:12] not in done.stdout + done.stderr
+
+
+def test_sslpassword_and_password_in_database_url_are_never_printed(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """DATABASE_URL with a password and an sslpassword: install, rotate and rotate --json print the database
+    they use, and neither secret."""
+    make_table(conn, rows=300)
+    secret_dsn = make_conninfo(dsn, password=PASSWORD, sslpassword=SSL_PASSWORD)
+    outputs = {
+        "install": run_cli_env(secret_dsn, "install"),
+        "rotate": run_cli_env(
+            secret_dsn, "rotate", "--table", "tickets", "--no-reclaim", "--max-batches", "1"
+        ),
+        "rotate --json": run_cli_env(secret_dsn, "rotate", "--table", "tickets", "--no-reclaim", "--json"),
+    }
+    for name, done in outputs.items():
+        assert done.returncode == 0, (name, done.stderr)
+    assert "installed token_rotation in" in outputs["install"].stdout
+    assert "rotating run" in outputs["rotate"].stdout
+    events = [json.loads(line) for line in outputs["rotate --json"].stdout.splitlines()]
+    assert any("database" in e for e in events)
+    leaked = [
+        n
+        for n, d in outputs.items()
+        if SSL_PASSWORD in d.stdout + d.stderr or PASSWORD in d.stdout + d.stderr
+    ]
+    assert leaked == []
+
+
+def test_control_characters_in_another_roles_run_do_not_reach_the_terminal(
+    dsn: str, conn: psycopg.Connection, attacker_conn: psycopg.Connection
+) -> None:
+    """Another role's run whose throttled reason and last error carry terminal escapes, a bell, a carriage
+    return and C1 controls: `status` (plain and --json) prints them without any control character, the
+    newline as a space."""
+    attacker_conn.execute(
+        "CALL token_rotation.rotate('public.attacker_tickets', p_batch_size => 100, p_max_batches => 1)"
+    )
+    evil = "\x1b]0;owned\x07\x1b[2Jheld\r\nby \x9b31mthe\x85 dba\x00"[:-1]
+    conn.execute("UPDATE token_rotation.slices SET throttled = %s", (evil,))
+    conn.execute("UPDATE token_rotation.runs SET last_error = %s", (evil,))
+    for args in (("status",), ("status", "--json")):
+        done = run_cli(dsn, *args)
+        assert done.returncode == 0, done.stderr
+        out = done.stdout
+        controls = [c for c in out if (ord(c) < 32 and c != "\n") or 0x7F <= ord(c) <= 0x9F]
+        assert controls == [], args
+        assert "\\u001b" not in out and "\\u0007" not in out, args
+    plain = run_cli(dsn, "status").stdout
+    assert "held by" in plain and "the dba" in plain
+
+
+# token-shaped values the tool can write (formats uuid, hex:N, base64url:N, bytes:N, with a prefix) and
+# libpq secrets; each must be hidden by redact()
+SECRETS = {
+    "uuid": "3f1e2d4c-5b6a-4789-8abc-def012345678",
+    "uuid without hyphens": "3F1E2D4C5B6A47898ABCDEF012345678",
+    "hex:16": "9c41d2e07b3a5f68a1c2e4d6f8091b3c",
+    "hex:32 behind a prefix": "tok_" + "0f1e2d3c4b5a69788796a5b4c3d2e1f0" * 2,
+    "base64url:16": BASE64URL_SECRET,
+    "base64url:32 behind a prefix": "sk_live_" + "aGVsbG8tV29ybGQ_MTIzNDU2Nzg5MGFiY2RlZmdoaWo",
+    "base64url behind a dotted prefix": "app.v1:" + BASE64URL_SECRET,
+    "bytes:16": "\\x9c41d2e07b3a5f68a1c2e4d6f8091b3c",
+    "bytes:2": "\\x9c41",
+}
+PASSWORDS = {
+    "password": f"host=db password={PASSWORD} dbname=x",
+    "quoted password": "host=db password='two words' dbname=x",
+    "sslpassword": f"host=db sslpassword={SSL_PASSWORD}",
+    "oauth_client_secret": "oauth_client_secret=s3cr3t-value",
+    "url": f"postgresql://app:{PASSWORD}@db:5432/x",
+}
+# server text an operator must still read, unchanged
+READABLE = [
+    "throttle query failed: InvalidTextRepresentation (SQLSTATE 22P02)",
+    'relation "public.attacker_tickets_2024_01_01" does not exist',
+    "replica lag 120 MB; archive queue 3 files; autovacuum on public.tickets",
+    "pass the token column with --column (hint: token_rotation_rows_per_second)",
+    "pid 12345 token-rotation/progress slice 2 idle in transaction since 2026-12-03 10:00:00+00",
+    "format base64url:32 needs 43 characters, the column holds varchar(40)",
+    "paused, lock retry 3 of 10, backup running",
+    "deadbeef is a word; 0123456789abcdef (16 hex digits) is short",
+]
+
+
+@pytest.mark.parametrize("name", sorted(SECRETS))
+def test_redact_hides_every_token_shape_the_tool_writes(name: str) -> None:
+    """A uuid, hex, base64url or bytea token, alone or behind a prefix, in server text is replaced."""
+    secret = SECRETS[name]
+    out = redact(f"Failing row contains (42, {secret}, open).")
+    assert "<" in out and out.startswith("Failing row contains (42, ") and out.endswith(", open).")
+    core = secret.split("_")[-1].split(":")[-1].lstrip("\\x")
+    assert core[:10] not in out
+
+
+@pytest.mark.parametrize("name", sorted(PASSWORDS))
+def test_redact_hides_libpq_secrets(name: str) -> None:
+    """A password, an sslpassword, an OAuth client secret or a URL's password in server text is masked."""
+    out = redact(PASSWORDS[name])
+    assert "***" in out
+    assert all(s not in out for s in (PASSWORD, SSL_PASSWORD, "two words", "s3cr3t"))
+
+
+@pytest.mark.parametrize("text", READABLE)
+def test_redact_keeps_ordinary_messages_readable(text: str) -> None:
+    """Words, identifiers, names with digits, SQLSTATEs, times and short hex stay as they are."""
+    assert redact(text) == text
+
+
+def test_redact_strips_control_characters_and_keeps_one_line() -> None:
+    """Escape sequences, a bell, C1 controls and DEL go; a line break or a tab becomes a space."""
+    assert redact("a\x1b[2Jb\x07\r\nc\td\x85e\x9b31m\x7ff\x00\nx") == "a[2Jb c de31mf x"
+
+
+def test_python_and_sql_redaction_agree(conn: psycopg.Connection) -> None:
+    """token_rotation.redact() in SQL gives what errors.redact() gives, on every sample above, on tokens
+    drawn the way the tool draws them, and on control characters."""
+    drawn = conn.execute(
+        "SELECT gen_random_uuid()::text, replace(gen_random_uuid()::text, '-', ''),"
+        " encode(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()), 'hex'),"
+        " rtrim(translate(encode(uuid_send(gen_random_uuid()), 'base64'), '+/', '-_'), '='),"
+        " (uuid_send(gen_random_uuid()))::text"
+    ).fetchone()
+    assert drawn is not None
+    samples = [
+        *(f"Failing row contains (42, {s}, open)." for s in SECRETS.values()),
+        *PASSWORDS.values(),
+        *READABLE,
+        *(f"Key (token)=({s}) already exists" for s in drawn),
+        "a\x1b[2Jb\x07\r\nc\td\x85e\x9b31m\x7ff",
+        "mixed: tok_A1b2C3d4E5f6G7h8I9j0 and \\x00ff and password = 'x y'z and ://u:p@h",
+    ]
+    in_sql = [
+        row[0]
+        for row in conn.execute(
+            "SELECT token_rotation.redact(s) FROM unnest(%s::text[]) WITH ORDINALITY AS t(s, n) ORDER BY n",
+            (samples,),
+        ).fetchall()
+    ]
+    assert in_sql == [redact(s) for s in samples]
+    assert conn.execute("SELECT token_rotation.redact(NULL)").fetchone() == (None,)
+    function = conn.execute(
+        "SELECT provolatile, proconfig FROM pg_proc WHERE oid = 'token_rotation.redact(text)'::regprocedure"
+    ).fetchone()
+    assert function == ("i", ["search_path=pg_catalog, pg_temp"])
