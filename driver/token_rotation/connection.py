@@ -8,6 +8,8 @@ which hides every secret option libpq knows (password, sslpassword, ...).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
@@ -78,11 +80,23 @@ def embedded_notice(target: Target) -> str | None:
     return f"no --dsn, DATABASE_URL or PG* variables: using the embedded demo server in {server.pgdata_dir()}"
 
 
-def connect_for_user(dsn: str, application_name: str) -> psycopg.Connection:
+# the search_path of the driver's side connections: nothing of the caller's schemas (pg_temp is never searched
+# for functions and operators), so that no look-alike function or operator in public or elsewhere on the
+# caller's path can stand in for a built-in the driver's own queries call (CVE-2018-1058)
+PINNED_PATH = "pg_catalog, pg_temp"
+
+
+def connect_for_user(dsn: str, application_name: str, *, pin_path: bool = True) -> psycopg.Connection:
     """connect(), with a DSN that does not parse reported as bad input, without echoing the DSN (it may
-    hold a password)."""
+    hold a password). A side connection (progress, status, verify, control, VACUUM) by default: its
+    search_path pinned to PINNED_PATH (user_path() lends it the caller's path for resolving a name they
+    typed). The connections that CALL rotate() use connect(): they keep the caller's path, for the table's
+    triggers (rotate() pins its own)."""
     try:
-        return connect(dsn, application_name=application_name)
+        conn = connect(dsn, application_name=application_name)
+        if pin_path:
+            conn.execute(f"SET search_path = {PINNED_PATH}")
+        return conn
     except psycopg.ProgrammingError as exc:
         if exc.sqlstate is None:
             reason = str(exc).split(":")[0].strip() or "it does not parse"
@@ -90,6 +104,17 @@ def connect_for_user(dsn: str, application_name: str) -> psycopg.Connection:
                 f"invalid DSN ({reason}): pass a libpq URL or key=value string", EXIT_BAD_INPUT
             ) from None
         raise
+
+
+@contextmanager
+def user_path(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """A transaction on an autocommit connection in which search_path is the caller's own again (the
+    session's default: server, database, role and DSN settings), for resolving a name as they typed it
+    (`--table tickets`). What runs inside must name every function and operator with its schema; the pinned
+    path is back at COMMIT."""
+    with conn.transaction():
+        conn.execute("SET LOCAL search_path TO DEFAULT")
+        yield conn
 
 
 def connect(

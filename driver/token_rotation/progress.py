@@ -16,12 +16,15 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from token_rotation.connection import user_path
 from token_rotation.errors import EXIT_BAD_INPUT, EXIT_OTHER, ToolError, printable, redact
 from token_rotation.rotation import OPTIONS_CHANGED, named_arguments
 
 PROGRESS_COLUMNS = (
-    "run_id, coalesce((SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c"
-    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = table_name),"
+    "run_id, coalesce((SELECT pg_catalog.format('%%I.%%I'::text, n.nspname, c.relname)"
+    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+    " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+    " WHERE c.oid OPERATOR(pg_catalog.=) table_name),"
     " table_name::text) AS table_name, token_column::text AS token_column, state,"
     " sessions AS working, slices, rows_done, rows_total, rows_total_exact,"
     " percent::float8 AS percent, extract(epoch FROM elapsed)::float8 AS elapsed, rows_per_second,"
@@ -29,7 +32,7 @@ PROGRESS_COLUMNS = (
     " heartbeat_at, last_error, slices_left, free_slices, options,"
     # who keeps VACUUM from reclaiming the rotated rows: transactions older than the run, or than a minute
     " CASE WHEN state IN ('active', 'paused') THEN token_rotation.xmin_holders("
-    "greatest(started_at, now() - interval '1 minute')) END AS xmin_holders"
+    "greatest(started_at, pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 minute')) END AS xmin_holders"
 )
 
 
@@ -88,18 +91,23 @@ def server_text(text: str | None) -> str | None:
 
 def check_installed(conn: psycopg.Connection) -> None:
     """Raises a ToolError saying what to do when the tool is not installed in this database."""
-    row = conn.execute("SELECT to_regclass('token_rotation.runs') IS NOT NULL AS installed").fetchone()
+    row = conn.execute(
+        "SELECT pg_catalog.to_regclass('token_rotation.runs'::text) IS NOT NULL AS installed"
+    ).fetchone()
     if not row or not row[0]:
         raise ToolError("token_rotation is not installed in this database (run: token-rotation install)")
 
 
 def resolve_table(conn: psycopg.Connection, table: str) -> tuple[int, str]:
     """The oid and the schema-qualified, quoted name of a table given as psql would take it."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    # the name as the caller typed it, so through their search_path; every function and operator qualified
+    with user_path(conn), conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            "SELECT c.oid::bigint AS oid, format('%%I.%%I', n.nspname, c.relname) AS qualified"
-            " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE c.oid = to_regclass(%s)",
+            "SELECT c.oid::bigint AS oid,"
+            " pg_catalog.format('%%I.%%I'::text, n.nspname, c.relname) AS qualified"
+            " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+            " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+            " WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%s::text)",
             (table,),
         ).fetchone()
     if row is None:
@@ -259,7 +267,8 @@ def hold(conn: psycopg.Connection, table: str, reason: str | None, seconds: floa
     """token_rotation.hold() on a table's open run (reason None lifts it): (its run id, the table's name)."""
     oid, qualified = resolve_table(conn, table)
     row = conn.execute(
-        "SELECT token_rotation.hold(%s::oid::regclass, %s, make_interval(secs => %s))", (oid, reason, seconds)
+        "SELECT token_rotation.hold(%s::oid::regclass, %s, pg_catalog.make_interval(secs => %s::float8))",
+        (oid, reason, seconds),
     ).fetchone()
     if row is None:
         raise ToolError("token_rotation.hold() returned nothing", EXIT_OTHER)

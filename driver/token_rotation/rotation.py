@@ -27,8 +27,11 @@ CASTS = {"key": "name[]"}  # passed as a list of str, cast to the parameter's ty
 
 # after a CALL: is there still a slice of this run that nobody works on?
 MORE_WORK = (
+    # on a worker's connection, which keeps the caller's search_path: every operator named with its schema
     "SELECT EXISTS (SELECT FROM token_rotation.progress"
-    " WHERE table_name = %s::oid::regclass AND state = 'active' AND free_slices > 0)"
+    " WHERE table_name::oid OPERATOR(pg_catalog.=) %s::oid"
+    " AND state::text OPERATOR(pg_catalog.=) 'active'::text"
+    " AND free_slices OPERATOR(pg_catalog.>) 0)"
 )
 
 
@@ -78,7 +81,7 @@ def named_arguments(given: dict[str, object]) -> tuple[list[sql.Composable], dic
         params[name] = value
         placeholder: sql.Composable = sql.Placeholder(name)
         if name in INTERVALS:
-            placeholder = sql.SQL("make_interval(secs => {})").format(placeholder)
+            placeholder = sql.SQL("pg_catalog.make_interval(secs => {}::float8)").format(placeholder)
         if name in CASTS:
             placeholder = sql.SQL("{}::{}").format(placeholder, sql.SQL(CASTS[name]))
         parameter = PARAMETERS.get(name, f"p_{name}")

@@ -127,7 +127,8 @@ class ThrottleQuery:
             if answer.reason != self.held and answer.reason and answer.reason.startswith(FAILED):
                 report = answer.reason
             monitor.execute(
-                "SELECT token_rotation.hold(%s::oid::regclass, %s, make_interval(secs => %s))",
+                "SELECT token_rotation.hold(%s::oid::regclass, %s,"
+                " pg_catalog.make_interval(secs => %s::float8))",
                 (self.table_oid, answer.reason, HOLD_SECONDS),
             )
             self.held = answer.reason
@@ -140,7 +141,8 @@ class ThrottleQuery:
         if self.held is not None:
             monitor.execute(
                 "SELECT token_rotation.hold(%s::oid::regclass, NULL) FROM token_rotation.runs"
-                " WHERE target = %s::oid::regclass AND state IN ('active', 'paused')",
+                " WHERE target::oid OPERATOR(pg_catalog.=) %s::oid"
+                " AND state::text OPERATOR(pg_catalog.=) ANY ('{active,paused}'::text[])",
                 (self.table_oid, self.table_oid),
             )
             self.held = None

@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from token_rotation import throttle
+from token_rotation import connection, rotation, throttle
 from token_rotation.errors import redact
 
 from background import ROOT, cli_env, run_cli
@@ -162,6 +162,63 @@ def test_control_characters_in_another_roles_run_do_not_reach_the_terminal(
         assert "\\u001b" not in out and "\\u0007" not in out, args
     plain = run_cli(dsn, "status").stdout
     assert "held by" in plain and "the dba" in plain
+
+
+def test_status_prometheus_never_calls_a_look_alike_function_in_public(
+    dsn: str, conn: psycopg.Connection, attacker_conn: psycopg.Connection, victim: str
+) -> None:
+    """The attacker plants public.format(text, name, name), an exact-type look-alike that beats
+    pg_catalog.format(text, VARIADIC "any"), recording each call: a superuser's `status --format prometheus`
+    (and status, verify, rotate) never call it."""
+    attacker_conn.execute("CREATE TABLE public.calls (who name)")
+    attacker_conn.execute("GRANT INSERT ON public.calls TO PUBLIC")
+    attacker_conn.execute("""
+        CREATE FUNCTION public.format(text, name, name) RETURNS text LANGUAGE sql VOLATILE AS $$
+            INSERT INTO public.calls VALUES (current_user);
+            SELECT pg_catalog.format($1, $2, $3)
+        $$""")
+    attacker_conn.execute("GRANT EXECUTE ON FUNCTION public.format(text, name, name) TO PUBLIC")
+    conn.execute("CALL token_rotation.rotate('public.tickets', p_batch_size => 100, p_max_batches => 1)")
+    conn.execute("SELECT format('%I.%I', 'x'::name, 'y'::name)")  # an unqualified call: the look-alike wins
+    assert conn.execute("SELECT count(*) FROM public.calls").fetchone() == (1,)
+    conn.execute("TRUNCATE public.calls")
+    for args in (
+        ("status", "--format", "prometheus"),
+        ("status",),
+        ("status", "--json", "--table", "tickets"),
+        ("rotate", "--table", "tickets", "--no-reclaim", "--batch-size", "200"),
+        ("verify", "--table", "tickets"),
+    ):
+        done = run_cli(dsn, *args)
+        assert done.returncode == 0, (args, done.stderr)
+    assert conn.execute("SELECT count(*) FROM public.calls").fetchone() == (0,)
+
+
+def test_a_workers_own_query_never_calls_a_look_alike_operator_in_public(
+    dsn: str, conn: psycopg.Connection, attacker_conn: psycopg.Connection, victim: str
+) -> None:
+    """The attacker plants public.=(regclass, regclass) (pg_catalog has none: an exact-type look-alike beats
+    the oid = oid the comparison would use); the worker's connection keeps the caller's search_path for the
+    table's triggers, and the driver's own query on it (is there more work?) never calls the look-alike."""
+    conn.execute("CALL token_rotation.rotate('public.tickets', p_batch_size => 100, p_max_batches => 1)")
+    attacker_conn.execute("CREATE TABLE public.calls (who name)")
+    attacker_conn.execute("GRANT INSERT ON public.calls TO PUBLIC")
+    attacker_conn.execute("""
+        CREATE FUNCTION public.regclass_eq(regclass, regclass) RETURNS boolean LANGUAGE sql VOLATILE AS $$
+            INSERT INTO public.calls VALUES (current_user);
+            SELECT $1::oid OPERATOR(pg_catalog.=) $2::oid
+        $$""")
+    attacker_conn.execute(
+        "CREATE OPERATOR public.= (LEFTARG = regclass, RIGHTARG = regclass, FUNCTION = public.regclass_eq)"
+    )
+    conn.execute("SELECT 'public.tickets'::regclass = 'public.tickets'::regclass")  # unqualified: it wins
+    assert conn.execute("SELECT count(*) FROM public.calls").fetchone() == (1,)
+    conn.execute("TRUNCATE public.calls")
+    oid = conn.execute("SELECT 'public.tickets'::regclass::oid").fetchone()
+    assert oid is not None
+    with connection.connect(dsn, application_name="tr-worker") as worker:  # as rotation.py's workers connect
+        assert worker.execute(rotation.MORE_WORK, (oid[0],)).fetchone() == (True,)
+    assert conn.execute("SELECT count(*) FROM public.calls").fetchone() == (0,)
 
 
 # token-shaped values the tool can write (formats uuid, hex:N, base64url:N, bytes:N, with a prefix) and
