@@ -86,17 +86,14 @@ def embedded_notice(target: Target) -> str | None:
 PINNED_PATH = "pg_catalog, pg_temp"
 
 
-def connect_for_user(dsn: str, application_name: str, *, pin_path: bool = True) -> psycopg.Connection:
+def connect_for_user(dsn: str, application_name: str) -> psycopg.Connection:
     """connect(), with a DSN that does not parse reported as bad input, without echoing the DSN (it may
-    hold a password). A side connection (progress, status, verify, control, VACUUM) by default: its
-    search_path pinned to PINNED_PATH (user_path() lends it the caller's path for resolving a name they
-    typed). The connections that CALL rotate() use connect(): they keep the caller's path, for the table's
-    triggers (rotate() pins its own)."""
+    hold a password). For a side connection (progress, status, verify, control, VACUUM): its search_path
+    is pinned to PINNED_PATH (user_path() lends it the caller's path to resolve a name they typed). The
+    connections that CALL rotate() use connect() and keep the caller's path, for the table's triggers
+    (rotate() pins its own)."""
     try:
         conn = connect(dsn, application_name=application_name)
-        if pin_path:
-            conn.execute(f"SET search_path = {PINNED_PATH}")
-        return conn
     except psycopg.ProgrammingError as exc:
         if exc.sqlstate is None:
             reason = str(exc).split(":")[0].strip() or "it does not parse"
@@ -104,6 +101,12 @@ def connect_for_user(dsn: str, application_name: str, *, pin_path: bool = True) 
                 f"invalid DSN ({reason}): pass a libpq URL or key=value string", EXIT_BAD_INPUT
             ) from None
         raise
+    try:
+        conn.execute(f"SET search_path = {PINNED_PATH}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 @contextmanager

@@ -10,7 +10,7 @@ construction rather than by a session setting the query itself could undo:
   whatever the query sets (set_config(..., false) included) is undone before the next poll.
 
 The query sees the user's own search_path (it is the user's query); the driver's bookkeeping calls
-(token_rotation.hold) go through the monitor connection, whose path is pinned (connection.pin_path).
+(token_rotation.hold) go through the monitor connection, whose path is pinned (connection.PINNED_PATH).
 
 When it says wait, or fails (an error, a timeout), the driver holds the run with token_rotation.hold() for
 HOLD_SECONDS and renews the hold while that lasts: every worker of the run waits with the reason in
