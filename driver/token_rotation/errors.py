@@ -2,7 +2,10 @@
 
 A PostgreSQL error becomes one line, the server's own message and HINT, and an exit code chosen by its
 SQLSTATE (never by its text). Whatever text comes from the server passes through `redact()`, which hides
-anything shaped like a uuid or a password, so no token and no password can reach the terminal or a log.
+anything shaped like a token the tool can write (uuid, hex, base64url, bytea, with or without a prefix) or a
+password, and strips control characters, so no token, no password and no terminal escape can reach the
+terminal or a log. token_rotation.redact() (sql/10_redact.sql) is the same rule in SQL, with the same
+patterns (REDACTIONS), for what the database stores.
 """
 
 from __future__ import annotations
@@ -42,8 +45,32 @@ _BAD_INPUT_STATES = {
     "42883",
     "2BP01",  # dependent_objects_still_exist: a foreign key to the token without ON UPDATE CASCADE
 }
-_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
-_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)|(://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)
+# What redact() hides, in this order: (pattern, replacement), each written so that Python's re and
+# PostgreSQL's regular expressions (AREs) read it alike, flags embedded ((?i)); sql/10_redact.sql applies the
+# same list with regexp_replace(..., 'g') (a test compares the two on samples).
+REDACTIONS: tuple[tuple[str, str], ...] = (
+    # bytea in its hex output form: \x and hex digits (bytes:N)
+    (r"\\x[0-9a-fA-F]+", "<bytes>"),
+    # uuid, with or without hyphens (uuid, function: formats)
+    (r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}", "<uuid>"),
+    # 32 hex digits or more (hex:16 and longer; behind a prefix too)
+    (r"[0-9a-fA-F]{32,}", "<hex>"),
+    # a run of 20 or more base64url characters that mixes upper case, lower case and digits (base64url:15
+    # and longer; a prefix of that alphabet is part of the run): words and identifiers rarely mix all three
+    (
+        r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[0-9])"
+        r"[A-Za-z0-9_-]{20,}",
+        "<base64url>",
+    ),
+    # libpq secrets in key=value form (password, sslpassword, oauth_client_secret, ...) and in a URL
+    (r"(?i)([a-z_]*(password|secret)\s*=\s*)('[^']*'\S*|\S+)", r"\1***"),
+    (r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@"),
+)
+_REDACTIONS = [(re.compile(pattern), replacement) for pattern, replacement in REDACTIONS]
+# C0 and C1 control characters and DEL: a terminal takes them as commands (escape sequences, bell, cursor
+# moves); line breaks and tabs become a space (every field shown is one line), the others go
+_BREAKS = str.maketrans({"\n": " ", "\r": " ", "\t": " "})
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # a parameter name of a routine (p_column), not part of a qualified or quoted name (public.p_x, "p_x")
 _PARAMETER = re.compile(r"(?<![\w.\"])p_([a-z][a-z0-9]*(?:_[a-z0-9]+)*)\b(?![.\"])")
 # SQLSTATEs of a session the server ended: admin_shutdown (also pg_terminate_backend), crash_shutdown,
@@ -63,15 +90,19 @@ class ToolError(click.ClickException):
 
 
 def redact(text: str) -> str:
-    """The text with every uuid-shaped value and every password replaced by <uuid> / ***."""
-    text = _UUID.sub("<uuid>", text)
+    """Server text made safe to show: control characters stripped (a line break becomes a space), every
+    token-shaped value replaced by <uuid>, <hex>, <base64url> or <bytes>, every password by ***. The same
+    rule as token_rotation.redact() in SQL."""
+    text = printable(text)
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
 
-    def _mask(m: re.Match[str]) -> str:
-        if m.group(1):
-            return f"{m.group(1)}***"
-        return f"{m.group(3)}***{m.group(5)}"
 
-    return _PASSWORD.sub(_mask, text)
+def printable(text: str) -> str:
+    """The text without C0/C1 control characters and DEL; line breaks and tabs become a space. For names
+    (a table's quoted name may hold any character) that are shown as they are otherwise."""
+    return _CONTROLS.sub("", text.replace("\r\n", " ").translate(_BREAKS))
 
 
 def cli_flags(text: str) -> str:

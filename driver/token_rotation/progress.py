@@ -16,12 +16,15 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from token_rotation.errors import EXIT_BAD_INPUT, EXIT_OTHER, ToolError
+from token_rotation.connection import user_path
+from token_rotation.errors import EXIT_BAD_INPUT, EXIT_OTHER, ToolError, printable, redact
 from token_rotation.rotation import OPTIONS_CHANGED, named_arguments
 
 PROGRESS_COLUMNS = (
-    "run_id, coalesce((SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c"
-    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = table_name),"
+    "run_id, coalesce((SELECT pg_catalog.format('%%I.%%I'::text, n.nspname, c.relname)"
+    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+    " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+    " WHERE c.oid OPERATOR(pg_catalog.=) table_name),"
     " table_name::text) AS table_name, token_column::text AS token_column, state,"
     " sessions AS working, slices, rows_done, rows_total, rows_total_exact,"
     " percent::float8 AS percent, extract(epoch FROM elapsed)::float8 AS elapsed, rows_per_second,"
@@ -29,7 +32,7 @@ PROGRESS_COLUMNS = (
     " heartbeat_at, last_error, slices_left, free_slices, options,"
     # who keeps VACUUM from reclaiming the rotated rows: transactions older than the run, or than a minute
     " CASE WHEN state IN ('active', 'paused') THEN token_rotation.xmin_holders("
-    "greatest(started_at, now() - interval '1 minute')) END AS xmin_holders"
+    "greatest(started_at, pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 minute')) END AS xmin_holders"
 )
 
 
@@ -67,27 +70,44 @@ class Progress:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Progress:
+        """A row of the view, its text made safe to show: the free text (another role's hold reason, an
+        error, application names) through redact(), the names through printable()."""
         values = {k: row[k] for k in cls.__dataclass_fields__}
+        for key in ("throttled", "last_error", "xmin_holders"):
+            values[key] = server_text(values[key])
+        for key in ("table_name", "token_column"):
+            values[key] = printable(values[key])
         for key in ("working", "rows_done", "rows_per_second", "batches_done", "slices_left", "free_slices"):
             values[key] = int(values[key] or 0)
         values["elapsed"] = float(values["elapsed"] or 0.0)
         return cls(**values)
 
 
+def server_text(text: str | None) -> str | None:
+    """Free text read from the server (a reason, an error, a NOTICE, application names), as it may be shown:
+    redacted of anything token- or password-shaped and of control characters (errors.redact)."""
+    return None if text is None else redact(text)
+
+
 def check_installed(conn: psycopg.Connection) -> None:
     """Raises a ToolError saying what to do when the tool is not installed in this database."""
-    row = conn.execute("SELECT to_regclass('token_rotation.runs') IS NOT NULL AS installed").fetchone()
+    row = conn.execute(
+        "SELECT pg_catalog.to_regclass('token_rotation.runs'::text) IS NOT NULL AS installed"
+    ).fetchone()
     if not row or not row[0]:
         raise ToolError("token_rotation is not installed in this database (run: token-rotation install)")
 
 
 def resolve_table(conn: psycopg.Connection, table: str) -> tuple[int, str]:
     """The oid and the schema-qualified, quoted name of a table given as psql would take it."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    # the name as the caller typed it, so through their search_path; every function and operator qualified
+    with user_path(conn), conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            "SELECT c.oid::bigint AS oid, format('%%I.%%I', n.nspname, c.relname) AS qualified"
-            " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE c.oid = to_regclass(%s)",
+            "SELECT c.oid::bigint AS oid,"
+            " pg_catalog.format('%%I.%%I'::text, n.nspname, c.relname) AS qualified"
+            " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+            " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+            " WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%s::text)",
             (table,),
         ).fetchone()
     if row is None:
@@ -163,7 +183,7 @@ def holders(conn: psycopg.Connection, run_id: int) -> str | None:
     slice, state; None when nobody works on it."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute("SELECT token_rotation.holders(%s) AS holders", (run_id,)).fetchone()
-    return str(row["holders"]) if row and row["holders"] else None
+    return server_text(str(row["holders"])) if row and row["holders"] else None
 
 
 def control(conn: psycopg.Connection, table: str, function: str) -> tuple[int, str]:
@@ -230,7 +250,9 @@ def retune(conn: psycopg.Connection, table: str, given: dict[str, Any], unset: l
         unset = [*unset, "target_batch_time"]
     changed: list[str] = []
     conn.add_notice_handler(
-        lambda diag: changed.append(diag.message_primary or "") if diag.sqlstate == OPTIONS_CHANGED else None
+        lambda diag: (
+            changed.append(redact(diag.message_primary or "")) if diag.sqlstate == OPTIONS_CHANGED else None
+        )
     )
     args, params = named_arguments(given)
     params |= {"table": oid, "unset": sorted(set(unset)) or None}
@@ -245,7 +267,8 @@ def hold(conn: psycopg.Connection, table: str, reason: str | None, seconds: floa
     """token_rotation.hold() on a table's open run (reason None lifts it): (its run id, the table's name)."""
     oid, qualified = resolve_table(conn, table)
     row = conn.execute(
-        "SELECT token_rotation.hold(%s::oid::regclass, %s, make_interval(secs => %s))", (oid, reason, seconds)
+        "SELECT token_rotation.hold(%s::oid::regclass, %s, pg_catalog.make_interval(secs => %s::float8))",
+        (oid, reason, seconds),
     ).fetchone()
     if row is None:
         raise ToolError("token_rotation.hold() returned nothing", EXIT_OTHER)

@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from token_rotation import connection
+from token_rotation.errors import redact
 
 DEFAULT_SHARE = 0.05  # VACUUM after each 5% of the table: BENCHMARKS.md, "Bounded growth"
 
@@ -107,8 +108,8 @@ class Reclaimer:
                 if mark_row is not None:
                     self._mark = Mark(mark_row["at"], str(mark_row["xmin"]))
                 if row is not None:
-                    self.holders = row["holders"]
-                    self.done.append(Vacuumed(float(row["seconds"] or 0), row["holders"]))
+                    self.holders = None if row["holders"] is None else redact(row["holders"])
+                    self.done.append(Vacuumed(float(row["seconds"] or 0), self.holders))
         except psycopg.Error as exc:
             self.errors.append(exc)
         finally:

@@ -341,7 +341,7 @@ STATUS_HEADERS = ("run", "table", "state", "rows", "%", "rows/s", "elapsed", "ET
 
 def status_cells(p: Progress) -> list[str]:
     """One row of the `status` table; a run nobody works on says how to resume it."""
-    note = p.throttled or (redact(p.last_error) if p.last_error else "")
+    note = p.throttled or p.last_error or ""  # both redacted when read (Progress.from_row)
     if p.xmin_holders:
         note = "; ".join(n for n in (note, held_back(p.xmin_holders)) if n)
     if p.open and p.working == 0:
@@ -475,11 +475,12 @@ def prometheus(runs: list[Progress]) -> str:
 
 def status_table(runs: list[Progress]) -> Any:
     """The `status` table as a rich renderable (for a terminal and for --watch)."""
+    from rich.markup import escape
     from rich.table import Table
 
     grid = Table(*STATUS_HEADERS)
     for p in runs:
-        grid.add_row(*status_cells(p))
+        grid.add_row(*(escape(cell) for cell in status_cells(p)))  # another role's reason is no markup
     return grid
 
 

@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from token_rotation import connection
+from token_rotation.errors import redact
 
 # passed as seconds, turned into intervals
 INTERVALS = {"sleep", "lock_timeout", "target_batch_time", "max_replay_lag"}
@@ -26,8 +27,11 @@ CASTS = {"key": "name[]"}  # passed as a list of str, cast to the parameter's ty
 
 # after a CALL: is there still a slice of this run that nobody works on?
 MORE_WORK = (
+    # on a worker's connection, which keeps the caller's search_path: every operator named with its schema
     "SELECT EXISTS (SELECT FROM token_rotation.progress"
-    " WHERE table_name = %s::oid::regclass AND state = 'active' AND free_slices > 0)"
+    " WHERE table_name::oid OPERATOR(pg_catalog.=) %s::oid"
+    " AND state::text OPERATOR(pg_catalog.=) 'active'::text"
+    " AND free_slices OPERATOR(pg_catalog.>) 0)"
 )
 
 
@@ -77,7 +81,7 @@ def named_arguments(given: dict[str, object]) -> tuple[list[sql.Composable], dic
         params[name] = value
         placeholder: sql.Composable = sql.Placeholder(name)
         if name in INTERVALS:
-            placeholder = sql.SQL("make_interval(secs => {})").format(placeholder)
+            placeholder = sql.SQL("pg_catalog.make_interval(secs => {}::float8)").format(placeholder)
         if name in CASTS:
             placeholder = sql.SQL("{}::{}").format(placeholder, sql.SQL(CASTS[name]))
         parameter = PARAMETERS.get(name, f"p_{name}")
@@ -163,13 +167,13 @@ class Rotation:
 
     def _on_notice(self, diag: psycopg.errors.Diagnostic) -> None:
         """Keeps WARNINGs and changed options (their primary message only: a DETAIL could in principle quote
-        a row)."""
+        a row), redacted (errors.redact: no token shape, no control character)."""
         if diag.severity_nonlocalized == "WARNING" and diag.message_primary:
             with self._lock:
-                self.warnings.append(diag.message_primary)
+                self.warnings.append(redact(diag.message_primary))
         elif diag.sqlstate == OPTIONS_CHANGED and diag.message_primary:
             with self._lock:
-                self.changes.append(diag.message_primary)
+                self.changes.append(redact(diag.message_primary))
 
     def _finish(self, error: psycopg.Error | None) -> None:
         with self._lock:

@@ -1,7 +1,16 @@
 """--throttle-query: the user's own health check, gh-ost's throttle query. A query that returns one boolean;
 true means the run waits. The driver runs it, not the procedure: a procedure cannot give a statement it runs a
 statement_timeout of its own (the CALL's one timer covers all of it), and the driver can. So the query runs
-on a connection of its own, read-only, with a 1 s statement_timeout, every second while the run goes on.
+on a connection of its own, every second while the run goes on, and keeps the promise "read-only, 1 s" by
+construction rather than by a session setting the query itself could undo:
+
+- it is sent with the extended protocol (one Parse message), so a `;` that closes the wrapper and adds
+  statements is a syntax error ("cannot insert multiple commands into a prepared statement"), not a script;
+- each poll is its own transaction, begun READ ONLY, with SET LOCAL statement_timeout, and always rolled back:
+  whatever the query sets (set_config(..., false) included) is undone before the next poll.
+
+The query sees the user's own search_path (it is the user's query); the driver's bookkeeping calls
+(token_rotation.hold) go through the monitor connection, whose path is pinned (connection.PINNED_PATH).
 
 When it says wait, or fails (an error, a timeout), the driver holds the run with token_rotation.hold() for
 HOLD_SECONDS and renews the hold while that lasts: every worker of the run waits with the reason in
@@ -53,6 +62,9 @@ class ThrottleQuery:
         self.conn = connection.connect(dsn, application_name=f"{app}/throttle-query")
         self.conn.execute(f"SET statement_timeout = {TIMEOUT_MS}")
         self.conn.execute("SET default_transaction_read_only = on")
+        # from here on every statement runs in a transaction that _ask() rolls back: BEGIN READ ONLY
+        self.conn.autocommit = False
+        self.conn.read_only = True
         self.held: str | None = None  # the reason of the hold this driver set last
         self._next = 0.0
 
@@ -74,11 +86,19 @@ class ThrottleQuery:
             ) from None
 
     def _ask(self) -> bool:
-        cur = self.conn.execute(self.statement)
-        described = cur.description or []
-        if len(described) != 1 or described[0].type_code != BOOL_OID:
-            raise ValueError("must return one boolean column")
-        rows = cur.fetchall()
+        """One poll: BEGIN READ ONLY, SET LOCAL statement_timeout, the query in one Parse message (binary
+        results force the extended protocol: no second statement), ROLLBACK whatever happened."""
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(f"SET LOCAL statement_timeout = {TIMEOUT_MS}")
+                cur.execute(self.statement, binary=True)
+                described = cur.description or []
+                if len(described) != 1 or described[0].type_code != BOOL_OID:
+                    raise ValueError("must return one boolean column")
+                rows = cur.fetchall()
+        finally:
+            if not self.conn.closed:
+                self.conn.rollback()
         if len(rows) > 1:
             raise ValueError("must return at most one row")
         return bool(rows and rows[0][0])
@@ -107,7 +127,8 @@ class ThrottleQuery:
             if answer.reason != self.held and answer.reason and answer.reason.startswith(FAILED):
                 report = answer.reason
             monitor.execute(
-                "SELECT token_rotation.hold(%s::oid::regclass, %s, make_interval(secs => %s))",
+                "SELECT token_rotation.hold(%s::oid::regclass, %s,"
+                " pg_catalog.make_interval(secs => %s::float8))",
                 (self.table_oid, answer.reason, HOLD_SECONDS),
             )
             self.held = answer.reason
@@ -120,7 +141,8 @@ class ThrottleQuery:
         if self.held is not None:
             monitor.execute(
                 "SELECT token_rotation.hold(%s::oid::regclass, NULL) FROM token_rotation.runs"
-                " WHERE target = %s::oid::regclass AND state IN ('active', 'paused')",
+                " WHERE target::oid OPERATOR(pg_catalog.=) %s::oid"
+                " AND state::text OPERATOR(pg_catalog.=) ANY ('{active,paused}'::text[])",
                 (self.table_oid, self.table_oid),
             )
             self.held = None
