@@ -2,7 +2,8 @@
 -- of rotate(), in its last transaction (a failed batch has been rolled back before): books the slice's
 -- working time up to now from p_mark, releases it (its session-level advisory lock and backend_pid), brings
 -- the run's totals up to date from its slices, and records the error that ended the CALL, if any, as
--- 'SQLSTATE: message' in runs.last_error. Returns the run as updated. Called by rotate(), then it COMMITs:
+-- 'SQLSTATE: message' in runs.last_error, redacted (redact(): a trigger's message may quote a live token, and
+-- every watching role reads that column). Returns the run as updated. Called by rotate(), then it COMMITs:
 --   v_run := token_rotation.end_call(v_run.run_id, v_slice.slice_id, v_mark, NULL, NULL);
 -- It runs as the tool's owner (SECURITY DEFINER), only for the session that claimed the slice, acting for a
 -- role that may rotate the table (authorize_run()).
@@ -30,7 +31,7 @@ BEGIN
     UPDATE token_rotation.runs r
        SET rows_done = t.rows_done, elapsed = t.elapsed,
            last_error = CASE WHEN p_err_state IS NULL THEN r.last_error
-                             ELSE format('%s: %s', p_err_state, p_err_msg) END,
+                             ELSE format('%s: %s', p_err_state, token_rotation.redact(p_err_msg)) END,
            last_error_at = CASE WHEN p_err_state IS NULL THEN r.last_error_at ELSE v_now END
       FROM (SELECT sum(s.rows_done) AS rows_done, max(s.elapsed) AS elapsed
               FROM token_rotation.slices s WHERE s.run_id = p_run_id) AS t
