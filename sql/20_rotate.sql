@@ -73,7 +73,7 @@ CREATE OR REPLACE PROCEDURE token_rotation.rotate(
     , p_max_archive_queue   integer  DEFAULT NULL
     , p_pause_on_autovacuum boolean  DEFAULT NULL  -- false
     , p_after_run           bigint   DEFAULT NULL
-    , p_trust_table_owner   boolean  DEFAULT false  -- per CALL, never stored: describe_target(), token_value()
+    , p_trust_table_owner   boolean  DEFAULT false
 )
 LANGUAGE plpgsql
 AS $$
