@@ -13,10 +13,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from .conftest import dsn_as
 from background import run_cli
 from helpers import table_checksum
-from roles import grant_recipe, temporary_role
+from roles import dsn_as, grant_recipe, temporary_role
 
 # The attacker's code: records who ran it and tries to make the attacker a superuser. escalate() is the
 # volatile part; escalate_value() wraps it for index expressions, CHECK constraints and generated columns,
