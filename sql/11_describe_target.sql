@@ -1,17 +1,34 @@
--- token_rotation.describe_target(table, column, key): checks that a table can be rotated and returns its
--- quoted name, the key its rows are walked by and that key's column types: p_key's columns, or by default the
--- primary key (one column or several). A key must be NOT NULL columns that a unique index covers (the index's
+-- token_rotation.describe_target(table, column, key, trust_table_owner): checks that a table can be rotated
+-- and returns its quoted name, the key its rows are walked by and that key's column types: p_key's columns, or
+-- by default the primary key (one column or several).
+-- A key must be NOT NULL columns that a unique index covers (the index's
 -- columns are among them), and must not contain the token column. A partitioned table is one target: its leaf
 -- partitions (ordinary tables) are rotated through it. Also checks that the caller may read the key and update
 -- the token, and that no row-level security policy or INSTEAD rule hides rows from the UPDATE. Every refusal
--- is an error with an ERRCODE, the values in DETAIL and the next step in HINT. Called by rotate() before it
--- changes anything.
+-- is an error with an ERRCODE, the values in DETAIL and the next step in HINT. Called by rotate() on every
+-- CALL (a resume too) before it changes anything, and by plan().
+--
+-- Targets it refuses whoever asks, a superuser too (42501): the system's tables (pg_catalog, information_schema,
+-- pg_toast and every pg_toast_temp_N: a superuser's run rewrote pg_description, and plan() took
+-- pg_authid.rolpassword) and the tool's own (schema token_rotation).
+-- Owners: an UPDATE runs code of the table's owner with the rights of the role that UPDATEs (triggers, index
+-- expressions and predicates, CHECK constraints, generated columns, ALSO rules on UPDATE): a trigger made its
+-- owner a superuser when a superuser rotated the table. PostgreSQL runs its own maintenance (VACUUM, ANALYZE,
+-- CLUSTER, REINDEX) as the table's owner for that reason (CVE-2022-1552); a procedure that COMMITs cannot
+-- switch roles, so rotate() refuses instead: when the table or one of its partitions is owned by a role the
+-- caller does not trust and has such code, 42501, unless p_trust_table_owner => true says the caller reviewed
+-- it. The caller (current_user) trusts itself, a superuser, and a role that is a member of it
+-- (pg_has_role(owner, current_user, 'USAGE'): it holds the caller's rights already, its code gains nothing).
+-- The choice is per CALL, never stored with a run: whoever resumes decides again. token_value() holds a format's
+-- function to the same rule.
 --   SELECT * FROM token_rotation.describe_target('public.tickets', 'token');
 --   SELECT * FROM token_rotation.describe_target('public.authtoken_token', 'key', '{user_id}');
+--   SELECT * FROM token_rotation.describe_target('app.tickets', 'token', NULL, p_trust_table_owner => true);
 CREATE OR REPLACE FUNCTION token_rotation.describe_target(
       p_table       regclass
     , p_column      name   DEFAULT 'token'
     , p_key         name[] DEFAULT NULL
+    , p_trust_table_owner boolean DEFAULT false
     , OUT qualified   text
     , OUT key_columns name[]
     , OUT key_types   regtype[]
@@ -27,6 +44,9 @@ DECLARE
     v_other     text;
     v_bad       text;
     v_rules     text;
+    v_schema    name;
+    v_owner     text;     -- an owner the caller does not trust, whose code an UPDATE of the table runs
+    v_code      text;     -- that code
 BEGIN
     IF p_table IS NULL THEN
         RAISE EXCEPTION 'table must not be null'
@@ -37,13 +57,30 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed', HINT = 'pass the token column with p_column';
     END IF;
 
-    SELECT c.relkind, format('%I.%I', n.nspname, c.relname)
-      INTO v_relkind, qualified
+    SELECT c.relkind, format('%I.%I', n.nspname, c.relname), n.nspname
+      INTO v_relkind, qualified, v_schema
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.oid = p_table;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'table with oid % does not exist', p_table::oid
             USING ERRCODE = 'undefined_table', HINT = 'pass the table by name, e.g. ''public.tickets''';
+    END IF;
+    -- the system's tables and the tool's own: never, whoever asks (see the header)
+    IF v_schema IN ('pg_catalog', 'information_schema', 'pg_toast') OR v_schema ~ '^pg_toast_temp_'
+       OR p_table::oid < 16384 THEN  -- FirstNormalObjectId: below it, objects of initdb
+        RAISE EXCEPTION 'permission denied to rotate %: it is a system table', qualified
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('schema %s holds PostgreSQL''s catalogs or their TOAST data: the tool never '
+                                  'rewrites them, not even for a superuser', quote_ident(v_schema)),
+                  HINT = 'pass a table of the application, e.g. ''public.tickets''; a role''s password is '
+                         'changed with ALTER ROLE ... PASSWORD';
+    END IF;
+    IF v_schema = 'token_rotation' THEN
+        RAISE EXCEPTION 'permission denied to rotate %: it is a table of the tool itself', qualified
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'schema token_rotation holds the record of every run (runs, slices, batches), which '
+                           'verify() and every resume rely on',
+                  HINT = 'pass a table of the application, e.g. ''public.tickets''';
     END IF;
     IF v_relkind = 'p' THEN  -- rotated through its parent: every leaf must take an ordinary UPDATE
         SELECT string_agg(format('%s (relkind %s)', c.oid::regclass, c.relkind), ', ') INTO v_bad
@@ -195,9 +232,58 @@ BEGIN
                   DETAIL = 'rows its policies hide would keep their old token while the run reports them done',
                   HINT = 'rotate as the table owner (without FORCE ROW LEVEL SECURITY) or as a role with BYPASSRLS';
     END IF;
+    -- code of an owner the caller does not trust, run by the UPDATE with the caller's rights (see the header):
+    -- the table and every partition of it, each with its own owner; what a partition inherits from its parent
+    -- (cloned triggers, attached indexes, inherited constraints and columns) is listed on the parent
+    IF NOT p_trust_table_owner THEN
+        SELECT min(x.owner), string_agg(x.code, ', ' ORDER BY x.level, x.code) INTO v_owner, v_code
+          FROM (SELECT o.owner, o.level, k.code
+                  FROM (SELECT r.relid AS rel, r.level, c.relowner::regrole::text AS owner,
+                               CASE WHEN r.relid = p_table THEN '' ELSE format(' on %s', r.relid::regclass) END AS place
+                          FROM (SELECT p_table AS relid, 0 AS level
+                                 UNION
+                                SELECT pt.relid, pt.level FROM pg_partition_tree(p_table) AS pt) AS r
+                          JOIN pg_class c ON c.oid = r.relid
+                         WHERE NOT pg_has_role(c.relowner, current_user, 'USAGE')) AS o
+                 CROSS JOIN LATERAL (
+                        SELECT format('trigger %I', t.tgname) || o.place
+                          FROM pg_trigger t
+                         WHERE t.tgrelid = o.rel AND NOT t.tgisinternal AND t.tgenabled <> 'D' AND t.tgparentid = 0
+                         UNION ALL
+                        SELECT format('index %s (%s)', i.indexrelid::regclass,
+                                      concat_ws(' and ', CASE WHEN i.indexprs IS NOT NULL THEN 'expression' END,
+                                                CASE WHEN i.indpred IS NOT NULL THEN 'predicate' END))
+                          FROM pg_index i
+                         WHERE i.indrelid = o.rel AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)
+                           AND NOT EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+                         UNION ALL
+                        SELECT format('check constraint %I', n.conname) || o.place
+                          FROM pg_constraint n
+                         WHERE n.conrelid = o.rel AND n.contype = 'c' AND n.conislocal
+                         UNION ALL
+                        SELECT format('generated column %I', a.attname) || o.place
+                          FROM pg_attribute a
+                         WHERE a.attrelid = o.rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''
+                           AND a.attislocal
+                         UNION ALL
+                        SELECT format('rule %I', w.rulename) || o.place
+                          FROM pg_rewrite w
+                         WHERE w.ev_class = o.rel AND w.ev_type = '2' AND w.ev_enabled <> 'D') AS k(code)) AS x;
+        IF v_code IS NOT NULL THEN
+            RAISE EXCEPTION 'permission denied to rotate %: an UPDATE of it runs code of its owner, role %',
+                            qualified, v_owner
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = format('%s; role %s would run it with its own rights, and role %s does not hold '
+                                      'them (it is neither role %s, a member of it, nor a superuser)',
+                                      v_code, current_user, v_owner, current_user),
+                      HINT = format('rotate as the table''s owner (SET ROLE %s), or review that code and pass '
+                                    'p_trust_table_owner => true', v_owner);
+        END IF;
+    END IF;
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.describe_target(regclass, name, name[]) IS
-    'Checks a table (plain or partitioned) for rotation; returns its quoted name, its key''s columns (p_key, or '
-    'the primary key) and their types, or raises why not.';
+COMMENT ON FUNCTION token_rotation.describe_target(regclass, name, name[], boolean) IS
+    'Checks a table (plain or partitioned) for rotation: never a system table or the tool''s own, nor code of an '
+    'owner the caller does not trust unless p_trust_table_owner; returns its quoted name, its key''s columns '
+    '(p_key, or the primary key) and their types, or raises why not.';

@@ -1,16 +1,27 @@
--- token_rotation.token_value(table, column, format, prefix, previous_column, rotated_at_column): checks that a
--- token format fits the token column and builds the SET list of a batch's UPDATE (key_range_sql()'s p_set):
--- the new token, and the grace columns (the row's old token into the previous column, the batch's time into
--- the rotated-at column). Every refusal is raised before anything changes, with ERRCODE, DETAIL and HINT.
+-- token_rotation.token_value(table, column, format, prefix, previous_column, rotated_at_column,
+-- trust_table_owner): checks that a token format fits the token column and builds the SET list of a batch's
+-- UPDATE (key_range_sql()'s p_set): the new token, and the grace columns (the row's old token into the
+-- previous column, the batch's time into the rotated-at column). Every refusal is raised before anything
+-- changes, with ERRCODE, DETAIL and HINT. rotate() calls it on every CALL, a resume too, with the format
+-- stored with the run: what a run executes is checked again against the role that resumes it.
 --   SELECT * FROM token_rotation.token_value('public.api_keys', 'api_key', 'hex:32', NULL, 'previous_api_key', 'rotated_at');
 --
--- Formats (N random bytes, 1 <= N <= 1024):
+-- Formats (N random bytes, 16 <= N <= 1024: fewer than 16 bytes, 128 bits, is refused as too weak):
 --   uuid               gen_random_uuid(); the default for a uuid column
 --   hex:N              2N lower-case hex digits                     (text, varchar)
 --   base64url:N        ceil(4N/3) characters of A-Z a-z 0-9 - _, URL-safe, no padding  (text, varchar)
 --   bytes:N            N bytes                                      (bytea)
 --   function:schema.fn a zero-argument VOLATILE function returning the column's type (text for varchar), found
---                      with to_regprocedure() and called by its quoted name (never spliced from the text)
+--                      with to_regprocedure() and called by its quoted name (never spliced from the text).
+--                      Its code runs with the caller's rights once per row, so it must be code the caller
+--                      already trusts: owned by the caller, a superuser or a role that is a member of the
+--                      caller (it holds the caller's rights already), or by the table's owner when that owner
+--                      is trusted or p_trust_table_owner is true (describe_target(): the table's own code is
+--                      held to the same rule); never in a temporary schema (any role with TEMP fills its
+--                      own). Anything else is refused with 42501. Of pg_catalog's functions only the random
+--                      ones: gen_random_uuid() and, on PostgreSQL 18, uuidv4() (122 random bits, as the uuid
+--                      format); uuidv7() is refused: 74 random bits, and a timestamp that tells when the run
+--                      passed the row.
 --   null               sets the column NULL: only on the previous column of an earlier run of the table, to
 --                      clear it in batches once the grace window has ended
 -- p_prefix (hex and base64url only: letters, digits, _ . : -) goes in front of the text.
@@ -27,6 +38,7 @@ CREATE OR REPLACE FUNCTION token_rotation.token_value(
     , p_prefix            text DEFAULT NULL
     , p_previous_column   name DEFAULT NULL
     , p_rotated_at_column name DEFAULT NULL
+    , p_trust_table_owner boolean DEFAULT false
     , OUT token_format           text
     , OUT set_list         text
 )
@@ -46,6 +58,7 @@ DECLARE
     v_proc     record;
     v_att      record;
     v_fk       text;
+    v_owner    oid;       -- the table's owner
     v_ident    text := '("[^"]+"|[A-Za-z_][A-Za-z0-9_$]*)';  -- a name in function:schema.name
 BEGIN
     SELECT a.atttypid, a.atttypmod, a.attnotnull INTO v_coltype, v_typmod, v_notnull
@@ -72,7 +85,14 @@ BEGIN
         IF v_bytes IS NULL OR v_bytes NOT BETWEEN 1 AND 1024 THEN
             RAISE EXCEPTION 'invalid token format %', quote_literal(token_format)
                 USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = format('%s:N takes N random bytes, 1 to 1024', v_kind),
+                      DETAIL = format('%s:N takes N random bytes, 16 to 1024', v_kind),
+                      HINT = format('e.g. p_format => ''%s:32''', v_kind);
+        END IF;
+        IF v_bytes < 16 THEN
+            RAISE EXCEPTION 'token format % is too weak', quote_literal(token_format)
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('it has %s random byte(s), %s bits; a token needs at least 16 bytes '
+                                      '(128 bits) so that nobody can guess one', v_bytes, 8 * v_bytes),
                       HINT = format('e.g. p_format => ''%s:32''', v_kind);
         END IF;
     ELSIF token_format NOT IN ('uuid', 'null') AND v_kind <> 'function' THEN
@@ -153,9 +173,55 @@ BEGIN
                           DETAIL = 'function:schema.name takes a function without arguments',
                           HINT = 'create it first, or check its schema and name';
             END IF;
-            SELECT p.prorettype, p.proretset, p.prokind, p.provolatile, n.nspname, p.proname INTO v_proc
+            SELECT p.prorettype, p.proretset, p.prokind, p.provolatile, n.nspname, p.proname, p.proowner,
+                   p.proowner::regrole::text AS owner, p.pronamespace
+              INTO v_proc
               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
              WHERE p.oid = v_fn;
+            SELECT c.relowner INTO v_owner FROM pg_class c WHERE c.oid = p_table;
+            -- it runs with the caller's rights, once per row: only code the caller trusts (see the header)
+            IF v_proc.nspname ~ '^pg_(toast_)?temp_' OR v_proc.pronamespace = pg_my_temp_schema()
+               OR pg_is_other_temp_schema(v_proc.pronamespace) THEN
+                RAISE EXCEPTION 'permission denied to use function % as a token format: it is in a temporary '
+                                'schema', v_fn
+                    USING ERRCODE = 'insufficient_privilege',
+                          DETAIL = format('schema %s belongs to one session: any role with TEMP on the database '
+                                          'creates functions in its own, and role %s would run them once per row',
+                                          quote_ident(v_proc.nspname), current_user),
+                          HINT = 'create the function in a permanent schema of the table''s owner, or use '
+                                 'p_format => ''uuid'' (uuid), ''hex:32'' (text) or ''bytes:32'' (bytea)';
+            END IF;
+            IF NOT (pg_has_role(v_proc.proowner, current_user, 'USAGE')
+                    OR (v_proc.proowner = v_owner AND p_trust_table_owner)) THEN
+                RAISE EXCEPTION 'permission denied to use function % as a token format: it is owned by role %',
+                                v_fn, v_proc.owner
+                    USING ERRCODE = 'insufficient_privilege',
+                          DETAIL = format('role %s would run it once per row, with its own rights; a format''s '
+                                          'function must be owned by role %s, a member of it or a superuser%s',
+                                          current_user, current_user,
+                                          CASE WHEN v_proc.proowner = v_owner
+                                               THEN ', or by the table''s owner once its code is trusted'
+                                               ELSE '' END),
+                          HINT = CASE WHEN v_proc.proowner = v_owner
+                                      THEN format('rotate as the table''s owner (SET ROLE %s), or review the '
+                                                  'function and pass p_trust_table_owner => true', v_proc.owner)
+                                      ELSE format('review it and give it to a trusted role (ALTER FUNCTION %s '
+                                                  'OWNER TO %I), or use p_format => ''uuid'', ''hex:32'' or '
+                                                  '''bytes:32''', v_fn, current_user) END;
+            END IF;
+            -- of the system's functions only the random ones (see the header)
+            IF v_proc.nspname IN ('pg_catalog', 'information_schema')
+               AND v_proc.proname NOT IN ('gen_random_uuid', 'uuidv4') THEN
+                RAISE EXCEPTION 'function % does not make random tokens', v_fn
+                    USING ERRCODE = 'invalid_parameter_value',
+                          DETAIL = CASE WHEN v_proc.proname = 'uuidv7'
+                                        THEN 'a version-7 uuid has 74 random bits and the time it was made; a '
+                                             'token needs 128 random bits and nothing else'
+                                        ELSE 'of the functions of pg_catalog only gen_random_uuid() and uuidv4() '
+                                             'make tokens (122 random bits from pg_strong_random)' END,
+                          HINT = 'use p_format => ''uuid'' for a uuid column, ''hex:32'' for text, ''bytes:32'' '
+                                 'for bytea';
+            END IF;
             -- its type, or text for a varchar column (whose length the UPDATE itself then checks)
             IF v_proc.prokind <> 'f' OR v_proc.proretset
                OR NOT (v_proc.prorettype = v_coltype
@@ -273,6 +339,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.token_value(regclass, name, text, text, name, name) IS
-    'Checks a token format (uuid, hex:N, base64url:N, bytes:N, function:schema.fn, null), its prefix, the grace '
-    'columns and foreign keys against a table; returns the resolved format and the SET list of a batch''s UPDATE.';
+COMMENT ON FUNCTION token_rotation.token_value(regclass, name, text, text, name, name, boolean) IS
+    'Checks a token format (uuid, hex:N, base64url:N, bytes:N with N >= 16, function:schema.fn of a role the '
+    'caller trusts, null), its prefix, the grace columns and foreign keys against a table; returns the resolved '
+    'format and the SET list of a batch''s UPDATE.';

@@ -73,6 +73,7 @@ CREATE OR REPLACE PROCEDURE token_rotation.rotate(
     , p_max_archive_queue   integer  DEFAULT NULL
     , p_pause_on_autovacuum boolean  DEFAULT NULL  -- false
     , p_after_run           bigint   DEFAULT NULL
+    , p_trust_table_owner   boolean  DEFAULT false
 )
 LANGUAGE plpgsql
 AS $$
@@ -134,10 +135,11 @@ BEGIN
     v_key := coalesce(p_key, (SELECT r.key_columns FROM token_rotation.runs r
                                 WHERE r.target = p_table AND r.state IN ('active', 'paused')));
     SELECT d.qualified, d.key_columns INTO v_target, v_key
-      FROM token_rotation.describe_target(p_table, v_column, v_key) AS d;
+      FROM token_rotation.describe_target(p_table, v_column, v_key, p_trust_table_owner) AS d;
     PERFORM token_rotation.check_arguments(v_options, p_workers, p_max_batches, p_quiet, v_key);
     SELECT * INTO v_value FROM token_rotation.token_value(p_table, v_column, v_options->>'format', v_options->>'prefix',
-                                                          v_options->>'previous_column', v_options->>'rotated_at_column');
+                                                          v_options->>'previous_column', v_options->>'rotated_at_column',
+                                                          p_trust_table_owner);
     v_options := v_options || jsonb_build_object('format', v_value.token_format);
     COMMIT;  -- nothing changed yet: inside a transaction block this is where PostgreSQL refuses the CALL
     PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
@@ -297,7 +299,7 @@ $$;
 
 COMMENT ON PROCEDURE token_rotation.rotate(regclass, name, integer, integer, interval, interval, integer, boolean,
                                           integer, interval, bigint, boolean, text, text, name, name, name[],
-                                          interval, integer, boolean, bigint) IS
+                                          interval, integer, boolean, bigint, boolean) IS
     'Gives the token column of a table new random tokens (p_format: uuid, hex:N, base64url:N, bytes:N, '
     'function:schema.fn; p_prefix; grace columns p_previous_column, p_rotated_at_column), exactly once per run, '
     'walking its primary key or p_key (a partitioned table: every leaf partition, one run), '

@@ -1,8 +1,10 @@
 -- token_rotation.plan(table, column, batch_size, workers, lock_timeout, sample, format, prefix, grace
--- columns, key): what a run would do, without changing a token (`token-rotation rotate --dry-run`): the rows to
--- rotate (counted, or estimated from the statistics on big tables), the slices and batches. p_format, p_prefix
--- and the grace columns are checked as rotate() would use them (plan() does not read a run's stored options:
--- pass them). By default it writes nothing and locks no row: the sample columns are 0 and the estimated
+-- columns, key, trust_table_owner): what a run would do, without changing a token (`token-rotation rotate
+-- --dry-run`): the rows to rotate (counted, or estimated from the statistics on big tables), the slices and
+-- batches. p_format, p_prefix and the grace columns are checked as rotate() would use them (plan() does not
+-- read a run's stored options: pass them), and so is the table (describe_target(), with p_trust_table_owner
+-- as rotate() passes it: a dry run says beforehand whether rotate() would refuse the table or its owner's
+-- code). By default it writes nothing and locks no row: the sample columns are 0 and the estimated
 -- duration is NULL. With p_sample => true (`rotate --dry-run --sample`) it also runs one sample batch (bound
 -- query and UPDATE with the format's value, as rotate() does them), rolls it back and estimates the duration
 -- from it; the sample holds row locks on one batch for the time it takes, like a batch of the run. One row:
@@ -20,6 +22,7 @@ CREATE OR REPLACE FUNCTION token_rotation.plan(
     , p_previous_column   name    DEFAULT NULL
     , p_rotated_at_column name    DEFAULT NULL
     , p_key               name[]  DEFAULT NULL
+    , p_trust_table_owner boolean DEFAULT false
 )
 RETURNS TABLE (
       table_name         text
@@ -51,9 +54,10 @@ BEGIN
                                            || jsonb_build_object('batch_size', p_batch_size, 'lock_timeout', p_lock_timeout),
                                            p_workers);
     SELECT d.qualified, d.key_columns INTO table_name, key_columns
-      FROM token_rotation.describe_target(p_table, p_column, p_key) AS d;
+      FROM token_rotation.describe_target(p_table, p_column, p_key, p_trust_table_owner) AS d;
     SELECT * INTO v_value
-      FROM token_rotation.token_value(p_table, p_column, p_format, p_prefix, p_previous_column, p_rotated_at_column);
+      FROM token_rotation.token_value(p_table, p_column, p_format, p_prefix, p_previous_column, p_rotated_at_column,
+                                      p_trust_table_owner);
     SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, key_columns, p_column, v_value.set_list);
     EXECUTE v_sql.first_last INTO v_upper, v_max;
 
@@ -98,6 +102,6 @@ END
 $$;
 
 COMMENT ON FUNCTION token_rotation.plan(regclass, name, integer, integer, interval, boolean, text, text, name,
-                                         name, name[]) IS
+                                         name, name[], boolean) IS
     'Dry run: rows, slices, batches; the format checked; with p_sample => true also an estimated duration from '
     'one sample batch that is rolled back (it locks that batch''s rows while it runs).';

@@ -125,15 +125,15 @@ def test_a_users_volatile_function_makes_the_tokens(conn: psycopg.Connection) ->
         ("p_column => 'api_key', p_format => 'bytes:16'", "42804", "needs a bytea column"),
         ("p_column => 'api_key'", "42804", "not of type uuid"),
         ("p_column => 'api_key', p_format => 'hex:0'", "22023", "invalid token format"),
-        ("p_column => 'api_key', p_format => 'hex:8', p_prefix => 'x''y'", "22023", "invalid token prefix"),
+        ("p_column => 'api_key', p_format => 'hex:16', p_prefix => 'x''y'", "22023", "invalid token prefix"),
         ("p_column => 'api_key', p_format => 'null'", "22023", "clears a previous column only"),
         (
-            "p_column => 'api_key', p_format => 'hex:8', p_previous_column => 'label'",
+            "p_column => 'api_key', p_format => 'hex:16', p_previous_column => 'label'",
             "42804",
             "previous token",
         ),
         (
-            "p_column => 'api_key', p_format => 'hex:8', p_rotated_at_column => 'label'",
+            "p_column => 'api_key', p_format => 'hex:16', p_rotated_at_column => 'label'",
             "42804",
             "rotation time",
         ),
@@ -279,11 +279,11 @@ def test_a_null_option_means_not_given_and_a_new_run_takes_the_default(conn: psy
 
 
 def test_base64url_of_any_length_has_no_padding_and_no_line_breaks(conn: psycopg.Connection) -> None:
-    """base64url:7 (not a multiple of 3: base64 would pad) and base64url:100 (past base64's 76-character
+    """base64url:17 (not a multiple of 3: base64 would pad) and base64url:100 (past base64's 76-character
     lines) give exactly ceil(4N/3) URL-safe characters, nothing else."""
     conn.execute("CREATE TABLE sessions (id int PRIMARY KEY, token text NOT NULL UNIQUE)")
     conn.execute("INSERT INTO sessions SELECT g, 'old' || g FROM generate_series(1, 200) g")
-    for n, length in ((7, 10), (100, 134)):
+    for n, length in ((17, 23), (100, 134)):
         conn.execute(
             "CALL token_rotation.rotate('sessions', p_format => %s, p_quiet => true)", (f"base64url:{n}",)
         )

@@ -77,6 +77,15 @@ ROTATE_OPTIONS = [
         "[default: the primary key, one column or several]",
     ),
     click.option(
+        "--trust-table-owner",
+        is_flag=True,
+        help="Rotate a table whose UPDATE runs code of an owner this role does not trust (triggers, index "
+        "expressions, CHECK constraints, generated columns, rules, a --format function of that owner), "
+        "after reviewing that code: it runs with this role's rights. Refused without it; not kept with the "
+        "run (each resume decides again).  [default: only the caller, a superuser or a member of the "
+        "caller is trusted]",
+    ),
+    click.option(
         "--batch-size",
         type=click.IntRange(min=1),
         default=None,

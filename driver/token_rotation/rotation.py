@@ -59,6 +59,7 @@ class Options:
     max_replay_lag: float | None = None
     max_archive_queue: int | None = None
     pause_on_autovacuum: bool | None = None
+    trust_table_owner: bool | None = None  # run code of an owner the caller does not trust (per CALL)
     after_run: int | None = None  # start a new run only if none is newer than this (a late CALL does nothing)
 
     def call(self) -> tuple[sql.Composed, dict[str, object]]:

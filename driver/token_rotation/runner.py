@@ -71,6 +71,7 @@ class Request:
     max_replay_lag: float | None = None
     max_archive_queue: int | None = None
     pause_on_autovacuum: bool | None = None
+    trust_table_owner: bool = False  # per CALL, not kept with the run
     throttle_query: str | None = None  # run by the driver (throttle.py), not passed to the procedure
     vacuum: bool = False
     reclaim: bool = False  # VACUUM from a side session as the run goes (the CLI's default: on)
@@ -116,6 +117,7 @@ class Request:
             max_replay_lag=self.max_replay_lag,
             max_archive_queue=self.max_archive_queue,
             pause_on_autovacuum=self.pause_on_autovacuum,
+            trust_table_owner=self.trust_table_owner or None,
         )
 
 
@@ -518,7 +520,8 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
                 " FROM token_rotation.plan(%(oid)s::oid::regclass, p_column => %(column)s,"
                 " p_batch_size => %(batch_size)s, p_workers => %(workers)s, p_sample => %(sample)s,"
                 " p_format => %(format)s, p_prefix => %(prefix)s, p_previous_column => %(previous)s,"
-                " p_rotated_at_column => %(rotated_at)s, p_key => %(key)s::name[]{})"
+                " p_rotated_at_column => %(rotated_at)s, p_key => %(key)s::name[],"
+                " p_trust_table_owner => %(trust_table_owner)s{})"
             ).format(sql.SQL(timeout if request.lock_timeout is not None else "")),
             {
                 "oid": oid,
@@ -532,6 +535,7 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
                 "lock_timeout": request.lock_timeout,
                 "sample": request.sample,
                 "key": request.key,
+                "trust_table_owner": request.trust_table_owner,
             },
         ).fetchone()
     if plan is None:

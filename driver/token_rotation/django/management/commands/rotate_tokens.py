@@ -102,6 +102,12 @@ class Command(BaseCommand):
             default=None,
             help="Wait for the WAL flush at each batch's COMMIT (default: no).",
         )
+        parser.add_argument(
+            "--trust-table-owner",
+            action="store_true",
+            help="Rotate a table whose UPDATE runs code (triggers, ...) of an owner this role does not "
+            "trust, after reviewing it (refused otherwise; asked again on every resume).",
+        )
         parser.add_argument("--vacuum", action="store_true", help="VACUUM (ANALYZE) the table after the run.")
         parser.add_argument(
             "--dry-run", action="store_true", help="Print the plan and estimated duration; change nothing."
