@@ -1,5 +1,4 @@
--- token_rotation.claim_slice(table, column, key, batch_size, workers, target_batch_time, quiet, after_run,
--- plan): the start of a CALL of rotate(), in its transaction: finds the table's open run (or starts one with
+-- token_rotation.claim_slice(table, column, key, batch_size, target_batch_time, quiet, after_run, plan): the start of a CALL of rotate(), in its transaction: finds the table's open run (or starts one with
 -- start_run() from p_plan, which rotate() read with plan_run()), claims a free slice of it with a
 -- session-level advisory lock (lock_space(), slice_id) that outlives the COMMITs of the batches and is
 -- released by end_call(), marks the slice as worked on by this backend and returns it.
@@ -12,13 +11,12 @@
 -- the open run rotates another column, walks another key than a p_key given, or every unfinished slice is
 -- taken. A transaction-level lock on the table serialises the claims of concurrent CALLs (rotate() takes it
 -- before it plans). Called by rotate() only:
---   v_slice := token_rotation.claim_slice('public.tickets', 'token', NULL, 3000, 2, NULL, false, NULL, v_plan);
+--   v_slice := token_rotation.claim_slice('public.tickets', 'token', '{id}', 3000, NULL, false, NULL, v_plan);
 CREATE OR REPLACE FUNCTION token_rotation.claim_slice(
       p_table             regclass
     , p_column            name
     , p_key               name[]
     , p_batch_size        integer
-    , p_workers           integer
     , p_target_batch_time interval
     , p_quiet             boolean
     , p_after_run         bigint DEFAULT NULL
@@ -125,7 +123,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.claim_slice(regclass, name, name[], integer, integer, interval, boolean, bigint,
-                                               jsonb) IS
+COMMENT ON FUNCTION token_rotation.claim_slice(regclass, name, name[], integer, interval, boolean, bigint, jsonb) IS
     'Start of a rotate() CALL: finds or starts the open run of a table, claims a free slice (advisory lock), '
     'returns it; NULL for an empty table.';

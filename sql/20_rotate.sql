@@ -38,8 +38,9 @@
 -- retries, target batch time, replication lag limit, synchronous commit, format, prefix and grace columns are
 -- stored with the run (runs.options). NULL means "not given": a new run takes the documented defaults (in the
 -- comments of the parameter list), a resumed run the values it was started with, and a value given on a resume
--- changes it for the rest of the run (a NOTICE says so). p_max_batches, p_quiet, p_workers and p_after_run are
--- per CALL. p_after_run is for drivers that CALL from several sessions and again after a CALL ends: a new run
+-- changes it for the rest of the run (a NOTICE says so). p_max_batches, p_quiet, p_workers, p_after_run and
+-- p_trust_table_owner are per CALL (a resume by another role decides again whether to trust the table's
+-- owner). p_after_run is for drivers that CALL from several sessions and again after a CALL ends: a new run
 -- is only started if the table has no run newer than that id, so a CALL that comes after the run it was meant
 -- for has ended returns at once instead of rotating the table a second time.
 -- set_options() changes the options of a running run from any session: each worker reads the run's row before
@@ -153,7 +154,7 @@ BEGIN
        AND NOT EXISTS (SELECT FROM token_rotation.runs r WHERE r.target = p_table AND r.run_id > p_after_run) THEN
         v_plan := token_rotation.plan_run(p_table, v_key, p_workers);
     END IF;
-    v_slice := token_rotation.claim_slice(p_table, v_column, v_key, v_opt.batch_size, p_workers, v_opt.target_batch_time,
+    v_slice := token_rotation.claim_slice(p_table, v_column, v_key, v_opt.batch_size, v_opt.target_batch_time,
                                           p_quiet, p_after_run, v_plan);
     IF v_slice.slice_id IS NULL THEN  -- an empty table (its new run is finished already), or p_after_run's run ended
         COMMIT;

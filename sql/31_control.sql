@@ -67,7 +67,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_run_id bigint;
-    v_max    CONSTANT interval := '7 days';  -- a longer hold is renewed before it runs out
+    v_max    CONSTANT interval := interval '7 days';  -- a longer hold is renewed before it runs out
 BEGIN
     IF p_reason IS NOT NULL AND (btrim(p_reason) = '' OR p_for IS NULL OR p_for <= '0' OR p_for > v_max) THEN
         RAISE EXCEPTION 'a hold needs a reason and a positive duration of at most %', v_max

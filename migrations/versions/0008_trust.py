@@ -14,7 +14,7 @@ tool's owner that checks, where it writes, that the caller may UPDATE the run's 
 - DROPS: the routines whose signature changed: start_run() takes the plan that rotate() read (plan_run()),
   claim_slice() takes it too, run_batch() takes the caller's search_path,
   key_compare() takes the key's operator classes, check_arguments() the key walked (a key the run writes is
-  refused).
+  refused); rotate(), plan(), describe_target() and token_value() take p_trust_table_owner.
 The head revision re-applies every routine of sql/. Its downgrade changes nothing, as 0003's: only base
 (uninstall) is a downgrade target.
 """
@@ -61,6 +61,13 @@ DROP FUNCTION IF EXISTS token_rotation.claim_slice(regclass, name, name[], integ
 DROP FUNCTION IF EXISTS token_rotation.run_batch(text, text, text[], text[]);
 DROP FUNCTION IF EXISTS token_rotation.key_compare(text[], text[], text, integer);
 DROP FUNCTION IF EXISTS token_rotation.check_arguments(jsonb, integer, integer, boolean);
+DROP PROCEDURE IF EXISTS token_rotation.rotate(regclass, name, integer, integer, interval, interval, integer, boolean,
+                                               integer, interval, bigint, boolean, text, text, name, name, name[],
+                                               interval, integer, boolean, bigint);
+DROP FUNCTION IF EXISTS token_rotation.plan(regclass, name, integer, integer, interval, boolean, text, text, name,
+                                            name, name[]);
+DROP FUNCTION IF EXISTS token_rotation.describe_target(regclass, name, name[]);
+DROP FUNCTION IF EXISTS token_rotation.token_value(regclass, name, text, text, name, name);
 """
 
 

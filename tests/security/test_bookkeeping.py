@@ -191,7 +191,7 @@ BOOKKEEPING_CALLS = {
         "SELECT token_rotation.record_batch(%(run)s, %(slice)s, '{100}', '{1000}', 900, 100,"
         " now(), now(), 0, true)"
     ),
-    "claim_slice": "SELECT token_rotation.claim_slice('public.tickets', 'token', NULL, 100, 1, NULL, true)",
+    "claim_slice": "SELECT token_rotation.claim_slice('public.tickets', 'token', NULL, 100, NULL, true)",
     "end_call": "SELECT token_rotation.end_call(%(run)s, %(slice)s, now(), '42501', 'forged')",
     "keep_options": (
         "SELECT token_rotation.keep_options(%(run)s, '{\"batch_size\": 1}', '{\"batch_size\": 1}')"
