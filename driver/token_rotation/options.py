@@ -174,8 +174,9 @@ ROTATE_OPTIONS = [
         default=None,
         metavar="SQL",
         help="A query returning one boolean: true makes the run wait. Run by this command every second on a "
-        "read-only connection of its own with a 1 s statement_timeout; an error or timeout also waits, and "
-        "is reported. Checked once before the run starts.",
+        "connection of its own, one statement, each poll in its own READ ONLY transaction with a 1 s "
+        "statement_timeout, rolled back; an error or timeout also waits, and is reported. Checked once "
+        "before the run starts.",
     ),
     click.option(
         "--synchronous-commit/--no-synchronous-commit",
