@@ -33,6 +33,7 @@ EVERY_OPTION = (
     "--max-replay-lag", "1h",
     "--max-archive-queue", "1000",
     "--pause-on-autovacuum",
+    "--trust-table-owner",
     "--synchronous-commit",
     "--format", "hex:16",
     "--prefix", "tk_",
