@@ -218,7 +218,7 @@ def test_options_not_given_leave_the_procedures_defaults_in_charge(
         queries[app] = str(row[0])
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 130
-    assert '"p_sleep" => make_interval' in queries["tr-test-defaults"]
+    assert '"p_sleep" => pg_catalog.make_interval' in queries["tr-test-defaults"]
     for name in ("p_synchronous_commit", "p_lock_retries", "p_lock_timeout", "p_max_batches"):
         assert name not in queries["tr-test-defaults"]
     assert '"p_synchronous_commit" =>' in queries["tr-test-given"]
