@@ -15,10 +15,10 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT string_agg(CASE WHEN h.pid = s.backend_pid
-                           THEN format('backend %s (role %s, %s, slice %s, %s since %s)',
-                                       h.pid, coalesce(quote_ident(a.usename::text), 'unknown'),
-                                       coalesce(nullif(a.application_name, ''), 'no application_name'),
-                                       s.slice_no, coalesce(a.state, 'unknown'),
+                           THEN format('backend %s (%s, slice %s, role %s, %s since %s)',
+                                       h.pid, coalesce(nullif(a.application_name, ''), 'no application_name'),
+                                       s.slice_no, coalesce(quote_ident(a.usename::text), 'unknown'),
+                                       coalesce(a.state, 'unknown'),
                                        to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS'))
                            ELSE format('slice %s locked by backend %s (role %s, %s), not a token-rotation worker '
                                        'of it: SELECT pg_terminate_backend(%s) ends it',
