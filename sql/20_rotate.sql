@@ -119,7 +119,7 @@ DECLARE
     -- pin, every name is schema-qualified.
     v_search_path  text := pg_catalog.current_setting('search_path');
 BEGIN
-    PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
+    PERFORM token_rotation.pin_settings();
     v_search_path := concat_ws(', ', 'pg_catalog', nullif(btrim(v_search_path), ''), 'pg_temp');
     PERFORM token_rotation.check_transaction();
     PERFORM token_rotation.check_privileges();
@@ -143,7 +143,7 @@ BEGIN
                                                           p_trust_table_owner);
     v_options := v_options || jsonb_build_object('format', v_value.token_format);
     COMMIT;  -- nothing changed yet: inside a transaction block this is where PostgreSQL refuses the CALL
-    PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
+    PERFORM token_rotation.pin_settings();
 
     -- claims serialised per table; a new run is planned here, reading the table with the caller's rights,
     -- and written by claim_slice() as the tool's owner
@@ -167,7 +167,7 @@ BEGIN
     SELECT * INTO v_opt FROM token_rotation.option_values(token_rotation.default_options() || v_options);
     v_relations := p_table || coalesce(v_run.partitions, '{}');
     COMMIT;
-    PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
+    PERFORM token_rotation.pin_settings();
     SELECT * INTO v_limits FROM token_rotation.limits();
     SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, v_key, v_column, v_value.set_list);
     v_batch_size := v_slice.batch_size;
@@ -203,7 +203,7 @@ BEGIN
             v_mark := token_rotation.mark_waiting(v_run.run_id, v_slice.slice_id, coalesce(v_wait.reason, v_health),
                                                   v_waiting, v_mark, p_quiet);
             COMMIT;
-            PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
+            PERFORM token_rotation.pin_settings();
             v_waiting := coalesce(v_wait.reason, v_health);
             SELECT * INTO v_err_state, v_err_msg FROM token_rotation.sleep(1);
             EXIT WHEN v_err_state IS NOT NULL;
@@ -247,11 +247,11 @@ BEGIN
             v_lock_fails := v_lock_fails + 1;
             EXIT WHEN v_lock_fails > v_opt.lock_retries;
             v_batch_size := greatest(v_batch_size / 2, 1);
-            PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
+            PERFORM token_rotation.pin_settings();
             PERFORM token_rotation.mark_lock_retry(v_run.run_id, v_slice.slice_id, v_err_state, v_lock_fails,
                                                    v_opt.lock_retries, v_batch_size, p_quiet);
             COMMIT;
-            PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
+            PERFORM token_rotation.pin_settings();
             SELECT * INTO v_err_state, v_err_msg
               FROM token_rotation.sleep(least(extract(epoch FROM v_opt.lock_timeout), 1));
             EXIT WHEN v_err_state IS NOT NULL;
@@ -264,7 +264,7 @@ BEGIN
                                                v_batch_size, v_started, v_mark, v_batch.retries + v_lock_fails,
                                                v_last);
         COMMIT;
-        PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
+        PERFORM token_rotation.pin_settings();
         v_mark := v_slice.heartbeat_at;
         v_after := v_upper;
         v_end_no := v_end_no + 1;
@@ -288,11 +288,11 @@ BEGIN
     -- end of this CALL: a failed batch is rolled back; book the time, release the slice, then report
     IF v_err_state IS NOT NULL THEN
         ROLLBACK;
-        PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
+        PERFORM token_rotation.pin_settings();
     END IF;
     v_run := token_rotation.end_call(v_run.run_id, v_slice.slice_id, v_mark, v_err_state, v_err_msg);
     COMMIT;
-    PERFORM token_rotation.pin_settings('pg_catalog, pg_temp');
+    PERFORM token_rotation.pin_settings();
     PERFORM token_rotation.report_call(v_run, v_target, v_slice.slice_no, v_stop, v_call_batches, v_err_state,
                                        v_err_msg, v_lock_fails, v_opt.lock_timeout, p_quiet);
 END

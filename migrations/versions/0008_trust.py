@@ -12,7 +12,8 @@ tool's owner that checks, where it writes, that the caller may UPDATE the run's 
 - every privilege on the tool's tables and sequences other than SELECT is revoked from every role but their
   owner (what the old GRANT recipe gave rotating roles: INSERT, UPDATE on runs and slices, INSERT on batches);
 - DROPS: the routines whose signature changed: start_run() takes the plan that rotate() read (plan_run()),
-  claim_slice() takes it too, run_batch() takes the caller's search_path,
+  claim_slice() takes it too, run_batch() takes the caller's search_path, pin_settings() pins pg_catalog, pg_temp
+  (no argument),
   key_compare() takes the key's operator classes, check_arguments() the key walked (a key the run writes is
   refused); rotate(), plan(), describe_target() and token_value() take p_trust_table_owner.
 The head revision re-applies every routine of sql/. Its downgrade changes nothing, as 0003's: only base
@@ -59,6 +60,7 @@ DROPS = """
 DROP FUNCTION IF EXISTS token_rotation.start_run(regclass, name, name[], integer, integer);
 DROP FUNCTION IF EXISTS token_rotation.claim_slice(regclass, name, name[], integer, integer, interval, boolean, bigint);
 DROP FUNCTION IF EXISTS token_rotation.run_batch(text, text, text[], text[]);
+DROP FUNCTION IF EXISTS token_rotation.pin_settings(text);
 DROP FUNCTION IF EXISTS token_rotation.key_compare(text[], text[], text, integer);
 DROP FUNCTION IF EXISTS token_rotation.check_arguments(jsonb, integer, integer, boolean);
 DROP PROCEDURE IF EXISTS token_rotation.rotate(regclass, name, integer, integer, interval, interval, integer, boolean,
