@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from psycopg import sql
 
+from .attacks import escalations, is_superuser, plant_escalation
 from helpers import table_checksum
 
-# Planted by the attacker: records who called it, tries to make the attacker a superuser, and returns a token
-# like any other, so that nothing else shows it ran.
+# Planted by the attacker: runs its payload (attacks.py) and returns a token like any other, so that nothing
+# else shows it ran.
 EVIL = """
-CREATE TABLE IF NOT EXISTS public.evil_calls (ran_as name);
-GRANT INSERT ON public.evil_calls TO PUBLIC;
 CREATE FUNCTION {schema}.evil() RETURNS uuid LANGUAGE plpgsql VOLATILE AS $f$
 BEGIN
-    INSERT INTO public.evil_calls VALUES (current_user);
-    BEGIN
-        EXECUTE pg_catalog.format('ALTER ROLE %I SUPERUSER', {attacker});
-    EXCEPTION WHEN insufficient_privilege THEN NULL;
-    END;
+    PERFORM public.escalate('evil');
     RETURN pg_catalog.gen_random_uuid();
 END $f$;
 """
@@ -105,6 +99,7 @@ def test_a_superusers_resume_never_calls_a_function_of_the_attacker_named_by_the
         "CALL token_rotation.rotate('public.tickets', p_batch_size => 100, p_max_batches => 1,"
         " p_quiet => true)"
     )
+    plant_escalation(attacker_conn, attacker)
     if where == "temporary schema":
         schema = attacker_conn.execute(
             "SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema()"
@@ -116,14 +111,10 @@ def test_a_superusers_resume_never_calls_a_function_of_the_attacker_named_by_the
             ).fetchone()
         assert schema is not None
         function = f"{schema[0]}.evil"
-        attacker_conn.execute(
-            EVIL.replace("{schema}", "pg_temp").replace("{attacker}", sql.Literal(attacker).as_string(conn))
-        )
+        attacker_conn.execute(EVIL.replace("{schema}", "pg_temp"))
     else:
         function = "public.evil"
-        attacker_conn.execute(
-            EVIL.replace("{schema}", "public").replace("{attacker}", sql.Literal(attacker).as_string(conn))
-        )
+        attacker_conn.execute(EVIL.replace("{schema}", "public"))
     # the lead's change revokes the attacker's write on runs: the test writes the format as the superuser
     conn.execute(
         "UPDATE token_rotation.runs SET options = options || jsonb_build_object('format', %s::text)"
@@ -136,8 +127,6 @@ def test_a_superusers_resume_never_calls_a_function_of_the_attacker_named_by_the
     assert refused.value.sqlstate == "42501"
     assert "evil" in str(refused.value)
     assert refused.value.diag.message_hint
-    assert conn.execute("SELECT count(*) FROM public.evil_calls").fetchone() == (0,)
-    assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (attacker,)).fetchone() == (
-        False,
-    )
+    assert escalations(conn) == []
+    assert not is_superuser(conn, attacker)
     assert conn.execute("SELECT count(*) FROM token_rotation.batches").fetchone() == batches

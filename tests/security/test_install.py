@@ -7,18 +7,17 @@ schema is gone; no table or view of the tool is granted to PUBLIC.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 from pytest_postgresql.executors import NoopExecutor
-from pytest_postgresql.janitor import DatabaseJanitor
 
 from token_rotation import migrate
 
+from conftest import new_database
 from roles import dsn_as, temporary_role
 
 # what the squatter puts into its schema token_rotation: a routine of its own, or one with the name and
@@ -31,23 +30,8 @@ SQUATS = {
 
 @pytest.fixture
 def empty_dsn(postgresql_proc: NoopExecutor) -> Iterator[str]:
-    """DSN of a new, empty database, dropped afterwards (as tests/conftest.py's new_database, which cannot be
-    imported from here: this folder's conftest shadows that module name)."""
-    name = f"tr_sec_{uuid.uuid4().hex[:8]}"
-    with DatabaseJanitor(
-        user=postgresql_proc.user,
-        host=postgresql_proc.host,
-        port=postgresql_proc.port,
-        password=postgresql_proc.password,
-        dbname=name,
-    ):
-        yield make_conninfo(
-            host=postgresql_proc.host,
-            port=str(postgresql_proc.port),
-            user=postgresql_proc.user,
-            dbname=name,
-            **({"password": postgresql_proc.password} if postgresql_proc.password else {}),
-        )
+    """DSN of a new, empty database, dropped afterwards."""
+    yield from new_database(postgresql_proc, "tr_sec")
 
 
 @pytest.fixture

@@ -10,23 +10,13 @@ engine calls; the superuser then rotates, resumes, controls and inspects a run w
 from __future__ import annotations
 
 import psycopg
-from psycopg import sql
 
+from .attacks import escalations, is_superuser, plant_escalation
 from helpers import assert_rotated_exactly_once, last_run_id, snapshot
 
-# Each look-alike records that it ran and who it ran as, tries to make its owner a superuser, and returns
-# what the built-in would, so that nothing else shows it ran.
+# Each look-alike runs the attacker's payload (attacks.py) and returns what the built-in would, so that
+# nothing else shows it ran.
 LOOK_ALIKES = """
-CREATE TABLE public.hijacked (what text, ran_as name);
-GRANT INSERT ON public.hijacked TO PUBLIC;
-CREATE FUNCTION public.escalate(p_what text) RETURNS void LANGUAGE plpgsql AS $f$
-BEGIN
-    INSERT INTO public.hijacked VALUES (p_what, current_user);
-    BEGIN
-        EXECUTE pg_catalog.format('ALTER ROLE %I SUPERUSER', {attacker});
-    EXCEPTION WHEN insufficient_privilege THEN NULL;
-    END;
-END $f$;
 CREATE FUNCTION public.cardinality(text[]) RETURNS integer LANGUAGE plpgsql AS $f$
 BEGIN PERFORM public.escalate('cardinality(text[])'); RETURN pg_catalog.cardinality($1::anyarray); END $f$;
 CREATE FUNCTION public.concat_ws(text, text, text, text) RETURNS text LANGUAGE plpgsql AS $f$
@@ -48,7 +38,8 @@ def test_look_alikes_in_the_callers_schemas_never_run_during_a_superusers_run(
     """cardinality(text[]), = on text[], concat_ws, numeric * float8 and format planted in public by the
     attacker: the superuser's rotate, resume, pause, hold, set_options, progress, plan and verify (with
     public on its search_path) call none of them, and the attacker stays an ordinary role."""
-    attacker_conn.execute(LOOK_ALIKES.replace("{attacker}", sql.Literal(attacker).as_string(attacker_conn)))
+    plant_escalation(attacker_conn, attacker)
+    attacker_conn.execute(LOOK_ALIKES)
     conn.execute('SET search_path = "$user", public')
     before = snapshot(conn)
     conn.execute(
@@ -65,9 +56,7 @@ def test_look_alikes_in_the_callers_schemas_never_run_during_a_superusers_run(
     conn.execute("CALL token_rotation.rotate('public.tickets', p_batch_size => 100, p_quiet => true)")
     run_id = last_run_id(conn)
     assert all(ok for _, ok, _ in conn.execute("SELECT * FROM token_rotation.verify(%s)", (run_id,)))
-    assert conn.execute("SELECT what, ran_as FROM public.hijacked").fetchall() == []
-    assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (attacker,)).fetchone() == (
-        False,
-    )
+    assert escalations(conn) == []
+    assert not is_superuser(conn, attacker)
     conn.execute("RESET search_path")
     assert_rotated_exactly_once(conn, before, run_id)

@@ -13,29 +13,28 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from .attacks import escalations, is_superuser, plant_escalation
 from background import run_cli
 from helpers import table_checksum
 from roles import dsn_as, grant_recipe, temporary_role
 
-# The attacker's code: records who ran it and tries to make the attacker a superuser. escalate() is the
-# volatile part; escalate_value() wraps it for index expressions, CHECK constraints and generated columns,
-# which take only IMMUTABLE functions (a claim PostgreSQL does not verify).
+# The attacker's code, the payload of attacks.py in the shapes an UPDATE runs: escalate_value() wraps it for
+# index expressions, CHECK constraints and generated columns, which take only IMMUTABLE functions (a claim
+# PostgreSQL does not verify), escalate_trigger() for triggers.
 ESCALATE = """
-CREATE TABLE public.escalations (ran_as name);
-GRANT INSERT ON public.escalations TO PUBLIC;
-CREATE FUNCTION public.escalate() RETURNS void LANGUAGE plpgsql VOLATILE AS $f$
-BEGIN
-    INSERT INTO public.escalations VALUES (current_user);
-    BEGIN
-        EXECUTE pg_catalog.format('ALTER ROLE %I SUPERUSER', {attacker});
-    EXCEPTION WHEN insufficient_privilege THEN NULL;
-    END;
-END $f$;
 CREATE FUNCTION public.escalate_value(integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $f$
-BEGIN PERFORM public.escalate(); RETURN $1; END $f$;
+BEGIN PERFORM public.escalate('value'); RETURN $1; END $f$;
 CREATE FUNCTION public.escalate_trigger() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN PERFORM public.escalate(); RETURN NEW; END $f$;
+BEGIN PERFORM public.escalate('trigger'); RETURN NEW; END $f$;
 """
+
+# a trigger of the attacker's that does no harm: it counts the updates of each row
+HARMLESS_TRIGGER = (
+    "CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS"
+    " $f$BEGIN NEW.touched := OLD.touched + 1; RETURN NEW; END$f$;"
+    " CREATE TRIGGER touch_owned BEFORE UPDATE ON public.owned FOR EACH ROW"
+    " EXECUTE FUNCTION public.touch()"
+)
 
 OWNED = (
     "CREATE TABLE public.owned (id integer PRIMARY KEY, token uuid NOT NULL DEFAULT gen_random_uuid(),"
@@ -68,7 +67,7 @@ CODE = {
         "derived",
     ),
     "rule": (
-        "CREATE RULE owned_also AS ON UPDATE TO public.owned DO ALSO SELECT public.escalate()",
+        "CREATE RULE owned_also AS ON UPDATE TO public.owned DO ALSO SELECT public.escalate('rule')",
         "owned_also",
     ),
 }
@@ -76,20 +75,16 @@ CODE = {
 
 def plant(attacker_conn: psycopg.Connection, attacker: str, code: str) -> None:
     """The attacker creates public.owned (its own table), its escalation functions and one piece of code."""
-    literal = sql.Literal(attacker).as_string(attacker_conn)
-    attacker_conn.execute(ESCALATE.replace("{attacker}", literal))
+    plant_escalation(attacker_conn, attacker)
+    attacker_conn.execute(ESCALATE)
     attacker_conn.execute(OWNED)
     attacker_conn.execute(code)
 
 
 def assert_not_escalated(conn: psycopg.Connection, attacker: str) -> None:
     """The attacker's code ran as nobody but the attacker (creating an index or a constraint runs it too)."""
-    others = "SELECT count(*) FROM public.escalations WHERE ran_as <> %s"
-    ran_as = conn.execute(others, (attacker,)).fetchone()
-    assert ran_as == (0,)
-    assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (attacker,)).fetchone() == (
-        False,
-    )
+    assert escalations(conn, except_by=attacker) == []
+    assert not is_superuser(conn, attacker)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +159,8 @@ def test_a_trigger_on_a_leaf_partition_of_the_attacker_is_refused_too(
 ) -> None:
     """A partitioned table of the attacker with its trigger on one leaf partition only: the superuser's rotate
     through the parent is refused, naming that trigger; the attacker stays an ordinary role."""
-    attacker_conn.execute(ESCALATE.replace("{attacker}", sql.Literal(attacker).as_string(conn)))
+    plant_escalation(attacker_conn, attacker)
+    attacker_conn.execute(ESCALATE)
     attacker_conn.execute(
         "CREATE TABLE public.parted (id integer PRIMARY KEY, token uuid NOT NULL DEFAULT gen_random_uuid())"
         " PARTITION BY RANGE (id);"
@@ -215,12 +211,7 @@ def test_with_trust_table_owner_the_table_of_another_owner_is_rotated(
     --trust-table-owner, for the dry run too): every row is rotated and the trigger ran once per row. The
     choice is per CALL, never stored with the run: a resume without it is refused again."""
     attacker_conn.execute(OWNED)
-    attacker_conn.execute(
-        "CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS"
-        " $f$BEGIN NEW.touched := OLD.touched + 1; RETURN NEW; END$f$;"
-        " CREATE TRIGGER touch_owned BEFORE UPDATE ON public.owned FOR EACH ROW"
-        " EXECUTE FUNCTION public.touch()"
-    )
+    attacker_conn.execute(HARMLESS_TRIGGER)
     refused = run_cli(dsn, "rotate", "--table", "public.owned", "--dry-run")
     assert refused.returncode != 0 and "--trust-table-owner" in refused.stderr, refused.stderr
     planned = run_cli(dsn, "rotate", "--table", "public.owned", "--dry-run", "--trust-table-owner", "--json")
@@ -250,12 +241,7 @@ def test_a_table_whose_owner_already_holds_the_callers_rights_is_trusted(
     member of the rotator (its code gains nothing from the rotator's rights); the attacker's table with a
     trigger stays refused to that rotator, as the attacker is not a member of it."""
     attacker_conn.execute(OWNED)
-    attacker_conn.execute(
-        "CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS"
-        " $f$BEGIN NEW.touched := OLD.touched + 1; RETURN NEW; END$f$;"
-        " CREATE TRIGGER touch_owned BEFORE UPDATE ON public.owned FOR EACH ROW"
-        " EXECUTE FUNCTION public.touch()"
-    )
+    attacker_conn.execute(HARMLESS_TRIGGER)
     with temporary_role(conn, "tr_rotator") as rotator, temporary_role(conn, "tr_member") as member:
         ident = {"r": sql.Identifier(rotator), "m": sql.Identifier(member)}
         conn.execute(sql.SQL("GRANT {r} TO {m}").format(**ident))
