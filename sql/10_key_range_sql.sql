@@ -26,6 +26,10 @@
 -- column in both, so that order and compare agree. Where the operators are not pg_catalog's and the column's
 -- type is not their input type (a domain over citext), the column and the bound are cast to it, so that only
 -- the exact operator matches. Casts and functions are schema-qualified too.
+-- p_filter (run_filter(): a subset, an age, NULL tokens left alone) is ANDed to every statement, so that the
+-- batches, the counts and the slices are over the matching rows only and each batch judges a row as it is
+-- then; an index that serves it and the key (e.g. (tenant_id, id) for tenant_id = 42) lets a run over a subset
+-- cost in proportion to the subset.
 -- p_set is the SET list that token_value() built from the format (quoted identifiers and checked functions
 -- only; it never holds a value given by the caller); NULL keeps the plain `token = gen_random_uuid()`.
 --   SELECT * FROM token_rotation.key_range_sql('public.tickets', '{id}', 'token');
@@ -34,6 +38,7 @@ CREATE OR REPLACE FUNCTION token_rotation.key_range_sql(
     , p_key           name[]
     , p_column        name DEFAULT NULL
     , p_set           text DEFAULT NULL
+    , p_filter        text DEFAULT NULL
     , OUT first_last   text
     , OUT count_upto   text
     , OUT end_after    text
@@ -58,6 +63,8 @@ DECLARE
     v_set    text;   -- the SET list: p_set, or the token to a new uuid
     v_key    record;
     v_attnums smallint[];
+    v_and     text := coalesce(' AND ' || p_filter, '');    -- the run's filter (run_filter()), if any
+    v_where   text := coalesce(' WHERE ' || p_filter, '');
 BEGIN
     SELECT format('%I.%I', n.nspname, c.relname), CASE WHEN c.relkind = 'p' THEN '' ELSE 'ONLY ' END
       INTO v_target, v_from
@@ -150,34 +157,35 @@ BEGIN
     v_desc := (SELECT string_agg(format('%s USING %s', v_cols[i], v_ops[i][5]), ', ' ORDER BY i)
                  FROM generate_series(1, cardinality(v_cols)) AS i);
 
-    first_last := format('SELECT (SELECT %1$s FROM %2$s AS t ORDER BY %3$s LIMIT 1), '
-                         '(SELECT %1$s FROM %2$s AS t ORDER BY %4$s LIMIT 1)', v_value, v_from, v_order, v_desc);
-    count_upto := format('SELECT pg_catalog.count(*) FROM %s AS t WHERE %s', v_from,
-                         token_rotation.key_compare(v_cols, v_casts, v_ops, '<=', 2));
-    end_after := format('SELECT %s FROM %s AS t WHERE %s AND %s ORDER BY %s OFFSET $3 LIMIT 1', v_value, v_from,
+    first_last := format('SELECT (SELECT %1$s FROM %2$s AS t%5$s ORDER BY %3$s LIMIT 1), '
+                         '(SELECT %1$s FROM %2$s AS t%5$s ORDER BY %4$s LIMIT 1)', v_value, v_from, v_order, v_desc,
+                         v_where);
+    count_upto := format('SELECT pg_catalog.count(*) FROM %s AS t WHERE %s%s', v_from,
+                         token_rotation.key_compare(v_cols, v_casts, v_ops, '<=', 2), v_and);
+    end_after := format('SELECT %s FROM %s AS t WHERE %s AND %s%s ORDER BY %s OFFSET $3 LIMIT 1', v_value, v_from,
                         token_rotation.key_compare(v_cols, v_casts, v_ops, '>', 1),
-                        token_rotation.key_compare(v_cols, v_casts, v_ops, '<=', 2), v_order);
-    end_first := format('SELECT %s FROM %s AS t WHERE %s ORDER BY %s OFFSET $3 LIMIT 1', v_value, v_from,
-                        token_rotation.key_compare(v_cols, v_casts, v_ops, '<=', 2), v_order);
+                        token_rotation.key_compare(v_cols, v_casts, v_ops, '<=', 2), v_and, v_order);
+    end_first := format('SELECT %s FROM %s AS t WHERE %s%s ORDER BY %s OFFSET $3 LIMIT 1', v_value, v_from,
+                        token_rotation.key_compare(v_cols, v_casts, v_ops, '<=', 2), v_and, v_order);
     IF p_column IS NOT NULL THEN
         v_set := coalesce(p_set, format('%I = pg_catalog.gen_random_uuid()', p_column));
-        update_after := format('UPDATE %1$s SET %2$s WHERE %3$s AND %4$s',
+        update_after := format('UPDATE %1$s SET %2$s WHERE %3$s AND %4$s%5$s',
                                v_from, v_set, token_rotation.key_compare(v_bare, v_casts, v_ops, '>', 1),
-                               token_rotation.key_compare(v_bare, v_casts, v_ops, '<=', 2));
-        update_first := format('UPDATE %1$s SET %2$s WHERE %3$s',
-                               v_from, v_set, token_rotation.key_compare(v_bare, v_casts, v_ops, '<=', 2));
+                               token_rotation.key_compare(v_bare, v_casts, v_ops, '<=', 2), v_and);
+        update_first := format('UPDATE %1$s SET %2$s WHERE %3$s%4$s',
+                               v_from, v_set, token_rotation.key_compare(v_bare, v_casts, v_ops, '<=', 2), v_and);
     END IF;
     -- the key at rank ceil(f * n) of the sample for each fraction f: percentile_disc's choice, for a row key
     quantiles := format('SELECT s.k FROM (SELECT %1$s AS k, pg_catalog.row_number() OVER (ORDER BY %2$s) AS rn, '
                         'pg_catalog.count(*) OVER () AS n FROM %3$s AS t TABLESAMPLE pg_catalog.system '
-                        '($4::pg_catalog.float4) WHERE %4$s) AS s '
+                        '($4::pg_catalog.float4) WHERE %4$s%5$s) AS s '
                         'WHERE s.rn OPERATOR(pg_catalog.=) ANY (SELECT greatest(pg_catalog.ceil(f OPERATOR(pg_catalog.*) s.n), 1)'
                         '::pg_catalog.int8 FROM pg_catalog.unnest($3::pg_catalog.float8[]) AS f) '
                         'ORDER BY s.rn', v_value, v_order, v_from,
-                        token_rotation.key_compare(v_cols, v_casts, v_ops, '<=', 2));
+                        token_rotation.key_compare(v_cols, v_casts, v_ops, '<=', 2), v_and);
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.key_range_sql(regclass, name[], name, text) IS
+COMMENT ON FUNCTION token_rotation.key_range_sql(regclass, name[], name, text, text) IS
     'The statements over key ranges (after, upper] of a table (single or composite key, partitioned or not): '
     'first/last key, count, batch ends, UPDATE, quantiles.';

@@ -4,7 +4,8 @@
 -- partitioned table's slices are key ranges over its parent, which may span or follow its partitions.
 -- Tables of up to p_exact_limit rows (estimated) are counted exactly and split at the keys of rank i/N (a walk
 -- of the key's index, no sort); larger ones are sampled (TABLESAMPLE SYSTEM, about 200,000 rows) and their row
--- counts estimated. Used by rotate() when a run starts; a DBA can call it to preview a plan:
+-- counts estimated. p_filter (run_filter()) limits every count, split and sample to the rows that match it;
+-- the estimate that decides between counting and sampling is then the planner's for those rows. Used by rotate() when a run starts; a DBA can call it to preview a plan:
 --   SELECT * FROM token_rotation.plan_slices('public.tickets', '{id}', 4, (SELECT ARRAY[max(id)::text] FROM tickets));
 CREATE OR REPLACE FUNCTION token_rotation.plan_slices(
       p_table        regclass
@@ -12,6 +13,7 @@ CREATE OR REPLACE FUNCTION token_rotation.plan_slices(
     , p_workers      integer
     , p_key_max      text[]
     , p_exact_limit  bigint DEFAULT 20000000
+    , p_filter       text   DEFAULT NULL
 )
 RETURNS TABLE (slice_no integer, lo text[], hi text[], rows_expected bigint, exact boolean)
 LANGUAGE plpgsql VOLATILE
@@ -31,6 +33,7 @@ DECLARE
     v_counts    bigint[] := '{}'::bigint[];
     v_pos       bigint;
     v_prev_pos  bigint := 0;
+    v_plan      json;
 BEGIN
     IF p_workers IS NULL OR p_workers < 1 THEN
         RAISE EXCEPTION 'workers must be at least 1, not %', p_workers
@@ -43,7 +46,16 @@ BEGIN
       FROM pg_class c
      WHERE (c.oid = p_table AND c.relkind <> 'p')
         OR c.oid IN (SELECT pt.relid FROM pg_partition_tree(p_table) AS pt WHERE pt.isleaf);
-    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, p_key);
+    IF p_filter IS NOT NULL THEN
+        -- the rows that match the run's filter (run_filter()), as the planner estimates them: a subset of a
+        -- big table is counted exactly when it is small, however big the table
+        EXECUTE format('EXPLAIN (FORMAT JSON) SELECT FROM %s AS t WHERE %s',
+                       (SELECT CASE WHEN c.relkind = 'p' THEN '' ELSE 'ONLY ' END FROM pg_class c WHERE c.oid = p_table)
+                       || p_table::text, p_filter)
+           INTO v_plan;
+        v_estimate := least(v_estimate, (v_plan->0->'Plan'->>'Plan Rows')::double precision);
+    END IF;
+    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, p_key, p_filter => p_filter);
 
     v_exact := coalesce(v_estimate, 0) <= p_exact_limit;
     v_bounds := ARRAY[NULL::text];
@@ -95,5 +107,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.plan_slices(regclass, name[], integer, text[], bigint) IS
+COMMENT ON FUNCTION token_rotation.plan_slices(regclass, name[], integer, text[], bigint, text) IS
     'Cuts a table''s key range into at most N balanced slices (lo, hi] from key quantiles; rows counted or estimated.';

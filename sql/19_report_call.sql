@@ -3,7 +3,7 @@
 -- 55P03 rows stayed locked, any other: the batch failed), each saying that every committed batch is kept
 -- and how to resume; else a NOTICE on how it ended (unless p_quiet): stopped after p_max_batches, cancelled,
 -- finished, or its slice finished while others run. A finished run that rotated fewer rows than it counted
--- gets a WARNING. p_stop is 'max_batches', 'cancelled' or 'finished'. Called by rotate() only.
+-- gets a WARNING. p_stop is 'max_batches', 'window' (p_stop_at, p_max_duration), 'cancelled' or 'finished'. Called by rotate() only.
 CREATE OR REPLACE FUNCTION token_rotation.report_call(
       p_run          token_rotation.runs
     , p_target       text
@@ -45,6 +45,8 @@ BEGIN
     IF NOT p_quiet THEN
         RAISE NOTICE 'run %: %', p_run.run_id, CASE p_stop
             WHEN 'max_batches' THEN format('stopped after %s batch(es) as asked; CALL again to resume', p_call_batches)
+            WHEN 'window' THEN format('stopped at the end of its window after %s batch(es), %s of %s rows done; '
+                                      'CALL again to resume', p_call_batches, p_run.rows_done, p_run.rows_expected)
             WHEN 'cancelled' THEN 'cancelled; the next CALL starts a new run'
             ELSE CASE WHEN p_run.state = 'finished'
                       THEN format('finished: %s rows in %s', p_run.rows_done, date_trunc('second', p_run.elapsed))

@@ -75,6 +75,11 @@ CREATE OR REPLACE PROCEDURE token_rotation.rotate(
     , p_pause_on_autovacuum boolean  DEFAULT NULL  -- false
     , p_after_run           bigint   DEFAULT NULL
     , p_trust_table_owner   boolean  DEFAULT false
+    , p_where               text     DEFAULT NULL
+    , p_fill_null           boolean  DEFAULT NULL  -- false
+    , p_older_than          interval DEFAULT NULL
+    , p_stop_at             timestamptz DEFAULT NULL
+    , p_max_duration        interval DEFAULT NULL
 )
 LANGUAGE plpgsql
 AS $$
@@ -112,6 +117,9 @@ DECLARE
     v_column       name;
     v_value        record;   -- token_rotation.token_value(): token_format, set_list
     v_plan         jsonb;    -- token_rotation.plan_run(): the key range and slices of a new run
+    v_open         jsonb;    -- the options of the table's open run (NULL: none)
+    v_filter       text;     -- token_rotation.run_filter(): the rows the run rotates, besides its key range
+    v_stop_at      timestamptz;  -- the end of this CALL's window (p_stop_at, p_max_duration)
     -- Every transaction of the procedure runs its own code under search_path pg_catalog, pg_temp (pinned by
     -- pin_settings() after each COMMIT: a procedure that COMMITs cannot carry a SET clause), so that nothing it
     -- calls resolves to a look-alike in a schema of the caller's (CVE-2018-1058); only the batch's UPDATE
@@ -129,7 +137,10 @@ BEGIN
                                   'max_replay_lag', p_max_replay_lag, 'max_archive_queue', p_max_archive_queue,
                                   'pause_on_autovacuum', p_pause_on_autovacuum,
                                   'synchronous_commit', p_synchronous_commit, 'format', p_format, 'prefix', p_prefix,
-                                  'previous_column', p_previous_column, 'rotated_at_column', p_rotated_at_column);
+                                  'previous_column', p_previous_column, 'rotated_at_column', p_rotated_at_column,
+                                  'fill_null', p_fill_null, 'older_than', p_older_than);
+    v_stop_at := least(p_stop_at, pg_catalog.clock_timestamp() + p_max_duration);
+    v_open := (SELECT r.options FROM token_rotation.runs r WHERE r.target = p_table AND r.state IN ('active', 'paused'));
     v_options := token_rotation.run_options(p_table, v_given);
     v_column := v_options->>'column';
     SELECT * INTO v_opt FROM token_rotation.option_values(v_options);
@@ -142,6 +153,22 @@ BEGIN
                                                           v_options->>'previous_column', v_options->>'rotated_at_column',
                                                           p_trust_table_owner);
     v_options := v_options || jsonb_build_object('format', v_value.token_format);
+    -- the rows of the run: fixed when it starts (a resume may repeat them, not change them), and its subset
+    -- expression checked again at every CALL with the rights of the role that CALLs
+    v_given := v_given || jsonb_build_object('where', token_rotation.check_where(
+                              p_table, p_where, v_search_path, p_trust_table_owner,
+                              ARRAY[v_column, (v_options->>'previous_column')::name]));
+    PERFORM token_rotation.check_where(p_table, v_open->>'where', 'pg_catalog, pg_temp', p_trust_table_owner,
+                                       ARRAY[v_column, (v_options->>'previous_column')::name]);
+    PERFORM token_rotation.check_rows(p_table, v_open, v_given, v_options);
+    v_options := v_options || jsonb_strip_nulls(jsonb_build_object('where', v_given->'where'));
+    IF v_stop_at <= pg_catalog.clock_timestamp() THEN
+        IF NOT p_quiet THEN
+            RAISE NOTICE 'the window of this CALL ended at %: nothing done', v_stop_at;
+        END IF;
+        COMMIT;
+        RETURN;
+    END IF;
     COMMIT;  -- nothing changed yet: inside a transaction block this is where PostgreSQL refuses the CALL
     PERFORM token_rotation.pin_settings();
 
@@ -152,7 +179,12 @@ BEGIN
                     WHERE r.target = p_table AND r.state IN ('active', 'paused')
                       AND EXISTS (SELECT FROM token_rotation.slices s WHERE s.run_id = r.run_id AND NOT s.done))
        AND NOT EXISTS (SELECT FROM token_rotation.runs r WHERE r.target = p_table AND r.run_id > p_after_run) THEN
-        v_plan := token_rotation.plan_run(p_table, v_key, p_workers);
+        IF v_options ? 'older_than' THEN  -- due: rotated before the run started, less the age
+            v_options := v_options || jsonb_build_object('rotated_before', pg_catalog.clock_timestamp()
+                                                                           - (v_options->>'older_than')::interval);
+        END IF;
+        v_plan := token_rotation.plan_run(p_table, v_key, p_workers, token_rotation.run_filter(p_table, v_column,
+                                                                                               v_options));
     END IF;
     v_slice := token_rotation.claim_slice(p_table, v_column, v_key, v_opt.batch_size, v_opt.target_batch_time,
                                           p_quiet, p_after_run, v_plan);
@@ -169,7 +201,8 @@ BEGIN
     COMMIT;
     PERFORM token_rotation.pin_settings();
     SELECT * INTO v_limits FROM token_rotation.limits();
-    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, v_key, v_column, v_value.set_list);
+    v_filter := token_rotation.run_filter(p_table, v_column, v_options);
+    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, v_key, v_column, v_value.set_list, v_filter);
     v_batch_size := v_slice.batch_size;
     v_after := coalesce(v_slice.last_key, v_slice.lo);
 
@@ -179,6 +212,10 @@ BEGIN
         -- effect here), then wait while paused or held, or while the server's health says so
         IF p_max_batches IS NOT NULL AND v_call_batches >= p_max_batches THEN
             v_stop := 'max_batches';
+            EXIT;
+        END IF;
+        IF clock_timestamp() >= v_stop_at THEN
+            v_stop := 'window';
             EXIT;
         END IF;
         v_wait := token_rotation.wait_reason(v_run.run_id);
@@ -300,10 +337,13 @@ $$;
 
 COMMENT ON PROCEDURE token_rotation.rotate(regclass, name, integer, integer, interval, interval, integer, boolean,
                                           integer, interval, bigint, boolean, text, text, name, name, name[],
-                                          interval, integer, boolean, bigint, boolean) IS
+                                          interval, integer, boolean, bigint, boolean, text, boolean, interval,
+                                          timestamptz, interval) IS
     'Gives the token column of a table new random tokens (p_format: uuid, hex:N, base64url:N, bytes:N, '
     'function:schema.fn; p_prefix; grace columns p_previous_column, p_rotated_at_column), exactly once per run, '
+    'of every row or of those that match p_where and p_older_than (NULL tokens only with p_fill_null), '
     'walking its primary key or p_key (a partitioned table: every leaf partition, one run), '
-    'one COMMIT per batch; starts a run or resumes the open one with its stored options (NULL: not given). '
+    'one COMMIT per batch, until p_stop_at or p_max_duration if given; '
+    'starts a run or resumes the open one with its stored options (NULL: not given). '
     'CALL outside a transaction block: '
     'CALL token_rotation.rotate(''public.tickets'', p_batch_size => 3000);';

@@ -1,13 +1,15 @@
 -- token_rotation.plan(table, column, batch_size, workers, lock_timeout, sample, format, prefix, grace
--- columns, key, trust_table_owner): what a run would do, without changing a token (`token-rotation rotate
--- --dry-run`): the rows to rotate (counted, or estimated from the statistics on big tables), the slices and
--- batches. p_format, p_prefix and the grace columns are checked as rotate() would use them (plan() does not
+-- columns, key, trust_table_owner, where, fill_null, older_than): what a run would do, without changing a
+-- token (`token-rotation rotate --dry-run`): the rows to rotate (counted, or estimated from the statistics
+-- on big tables), the slices and batches. p_format, p_prefix and the grace columns are checked as rotate() would use them (plan() does not
 -- read a run's stored options: pass them), and so is the table (describe_target(), with p_trust_table_owner
 -- as rotate() passes it: a dry run says beforehand whether rotate() would refuse the table or its owner's
 -- code). By default it writes nothing and locks no row: the sample columns are 0 and the estimated
 -- duration is NULL. With p_sample => true (`rotate --dry-run --sample`) it also runs one sample batch (bound
 -- query and UPDATE with the format's value, as rotate() does them), rolls it back and estimates the duration
--- from it; the sample holds row locks on one batch for the time it takes, like a batch of the run. One row:
+-- from it; the sample holds row locks on one batch for the time it takes, like a batch of the run. p_where,
+-- p_fill_null and p_older_than plan a subset as rotate() would (the rows counted are those that match); plan()
+-- reads p_where under its own search_path pg_catalog, pg_temp: qualify other schemas' names. One row:
 --   SELECT * FROM token_rotation.plan('public.tickets', p_batch_size => 3000, p_workers => 2);
 --   SELECT * FROM token_rotation.plan('public.tickets', p_sample => true);
 CREATE OR REPLACE FUNCTION token_rotation.plan(
@@ -23,6 +25,9 @@ CREATE OR REPLACE FUNCTION token_rotation.plan(
     , p_rotated_at_column name    DEFAULT NULL
     , p_key               name[]  DEFAULT NULL
     , p_trust_table_owner boolean DEFAULT false
+    , p_where             text     DEFAULT NULL
+    , p_fill_null         boolean  DEFAULT false
+    , p_older_than        interval DEFAULT NULL
 )
 RETURNS TABLE (
       table_name         text
@@ -49,6 +54,8 @@ DECLARE
     v_upper     text[];
     v_started   timestamptz;
     v_per_row   double precision;
+    v_options   jsonb;
+    v_filter    text;
 BEGIN
     PERFORM token_rotation.check_arguments(token_rotation.default_options()
                                            || jsonb_build_object('batch_size', p_batch_size, 'lock_timeout', p_lock_timeout),
@@ -58,7 +65,15 @@ BEGIN
     SELECT * INTO v_value
       FROM token_rotation.token_value(p_table, p_column, p_format, p_prefix, p_previous_column, p_rotated_at_column,
                                       p_trust_table_owner);
-    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, key_columns, p_column, v_value.set_list);
+    v_options := jsonb_build_object('where', token_rotation.check_where(p_table, p_where, 'pg_catalog, pg_temp',
+                                                                        p_trust_table_owner,
+                                                                        ARRAY[p_column, p_previous_column]),
+                                    'fill_null', p_fill_null, 'older_than', p_older_than,
+                                    'rotated_before', clock_timestamp() - p_older_than,
+                                    'rotated_at_column', p_rotated_at_column);
+    PERFORM token_rotation.check_rows(p_table, NULL, '{}', jsonb_strip_nulls(v_options));
+    v_filter := token_rotation.run_filter(p_table, p_column, jsonb_strip_nulls(v_options));
+    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, key_columns, p_column, v_value.set_list, v_filter);
     EXECUTE v_sql.first_last INTO v_upper, v_max;
 
     batch_size := p_batch_size;
@@ -70,7 +85,7 @@ BEGIN
         SELECT sum(s.rows_expected)::bigint, bool_and(s.exact), count(*)::integer,
                sum(ceil(s.rows_expected::numeric / p_batch_size))::bigint
           INTO rows_total, rows_exact, slices, batches
-          FROM token_rotation.plan_slices(p_table, key_columns, p_workers, v_max) AS s;
+          FROM token_rotation.plan_slices(p_table, key_columns, p_workers, v_max, p_filter => v_filter) AS s;
     END IF;
 
     -- the sample: the table's first batch, exactly as rotate() runs it, in a subtransaction rolled back by
@@ -102,6 +117,6 @@ END
 $$;
 
 COMMENT ON FUNCTION token_rotation.plan(regclass, name, integer, integer, interval, boolean, text, text, name,
-                                         name, name[], boolean) IS
+                                         name, name[], boolean, text, boolean, interval) IS
     'Dry run: rows, slices, batches; the format checked; with p_sample => true also an estimated duration from '
     'one sample batch that is rolled back (it locks that batch''s rows while it runs).';

@@ -37,7 +37,8 @@ def test_a_malformed_size_is_refused(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"), [("2", 2.0), ("1.5s", 1.5), ("200ms", 0.2), ("5min", 300.0), ("1h", 3600.0)]
+    ("text", "expected"),
+    [("2", 2.0), ("1.5s", 1.5), ("200ms", 0.2), ("5min", 300.0), ("1h", 3600.0), ("90d", 7776000.0)],
 )
 def test_durations_take_an_optional_unit(text: str, expected: float) -> None:
     """Durations are seconds unless a unit says otherwise."""

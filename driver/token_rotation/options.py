@@ -3,6 +3,7 @@ commands in cli.py so that the wiring there reads at a glance."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,6 +27,19 @@ class Duration(click.ParamType):
             return parse_duration(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class TimeOfDay(click.ParamType):
+    """A time of day: HH:MM (24-hour clock)."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text)
+        if match is None:
+            self.fail(f"{value!r} is not a time of day; pass HH:MM, e.g. 05:00", param, ctx)
+        return f"{int(match.group(1)):02d}:{match.group(2)}"
 
 
 class Columns(click.ParamType):
@@ -109,6 +123,42 @@ ROTATE_OPTIONS = [
     ),
     click.option(
         "--rotated-at-column", default=None, help="timestamptz column that receives the batch's time."
+    ),
+    click.option(
+        "--where",
+        default=None,
+        metavar="SQL",
+        help="Rotate only the rows that match this boolean SQL expression over the table's columns, e.g. "
+        '"tenant_id = 42": one expression, no subquery, no volatile function; fixed when the run starts '
+        "(a resume keeps it). An index on its columns makes the run cost in proportion to the subset.",
+    ),
+    click.option(
+        "--older-than",
+        type=Duration(),
+        default=None,
+        help="Rotate only the tokens older than this, e.g. 90d: rows whose --rotated-at-column is older "
+        "(at the run's start) or NULL. Needs --rotated-at-column.",
+    ),
+    click.option(
+        "--fill-null",
+        is_flag=True,
+        help="Give rows whose token is NULL a token too.  [default: a NULL token means no secret: the row "
+        "keeps it and is not counted]",
+    ),
+    click.option(
+        "--until",
+        type=TimeOfDay(),
+        default=None,
+        metavar="HH:MM",
+        help="Stop cleanly at this time of the server's day (its next occurrence), the checkpoint kept; run "
+        "again to resume. For a nightly window: --until 05:00.",
+    ),
+    click.option(
+        "--for",
+        "window",
+        type=Duration(),
+        default=None,
+        help="Stop cleanly after this long, e.g. 2h, the checkpoint kept; run again to resume.",
     ),
     click.option(
         "--max-batches",

@@ -344,6 +344,9 @@ def status_cells(p: Progress) -> list[str]:
     note = p.throttled or p.last_error or ""  # both redacted when read (Progress.from_row)
     if p.xmin_holders:
         note = "; ".join(n for n in (note, held_back(p.xmin_holders)) if n)
+    subset = (p.options or {}).get("where")
+    if subset:
+        note = "; ".join(n for n in (f"where {redact(subset)}", note) if n)
     if p.open and p.working == 0:
         note = f"nobody works on it: token-rotation rotate --table {p.table_name} resumes it" + (
             f" ({note})" if note else ""
@@ -385,7 +388,11 @@ def status(runs: list[Progress], output_format: str, table: str | None) -> None:
         return
     if output_format == "json":
         for p in runs:
-            extra = {"last_error": p.last_error, "options": p.options}
+            extra = {
+                "last_error": p.last_error,
+                "options": p.options,
+                "where": (p.options or {}).get("where"),
+            }
             click.echo(json.dumps(progress_fields(p) | extra, default=str))
         return
     if not runs:

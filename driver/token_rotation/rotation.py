@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 from psycopg import sql
@@ -20,11 +21,13 @@ from token_rotation import connection
 from token_rotation.errors import redact
 
 # passed as seconds, turned into intervals
-INTERVALS = {"sleep", "lock_timeout", "target_batch_time", "max_replay_lag"}
+INTERVALS = {"sleep", "lock_timeout", "target_batch_time", "max_replay_lag", "older_than"}
 PARAMETERS = {"slices": "p_workers", "token_format": "p_format"}  # where it differs from p_<field>
 OPTIONS_CHANGED = "TROPT"  # the NOTICE of a resume that changes a run's stored options
-CASTS = {"key": "name[]"}  # passed as a list of str, cast to the parameter's type
+CASTS = {"key": "name[]", "stop_at": "timestamptz"}  # cast to the parameter's type
 
+# after a CALL: has the window ended (by the server's clock, which set it)?
+WINDOW_ENDED = "SELECT pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>=) %s::timestamptz"
 # after a CALL: is there still a slice of this run that nobody works on?
 MORE_WORK = (
     # on a worker's connection, which keeps the caller's search_path: every operator named with its schema
@@ -61,6 +64,10 @@ class Options:
     pause_on_autovacuum: bool | None = None
     trust_table_owner: bool | None = None  # run code of an owner the caller does not trust (per CALL)
     after_run: int | None = None  # start a new run only if none is newer than this (a late CALL does nothing)
+    where: str | None = None  # the run's subset: one SQL expression over the table's columns
+    older_than: float | None = None  # the subset of tokens older than this (seconds; with rotated_at_column)
+    fill_null: bool | None = None  # give NULL tokens one (default: they keep NULL)
+    stop_at: datetime | None = None  # the end of the window: every CALL stops there (the checkpoint kept)
 
     def call(self) -> tuple[sql.Composed, dict[str, object]]:
         """The CALL statement, with a named argument for each option given, and its parameters."""
@@ -103,6 +110,7 @@ class Rotation:
         self.warnings: list[str] = []  # the procedure's WARNINGs (e.g. fewer rows than counted)
         self.changes: list[str] = []  # its NOTICEs that a resume changed the run's options
         self.calls_done = 0
+        self.window_ended = False  # a CALL stopped at the end of the window (options.stop_at)
         self._conns: list[psycopg.Connection | None] = [None] * workers
         self._threads = [
             threading.Thread(target=self._work, args=(i,), name=f"worker-{i + 1}", daemon=True)
@@ -155,8 +163,10 @@ class Rotation:
                     self.calls_done += 1
                 if self.options.max_batches is not None or self._stopping.is_set():
                     break
-                row = conn.execute(MORE_WORK, (self.options.table_oid,)).fetchone()
-                if not row or not row[0]:
+                if self.options.stop_at is not None and _true(conn, WINDOW_ENDED, self.options.stop_at):
+                    self.window_ended = True
+                    break
+                if not _true(conn, MORE_WORK, self.options.table_oid):
                     break
         except psycopg.Error as exc:
             error = exc
@@ -183,3 +193,8 @@ class Rotation:
             self._alive -= 1
             if self._alive == 0:
                 self._done.set()
+
+
+def _true(conn: psycopg.Connection, query: str, value: object) -> bool:
+    row = conn.execute(query, (value,)).fetchone()
+    return bool(row and row[0])

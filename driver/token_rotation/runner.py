@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import time
 from dataclasses import dataclass, fields, replace
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
@@ -29,6 +30,7 @@ from token_rotation.errors import (
     describe,
     from_pg,
     lost_message,
+    redact,
 )
 from token_rotation.progress import Progress
 from token_rotation.reclaim import DEFAULT_SHARE, Reclaimer
@@ -72,6 +74,12 @@ class Request:
     max_archive_queue: int | None = None
     pause_on_autovacuum: bool | None = None
     trust_table_owner: bool = False  # per CALL, not kept with the run
+    where: str | None = None  # the run's subset, fixed when it starts
+    older_than: float | None = None  # seconds: tokens older than this (with rotated_at_column)
+    fill_null: bool = False  # give NULL tokens one (False: not given, the procedure's default keeps them)
+    until: str | None = None  # HH:MM: the window ends at that time of the server's day (its next occurrence)
+    window: float | None = None  # seconds: the window ends this long after the start (--for)
+    stop_at: datetime | None = None  # the end of the window, by the server's clock (from until and window)
     throttle_query: str | None = None  # run by the driver (throttle.py), not passed to the procedure
     vacuum: bool = False
     reclaim: bool = False  # VACUUM from a side session as the run goes (the CLI's default: on)
@@ -118,6 +126,10 @@ class Request:
             max_archive_queue=self.max_archive_queue,
             pause_on_autovacuum=self.pause_on_autovacuum,
             trust_table_owner=self.trust_table_owner or None,
+            where=self.where,
+            older_than=self.older_than,
+            fill_null=self.fill_null or None,
+            stop_at=self.stop_at,
         )
 
 
@@ -176,6 +188,7 @@ class Runner:
         self.reclaimer: Reclaimer | None = None
         self.throttle: ThrottleQuery | None = None
         self._held: str | None = None
+        self.window_ended = False
 
     def run(self) -> int:
         with connection.connect_for_user(self.db.dsn, f"{self.app}/progress") as monitor:
@@ -189,6 +202,8 @@ class Runner:
             self.resumed = found is not None
             if found is not None:
                 self.request = replace(self.request, resuming=True)
+            if self.request.until is not None or self.request.window is not None:
+                self.request = replace(self.request, stop_at=window_end(monitor, self.request))
             self.newest = progress.newest_run_id(monitor, self.oid)
             self.run_id = found.run_id if found else None
             # a worker per slice asked for; on resume, per free slice (none free: the CALL names the holder)
@@ -244,7 +259,8 @@ class Runner:
                 return code
             if self.last is None:
                 raise ToolError("the run ended before it could be read", EXIT_OTHER)
-            if not self.last.open or self.request.max_batches is not None:
+            if not self.last.open or self.request.max_batches is not None or rotation.window_ended:
+                self.window_ended = rotation.window_ended
                 return None
             try:
                 workers = self._follow(announce=first)
@@ -383,7 +399,12 @@ class Runner:
         last = self.last
         assert last is not None
         if last.state != "finished":
-            message = f"stopped at {last.percent:.1f}% as asked (--max-batches); resume with: {self.resume}"
+            why = (
+                "at the end of its window (--until, --for)"
+                if self.window_ended
+                else "as asked (--max-batches)"
+            )
+            message = f"stopped at {last.percent:.1f}% {why}; resume with: {self.resume}"
             self.renderer.finished(last, {"message": message})
             return EXIT_OK
         after = progress.sizes(self.monitor, self.oid)
@@ -409,6 +430,34 @@ class Runner:
                 {"after_vacuum": report_data(before, cleaned)},
             )
         return EXIT_OK
+
+
+def window_end(monitor: psycopg.Connection, request: Request) -> datetime:
+    """The end of the window, by the server's clock: --until HH:MM at its next occurrence in the server's
+    time zone, --for after now; the earlier of the two when both are given."""
+    row = monitor.execute(
+        "SELECT LEAST("
+        " (SELECT CASE WHEN d.m OPERATOR(pg_catalog.>) pg_catalog.now() THEN d.m"
+        "  ELSE d.m OPERATOR(pg_catalog.+) '1 day'::pg_catalog.interval END"
+        "  FROM (SELECT pg_catalog.date_trunc('day', pg_catalog.now())"
+        "   OPERATOR(pg_catalog.+) %(until)s::pg_catalog.interval AS m) AS d),"
+        " pg_catalog.now() OPERATOR(pg_catalog.+)"
+        " pg_catalog.make_interval(secs => %(window)s::pg_catalog.float8))",
+        {"until": request.until, "window": request.window},
+    ).fetchone()
+    assert row is not None and row[0] is not None
+    return row[0]
+
+
+def subset_text(options: dict[str, Any]) -> str:
+    """The rows a run rotates, from its stored options (runs.options), for people: "where (tenant_id = 42),
+    tokens older than 90 days, NULL tokens left alone"; empty for every row."""
+    parts = []
+    if options.get("where"):
+        parts.append(f"where {redact(options['where'])}")
+    if options.get("older_than"):
+        parts.append(f"tokens older than {options['older_than']}")
+    return ", ".join(parts)
 
 
 def growth_report(before: progress.Sizes, after: progress.Sizes, hint: bool = True) -> str:
@@ -449,6 +498,9 @@ def started_info(
         f"{verb} run {p.run_id}: {total} rows of {p.table_name}.{p.token_column}, {p.slices} slice(s), "
         f"{workers} worker(s), {batches_text(request, kept)}, format {token_format}, in {db.masked()}"
     )
+    subset = subset_text(kept)
+    if subset:
+        message += f", {subset}"
     if resumed:
         message += f" ({format_count(p.rows_done)} rows already done)"
     return {
@@ -466,6 +518,9 @@ def started_info(
         if request.adaptive_default
         else request.target_batch_time,
         "format": token_format,
+        "where": kept.get("where"),
+        "older_than": kept.get("older_than"),
+        "fill_null": bool(kept.get("fill_null")),
         "database": db.masked(),
     }
 
@@ -521,7 +576,9 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
                 " p_batch_size => %(batch_size)s, p_workers => %(workers)s, p_sample => %(sample)s,"
                 " p_format => %(format)s, p_prefix => %(prefix)s, p_previous_column => %(previous)s,"
                 " p_rotated_at_column => %(rotated_at)s, p_key => %(key)s::name[],"
-                " p_trust_table_owner => %(trust_table_owner)s{})"
+                " p_trust_table_owner => %(trust_table_owner)s, p_where => %(where)s,"
+                " p_fill_null => %(fill_null)s,"
+                " p_older_than => pg_catalog.make_interval(secs => %(older_than)s::pg_catalog.float8){})"
             ).format(sql.SQL(timeout if request.lock_timeout is not None else "")),
             {
                 "oid": oid,
@@ -536,6 +593,9 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
                 "sample": request.sample,
                 "key": request.key,
                 "trust_table_owner": request.trust_table_owner,
+                "where": request.where,
+                "fill_null": request.fill_null,
+                "older_than": request.older_than,
             },
         ).fetchone()
     if plan is None:

@@ -8,8 +8,17 @@ import re
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _SIZE_FACTORS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h)?\s*$", re.IGNORECASE)
-_DURATION_FACTORS = {"": 1.0, "s": 1.0, "sec": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h|d)?\s*$", re.IGNORECASE)
+_DURATION_FACTORS = {
+    "": 1.0,
+    "s": 1.0,
+    "sec": 1.0,
+    "ms": 0.001,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
 
 
 def parse_size(text: str) -> int:
@@ -24,10 +33,10 @@ def parse_size(text: str) -> int:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a duration such as 2, 1.5s, 200ms, 5min or 1h. Raises ValueError for anything else."""
+    """Seconds in a duration such as 2, 1.5s, 200ms, 5min, 1h or 90d. Raises ValueError for anything else."""
     m = _DURATION.match(text)
     if not m:
-        raise ValueError(f"not a duration: {text!r} (examples: 0.5, 200ms, 2s, 5min)")
+        raise ValueError(f"not a duration: {text!r} (examples: 0.5, 200ms, 2s, 5min, 2h, 90d)")
     return float(m.group(1)) * _DURATION_FACTORS[(m.group(2) or "").lower()]
 
 
