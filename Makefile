@@ -78,7 +78,7 @@ stop: venv ## stop the embedded server
 bench-driver: venv ## the CLI vs a bare CALL on ROWS rows, alternated: overhead ratio and peak memory
 	$(BIN)/python -m token_rotation.bench.driver_overhead --rows $(ROWS) $(BENCH_ARGS)
 
-.PHONY: bench bench-eta bench-engine bench-formats bench-seed bench-scale bench-growth bench-app bench-app-control bench-partitions
+.PHONY: bench bench-eta bench-subset bench-engine bench-formats bench-seed bench-scale bench-growth bench-app bench-app-control bench-partitions
 bench: venv ## benchmark table, JSON and chart: bare UPDATE vs the procedure vs client-side (ROWS, BENCH_ARGS)
 	$(CLI) bench --rows $(ROWS) $(BENCH_ARGS)
 
@@ -106,6 +106,9 @@ bench-scale: venv ## time per row at 1M against 10M rows, the two tables alterna
 
 bench-eta: venv ## real runs' ETA against their real finish, polled every 50 ms: worst error per run, median over rounds
 	$(BIN)/python -m token_rotation.bench.eta $(BENCH_ARGS)
+
+bench-subset: venv ## a 1% and a 10% subset (--where, tenants of an indexed column) vs the full rotation of ROWS rows: ratios
+	$(BIN)/python -m token_rotation.bench.subset --rows $(ROWS) $(BENCH_ARGS)
 
 bench-seed: venv ## seed of ROWS rows vs one bare INSERT ... SELECT FROM generate_series: median ratio
 	$(BIN)/python -m token_rotation.bench.seed_speed --rows $(ROWS) $(BENCH_ARGS)

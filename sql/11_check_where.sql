@@ -40,6 +40,7 @@ DECLARE
     v_untrusted text;
     v_volatile  text;
     v_secret    text;
+    v_temp      regclass;  -- the temporary copy of the table's columns
     v_owner     oid;
     v_state     text;
     v_msg       text;
@@ -60,17 +61,18 @@ BEGIN
     SELECT c.relowner INTO v_owner FROM pg_class c WHERE c.oid = p_table;
     BEGIN
         EXECUTE format('CREATE TEMP TABLE token_rotation_subset (LIKE %s) ON COMMIT DROP', p_table);
+        v_temp := to_regclass('pg_temp.token_rotation_subset');
         PERFORM set_config('search_path', p_search_path, true);
         EXECUTE format('ALTER TABLE pg_temp.token_rotation_subset ADD CONSTRAINT token_rotation_subset CHECK (%s)',
                        p_where);
         PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
         IF (SELECT count(*) FROM pg_constraint c
-             WHERE c.conrelid = 'pg_temp.token_rotation_subset'::regclass AND c.contype = 'c') <> 1 THEN
+             WHERE c.conrelid = v_temp AND c.contype = 'c') <> 1 THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'more than one expression';
         END IF;
         SELECT pg_get_expr(c.conbin, c.conrelid) INTO v_deparsed
           FROM pg_constraint c
-         WHERE c.conrelid = 'pg_temp.token_rotation_subset'::regclass AND c.conname = 'token_rotation_subset';
+         WHERE c.conrelid = v_temp AND c.conname = 'token_rotation_subset';
         -- what the expression names beyond pg_catalog (objects of the pinned catalog are not in pg_depend):
         -- functions, operators (their functions too), types and collations, each with its owner
         SELECT string_agg(format('%s %s owned by %s', o.kind, o.name, o.owner::regrole), ', ')
@@ -95,7 +97,7 @@ BEGIN
                 SELECT 'collation', l.oid::regcollation::text, l.collowner, l.collnamespace
                   FROM pg_collation l WHERE d.refclassid = 'pg_collation'::regclass AND l.oid = d.refobjid
           ) AS o
-         WHERE c.conrelid = 'pg_temp.token_rotation_subset'::regclass AND c.conname = 'token_rotation_subset'
+         WHERE c.conrelid = v_temp AND c.conname = 'token_rotation_subset'
            AND d.deptype = 'n'
            AND (o.nsp = pg_my_temp_schema() OR o.nsp IN (SELECT n.oid FROM pg_namespace n
                                                            WHERE n.nspname LIKE 'pg\_temp\_%')
@@ -105,7 +107,7 @@ BEGIN
           FROM pg_depend d
           JOIN pg_constraint c ON c.oid = d.objid AND d.classid = 'pg_constraint'::regclass
           JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-         WHERE c.conrelid = 'pg_temp.token_rotation_subset'::regclass AND c.conname = 'token_rotation_subset'
+         WHERE c.conrelid = v_temp AND c.conname = 'token_rotation_subset'
            AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.conrelid
            AND a.attname = ANY (p_secret_columns);
         -- volatile functions: the catalog's by name (they are not in pg_depend: the deparsed text names them
@@ -120,7 +122,7 @@ BEGIN
           JOIN pg_proc p ON (d.refclassid = 'pg_proc'::regclass AND p.oid = d.refobjid)
                          OR (d.refclassid = 'pg_operator'::regclass
                              AND p.oid = (SELECT o.oprcode FROM pg_operator o WHERE o.oid = d.refobjid))
-         WHERE c.conrelid = 'pg_temp.token_rotation_subset'::regclass AND c.conname = 'token_rotation_subset'
+         WHERE c.conrelid = v_temp AND c.conname = 'token_rotation_subset'
            AND p.provolatile = 'v';
         v_volatile := nullif(v_volatile, '');
         RAISE EXCEPTION USING ERRCODE = 'TRWHR', MESSAGE = 'checked';  -- undo the temporary table

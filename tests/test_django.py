@@ -364,3 +364,25 @@ def test_rotate_tokens_in_a_deploy_migration_killed_mid_run_is_resumed_by_the_ne
     assert "Unapplying deploy.0002_rotate_tokens... OK" in back.stdout
     assert table_checksum(db, "deploy_ticket") == checksum
     assert runs(db) == [(1, "finished")]
+
+
+def test_rotate_tokens_rotates_a_subset_of_old_tokens_by_field_names(
+    empty_dsn: str, db: psycopg.Connection
+) -> None:
+    """--where "id <= 3000" --older-than 90d --rotated-at-field created_at: only the rows of the subset whose
+    created_at is 100 days old get a new token (and created_at the batch's time); a field the model does not
+    have is refused with exit 2."""
+    assert manage(empty_dsn, "migrate").returncode == 0
+    fill(db, "myapp_ticket", 5000)
+    db.execute("UPDATE myapp_ticket SET created_at = now() - interval '100 days' WHERE id % 2 = 0")
+    before: dict[int, str] = dict(db.execute("SELECT id, token::text FROM myapp_ticket").fetchall())
+    args = ["rotate_tokens", "myapp.Ticket", "--where", "id <= 3000", "--older-than", "90d"]
+    wrong = manage(empty_dsn, *args, "--rotated-at-field", "rotated")
+    assert wrong.returncode == 2, wrong.stderr
+    assert "no field 'rotated'" in wrong.stderr + wrong.stdout
+    done = manage(empty_dsn, *args, "--rotated-at-field", "created_at")
+    assert done.returncode == 0, done.stderr
+    after: dict[int, str] = dict(db.execute("SELECT id, token::text FROM myapp_ticket").fetchall())
+    rotated = {k for k in before if after[k] != before[k]}
+    assert rotated == {k for k in before if k % 2 == 0 and k <= 3000}
+    assert db.execute("SELECT rows_expected, rows_done FROM token_rotation.runs").fetchall() == [(1500, 1500)]

@@ -71,6 +71,17 @@ def get_model(label: str) -> Any:
         ) from None
 
 
+def field_column(model: Any, field_name: str) -> str:
+    """The column of a model's field (e.g. --rotated-at-field), or a ToolError naming the model's fields."""
+    try:
+        return str(model._meta.get_field(field_name).column)
+    except FieldDoesNotExist:
+        names = ", ".join(f.name for f in model._meta.concrete_fields)
+        raise ToolError(
+            f"{model._meta.label} has no field {field_name!r} (its fields: {names})", EXIT_BAD_INPUT
+        ) from None
+
+
 def token_field(model: Any, field_name: str) -> TokenField:
     """The table, token column and key of `model.field_name`; refuses, with what to pass instead, a field
     that does not exist, is not a column, is the primary key, or is not a UUIDField (the procedure writes

@@ -13,10 +13,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import click
 from django.core.management.base import BaseCommand, CommandParser
 
 from token_rotation import connection, render, runner
-from token_rotation.errors import EXIT_INTERRUPTED, EXIT_OK, ToolError
+from token_rotation.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, ToolError
+from token_rotation.options import TimeOfDay
 from token_rotation.units import parse_duration, parse_size
 
 
@@ -108,6 +110,34 @@ class Command(BaseCommand):
             help="Rotate a table whose UPDATE runs code (triggers, ...) of an owner this role does not "
             "trust, after reviewing it (refused otherwise; asked again on every resume).",
         )
+        parser.add_argument(
+            "--where",
+            help="Rotate only the rows that match this SQL expression over the table's columns, e.g. "
+            '"tenant_id = 42" (column names, not field names; fixed when the run starts).',
+        )
+        parser.add_argument(
+            "--older-than",
+            type=_typed(parse_duration),
+            help="Rotate only the tokens older than this, e.g. 90d, by --rotated-at-field (older or NULL).",
+        )
+        parser.add_argument(
+            "--rotated-at-field",
+            help="A DateTimeField that each batch sets to its time (needed by --older-than).",
+        )
+        parser.add_argument(
+            "--fill-null",
+            action="store_true",
+            help="Give rows whose token is NULL one too (default: a NULL token means no secret, kept).",
+        )
+        parser.add_argument(
+            "--until", help="Stop cleanly at this time of the server's day, HH:MM; run again to resume."
+        )
+        parser.add_argument(
+            "--for",
+            dest="window",
+            type=_typed(parse_duration),
+            help="Stop cleanly after this long, e.g. 2h; run again to resume.",
+        )
         parser.add_argument("--vacuum", action="store_true", help="VACUUM (ANALYZE) the table after the run.")
         parser.add_argument(
             "--dry-run", action="store_true", help="Print the plan and estimated duration; change nothing."
@@ -128,7 +158,19 @@ class Command(BaseCommand):
             model = database.get_model(options["model"])
             field = database.token_field(model, options["field"])
             db = database.target(options["database"])
-            request = runner.Request.from_options({**options, "table": field.table, "column": field.column})
+            rotated_at = options["rotated_at_field"] and database.field_column(
+                model, options["rotated_at_field"]
+            )
+            until = options["until"] and time_of_day(options["until"])
+            request = runner.Request.from_options(
+                {
+                    **options,
+                    "table": field.table,
+                    "column": field.column,
+                    "rotated_at_column": rotated_at,
+                    "until": until,
+                }
+            )
             renderer = render.renderer_for(options["as_json"], options["progress_interval"])
             code = runner.rotate(
                 db,
@@ -146,6 +188,14 @@ class Command(BaseCommand):
         if code != EXIT_OK:
             sys.stdout.flush()
             sys.exit(code)
+
+
+def time_of_day(text: str) -> str:
+    """--until's HH:MM, as the CLI reads it."""
+    try:
+        return str(TimeOfDay().convert(text, None, None))
+    except click.BadParameter as exc:
+        raise ToolError(f"--until: {exc.message}", EXIT_BAD_INPUT) from None
 
 
 def resume_command(options: dict[str, Any], label: str) -> str:
