@@ -386,3 +386,21 @@ def test_rotate_tokens_rotates_a_subset_of_old_tokens_by_field_names(
     rotated = {k for k in before if after[k] != before[k]}
     assert rotated == {k for k in before if k % 2 == 0 and k <= 3000}
     assert db.execute("SELECT rows_expected, rows_done FROM token_rotation.runs").fetchall() == [(1500, 1500)]
+
+
+def test_rotate_tokens_operation_keeps_its_subset_through_deconstruct() -> None:
+    """A migration file written by makemigrations keeps the subset: deconstruct() gives it back."""
+    from token_rotation.django.operations import RotateTokens
+
+    operation = RotateTokens(
+        "Ticket", where="tenant_id = 42", older_than=7_776_000.0, rotated_at_field="rotated_at"
+    )
+    name, args, kwargs = operation.deconstruct()
+    again = RotateTokens(*args, **kwargs)
+    assert (again.where, again.older_than, again.rotated_at_field, again.fill_null) == (
+        "tenant_id = 42",
+        7_776_000.0,
+        "rotated_at",
+        False,
+    )
+    assert RotateTokens("Ticket", fill_null=True).deconstruct()[2]["fill_null"] is True

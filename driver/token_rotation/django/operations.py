@@ -6,6 +6,8 @@
         atomic = False  # every batch commits: no transaction around the rotation
         dependencies = [("myapp", "0001_initial"), ("token_rotation", "0001_install")]
         operations = [RotateTokens("Ticket", "token", batch_size=3000)]
+        # or a subset: RotateTokens("Ticket", where="tenant_id = 42", older_than=90 * 86400,
+        #                           rotated_at_field="rotated_at")
 
 It runs the CLI's runner (token_rotation.runner: the same workers, progress and exit codes) on the migration's
 database. When the rotation does not finish (the deploy is killed, Ctrl-C, a lost connection), the migration
@@ -44,6 +46,10 @@ class RotateTokens(migrations.operations.base.Operation):
         target_batch_time: float | None = None,
         lock_timeout: float | None = None,
         max_replication_lag: int | None = None,
+        where: str | None = None,
+        older_than: float | None = None,
+        rotated_at_field: str | None = None,
+        fill_null: bool = False,
     ) -> None:
         self.model_name = model_name
         self.field_name = field_name
@@ -53,12 +59,27 @@ class RotateTokens(migrations.operations.base.Operation):
         self.target_batch_time = target_batch_time
         self.lock_timeout = lock_timeout
         self.max_replication_lag = max_replication_lag
+        self.where = where  # a subset: SQL over the table's columns (column names)
+        self.older_than = older_than  # seconds: the tokens older than this, by rotated_at_field
+        self.rotated_at_field = rotated_at_field
+        self.fill_null = fill_null
 
     def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
         kwargs: dict[str, Any] = {"field_name": self.field_name, "batch_size": self.batch_size}
-        for name in ("workers", "sleep", "target_batch_time", "lock_timeout", "max_replication_lag"):
+        for name in (
+            "workers",
+            "sleep",
+            "target_batch_time",
+            "lock_timeout",
+            "max_replication_lag",
+            "where",
+            "older_than",
+            "rotated_at_field",
+        ):
             if getattr(self, name) is not None:
                 kwargs[name] = getattr(self, name)
+        if self.fill_null:
+            kwargs["fill_null"] = True
         return (self.__class__.__qualname__, [self.model_name], kwargs)
 
     def state_forwards(self, app_label: str, state: Any) -> None:
@@ -89,6 +110,10 @@ class RotateTokens(migrations.operations.base.Operation):
             target_batch_time=self.target_batch_time,
             lock_timeout=self.lock_timeout,
             max_replication_lag=self.max_replication_lag,
+            where=self.where,
+            older_than=self.older_than,
+            rotated_at_column=self.rotated_at_field and database.field_column(model, self.rotated_at_field),
+            fill_null=self.fill_null,
         )
         code = runner.rotate(
             database.target(db.alias),
