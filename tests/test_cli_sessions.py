@@ -118,6 +118,30 @@ def test_ctrl_c_while_following_stops_following_and_leaves_the_other_session_wor
 
 
 @pytest.mark.slow
+def test_a_followed_run_cancelled_from_another_session_exits_130_and_says_so(
+    dsn: str, conn: psycopg.Connection
+) -> None:
+    """While `rotate` follows a run a psql session works on, a third session cancels it: the CLI says the run
+    was cancelled and that the next rotate starts a new run, exits 130, and says nothing of --max-batches."""
+    make_table(conn, rows=8000)
+    dba, _ = dba_on_slice_one(dsn, conn)
+    proc = spawn_cli(dsn, "tr-follower", "rotate", "--table", "tickets", "--progress-interval", "0.2")
+    try:
+        read_until(proc, "continues in another session")
+        conn.execute("SELECT token_rotation.cancel('public.tickets')")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    dba.join(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "run 1 was cancelled (token_rotation.cancel); the next rotate starts a new run" in out
+    assert "--max-batches" not in out
+    assert conn.execute("SELECT state::text FROM token_rotation.runs WHERE run_id = 1").fetchone() == (
+        "cancelled",
+    )
+
+
+@pytest.mark.slow
 def test_a_followed_session_that_stops_before_the_end_is_taken_over(
     dsn: str, conn: psycopg.Connection
 ) -> None:

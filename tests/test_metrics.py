@@ -3,8 +3,10 @@ postgres_exporter queries file run against real runs, and `status --watch` ended
 
 from __future__ import annotations
 
+import queue
 import re
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -187,9 +189,22 @@ def test_status_watch_redraws_every_second_and_exits_0_on_ctrl_c(conn: psycopg.C
         assert proc.stdout is not None
         blocks: list[str] = []
         current = ""
+        lines: queue.Queue[str] = queue.Queue()
+        stdout = proc.stdout
+
+        def read() -> None:
+            for line in stdout:
+                lines.put(line)
+
+        threading.Thread(target=read, daemon=True).start()
         deadline = time.monotonic() + 30
         while not (blocks and "finished" in blocks[-1]) and time.monotonic() < deadline:
-            line = proc.stdout.readline()
+            # wait for a line at most until the deadline: a watch that stopped drawing must fail the test,
+            # not block it for ever on readline() (a thread reads, this one waits on the queue)
+            try:
+                line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
             if line.strip():
                 current += line
                 continue
@@ -198,7 +213,9 @@ def test_status_watch_redraws_every_second_and_exits_0_on_ctrl_c(conn: psycopg.C
             if len(blocks) == 1:  # the first drawing is on screen: finish the run, watch the next ones
                 conn.execute("CALL token_rotation.rotate('orders', p_batch_size => 200, p_quiet => true)")
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)  # stdout is the reading thread's; stderr is read once the process ended
+        assert proc.stderr is not None
+        err = proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -398,6 +398,12 @@ class Runner:
         """The run ended (or stopped as asked with --max-batches): the summary, the growth, the VACUUM."""
         last = self.last
         assert last is not None
+        if last.state == "cancelled":  # while followed: another session cancelled it
+            self.renderer.interrupted(last, self.resume)
+            self.renderer.note(
+                f"run {last.run_id} was cancelled (token_rotation.cancel); the next rotate starts a new run"
+            )
+            return EXIT_INTERRUPTED
         if last.state != "finished":
             why = (
                 "at the end of its window (--until, --for)"
