@@ -1,7 +1,9 @@
 -- token_rotation.mark_waiting(run_id, slice_id, reason, previous, mark, quiet): records on a slice why its
 -- worker waits (the progress view shows it), says so in a NOTICE when the reason is new (unless p_quiet),
 -- and returns the working clock's new mark: a paused slice books its working time up to now and its clock
--- stops, so paused time is not working time; while a replica lags the clock runs on. Called by rotate()
+-- stops, so paused time is not working time (only the first check of a pause books: the later ones, a
+-- second apart, book nothing, or each would add the few milliseconds since the worker woke, and the ETA a
+-- DBA reads would creep while paused); while a replica lags the clock runs on. Called by rotate()
 -- before it COMMITs and sleeps:
 --   v_mark := token_rotation.mark_waiting(v_run.run_id, v_slice.slice_id, 'paused', NULL, v_mark, false);
 -- It runs as the tool's owner (SECURITY DEFINER), only for the session that claimed the slice, acting for a
@@ -25,7 +27,8 @@ BEGIN
     PERFORM token_rotation.authorize_run(p_run_id, p_slice_id, 'record a batch of');
     UPDATE token_rotation.slices
        SET throttled = p_reason, heartbeat_at = v_now,
-           elapsed = elapsed + CASE WHEN p_reason = 'paused' THEN v_now - p_mark ELSE '0' END
+           elapsed = elapsed + CASE WHEN p_reason = 'paused' AND p_previous IS DISTINCT FROM 'paused'
+                                    THEN v_now - p_mark ELSE '0' END
      WHERE slice_id = p_slice_id;
     IF NOT p_quiet AND p_reason IS DISTINCT FROM p_previous THEN
         RAISE NOTICE 'run %: waiting: %', p_run_id, p_reason;

@@ -240,6 +240,16 @@ def view_eta(conn: psycopg.Connection) -> float | None:
     return None if row is None or row[0] is None else float(row[0])
 
 
+def slices_elapsed(conn: psycopg.Connection) -> object:
+    """The working time booked on the slices of the newest run, exactly (an interval)."""
+    row = conn.execute(
+        "SELECT sum(elapsed) FROM token_rotation.slices"
+        " WHERE run_id = (SELECT max(run_id) FROM token_rotation.runs)"
+    ).fetchone()
+    assert row is not None
+    return row[0]
+
+
 def wait_paused(conn: psycopg.Connection) -> None:
     """Waits until the run's worker has noticed the pause (its working clock, and so the ETA, stand still)."""
     wait_until(
@@ -542,6 +552,7 @@ def test_a_run_paused_and_unpaused_from_elsewhere_shows_paused_then_finishes(
     make_table(conn, rows=6000)
     before = snapshot(conn)
     seen: list[float | None] = []
+    booked: list[object] = []
 
     def dba() -> None:
         with psycopg.connect(dsn, autocommit=True) as other:
@@ -549,8 +560,10 @@ def test_a_run_paused_and_unpaused_from_elsewhere_shows_paused_then_finishes(
             other.execute("SELECT token_rotation.pause('tickets')")
             wait_paused(other)
             seen.append(view_eta(other))
-            time.sleep(2.0)
+            booked.append(slices_elapsed(other))
+            time.sleep(2.0)  # the worker checks the pause twice meanwhile: neither check books any time
             seen.append(view_eta(other))
+            booked.append(slices_elapsed(other))
             other.execute("SELECT token_rotation.unpause('tickets')")
 
     actor = threading.Thread(target=dba, daemon=True)
@@ -566,6 +579,7 @@ def test_a_run_paused_and_unpaused_from_elsewhere_shows_paused_then_finishes(
     assert len(paused) >= 2
     assert paused[-1]["elapsed"] - paused[0]["elapsed"] < 0.5  # the clock stood still while paused
     assert len(seen) == 2 and seen[0] is not None and seen[0] == seen[1]
+    assert len(booked) == 2 and booked[0] == booked[1], booked  # the working clock stood still, exactly
     standing = [e for e in paused if e["throttled"] == "paused"]
     assert standing and all(e["eta"] == round(seen[0], 1) for e in standing), (seen, standing)
     assert_rotated_exactly_once(conn, before, last_run_id(conn))

@@ -166,6 +166,7 @@ def test_a_followed_session_that_stops_before_the_end_is_taken_over(
 
 
 @pytest.mark.slow
+@pytest.mark.own_server
 def test_a_server_lost_mid_run_is_reported_with_the_command_that_resumes(tmp_path: Path) -> None:
     """An immediate shutdown of the server during `rotate --workers 2`: one line says that the connection
     to the server was lost, that every committed batch is kept, and the exact command that resumes; exit 1.

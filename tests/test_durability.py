@@ -53,6 +53,7 @@ def test_batches_commit_with_synchronous_commit_off_unless_asked(
 
 
 @pytest.mark.slow
+@pytest.mark.own_server
 def test_crash_of_the_server_during_a_parallel_run_with_the_default_durability(tmp_path: Path) -> None:
     """Two workers with the default (synchronous_commit off), each waiting in the middle of its slice for a
     row the application holds, are cut by an immediate shutdown of a dedicated server (wal_writer_delay 10 s,

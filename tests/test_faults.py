@@ -285,6 +285,7 @@ def test_a_resume_under_other_session_settings_reads_the_checkpoint_the_same_way
 
 
 @pytest.mark.slow
+@pytest.mark.own_server
 @pytest.mark.parametrize("synchronous_commit", [True, False], ids=["sync-commit", "async-commit"])
 def test_server_crash_mid_run_resumes_after_restart(tmp_path: Path, synchronous_commit: bool) -> None:
     """An immediate shutdown of a dedicated server in the middle of a batch (crash recovery on restart) keeps

@@ -37,7 +37,7 @@ from helpers import (
 from roles import grant_recipe, temporary_role
 from servers import Server, dedicated_server_fixture, dsn_at
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_server]
 
 server = dedicated_server_fixture(
     {

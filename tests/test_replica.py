@@ -37,7 +37,7 @@ from helpers import (
 from roles import grant_recipe, temporary_role
 from servers import BINARIES, Pair, bindir_of, dsn_at, stop, streaming_pair
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_server]
 
 
 @pytest.fixture(params=BINARIES)

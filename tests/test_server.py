@@ -39,6 +39,7 @@ def test_configure_replaces_its_own_lines_and_keeps_everything_else(tmp_path: Pa
         assert [line for line in lines if line.startswith(f"{key} ")] == [f"{key} = '{value}'"]
 
 
+@pytest.mark.own_server
 def test_a_new_embedded_server_runs_with_these_settings(tmp_path: Path) -> None:
     """A fresh data directory: initialised, configured, restarted; the running server shows the settings."""
     pgdata = tmp_path / "pgdata"
