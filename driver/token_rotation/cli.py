@@ -11,6 +11,7 @@ printed.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +20,7 @@ import click
 import psycopg
 
 from token_rotation import connection, options, progress, render, runner, server
+from token_rotation import schedule as schedules
 from token_rotation.errors import (
     EXIT_BAD_INPUT,
     EXIT_CODES,
@@ -205,7 +207,8 @@ def status(
             render.watch(lambda: progress.runs(conn, oid))
             return
         runs = progress.runs(conn, oid)
-    render.status(runs, chosen, table)
+        jobs = [j for j in schedules.schedules(conn) if oid is None or j["table_oid"] == oid]
+    render.status(runs, chosen, table, jobs)
 
 
 @cli.command()
@@ -279,6 +282,58 @@ def hold(ctx: click.Context, table: str, reason: str | None, seconds: float) -> 
     click.echo(
         f"held run {run_id} of {qualified} for {format_duration(seconds)}: {reason}" if reason else lifted
     )
+
+
+@cli.command(name="schedule")
+@click.option("--table", default=None, help="Table whose rotation to schedule: [schema.]name.")
+@click.option(
+    "--cron",
+    default=None,
+    metavar="'MIN HOUR DAY MONTH WEEKDAY'",
+    help="When the job fires, in cron's syntax (pg_cron): '0 1 * * *' is every night at 01:00 (the server's "
+    "time zone, cron.timezone).",
+)
+@click.option(
+    "--list", "as_list", is_flag=True, help="Show the schedules instead: last firing, run, oldest token."
+)
+@click.option("--json", "as_json", is_flag=True, help="With --list: one JSON object per schedule.")
+@click.pass_context
+def schedule_(
+    ctx: click.Context, table: str | None, cron: str | None, as_list: bool, as_json: bool, **given: Any
+) -> None:
+    """Rotate a table on a schedule (a pg_cron job that CALLs the procedure as you, with these options):
+    each firing resumes an unfinished run or starts a new one over what is due, e.g. --older-than 90d
+    --rotated-at-column rotated_at --for 4h. Needs pg_cron in the server (the error says how)."""
+    with session(ctx) as conn:
+        if as_list:
+            jobs = schedules.schedules(conn)
+            for job in jobs:
+                click.echo(json.dumps(job, default=str) if as_json else render.schedule_line(job))
+            if not jobs and not as_json:
+                click.echo("no schedules: token-rotation schedule --table T --cron '0 1 * * *'")
+            return
+        if not cron:
+            raise ToolError("schedule needs --cron, e.g. --cron '0 1 * * *' (or --list)", EXIT_BAD_INPUT)
+        oid, qualified = progress.resolve_table(conn, schedules.require_table(table))
+        jobid = schedules.schedule(conn, oid, cron, given)
+    click.echo(f"scheduled job {jobid}: {qualified} at '{cron}' (token-rotation schedule --list shows it)")
+
+
+schedule_.params.extend(schedules.job_params())
+
+
+@cli.command()
+@click.option("--table", required=True, help="Table whose schedule to remove: [schema.]name.")
+@click.pass_context
+def unschedule(ctx: click.Context, table: str) -> None:
+    """Remove a table's schedule (its pg_cron job); a run it started stays as it is."""
+    with session(ctx) as conn:
+        oid, qualified = progress.resolve_table(conn, table)
+        if not schedules.unschedule(conn, oid):
+            raise ToolError(
+                f"{qualified} has no schedule of yours (token-rotation schedule --list)", EXIT_BAD_INPUT
+            )
+    click.echo(f"unscheduled {qualified}")
 
 
 @cli.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -380,11 +380,14 @@ def status_format(output_format: str | None, as_json: bool, watch: bool) -> str:
     return chosen
 
 
-def status(runs: list[Progress], output_format: str, table: str | None) -> None:
-    """The `status` output: one JSON object per run, Prometheus text, a table on a terminal, or plain
-    lines."""
+def status(
+    runs: list[Progress], output_format: str, table: str | None, jobs: list[dict[str, Any]] | None = None
+) -> None:
+    """The `status` output: one JSON object per run (and per schedule, "kind": "schedule"), Prometheus text,
+    a table on a terminal, or plain lines; the schedules (token-rotation schedule) after the runs."""
+    jobs = jobs or []
     if output_format == "prometheus":
-        click.echo(prometheus(runs), nl=False)
+        click.echo(prometheus(runs) + prometheus_schedules(jobs), nl=False)
         return
     if output_format == "json":
         for p in runs:
@@ -394,7 +397,11 @@ def status(runs: list[Progress], output_format: str, table: str | None) -> None:
                 "where": (p.options or {}).get("where"),
             }
             click.echo(json.dumps(progress_fields(p) | extra, default=str))
+        for job in jobs:
+            click.echo(json.dumps({"kind": "schedule", **job}, default=str))
         return
+    for job in jobs:
+        click.echo(schedule_line(job))
     if not runs:
         click.echo(
             "no runs" + (f" of {table}" if table else "") + " yet: token-rotation rotate --table TABLE"
@@ -477,6 +484,67 @@ def prometheus(runs: list[Progress]) -> str:
     for p in runs:
         if p.open and p.throttled:
             out.append(f"token_rotation_throttled{{{labels(p, reason=p.throttled)}}} 1")
+    return "\n".join(out) + "\n"
+
+
+def schedule_line(job: dict[str, Any]) -> str:
+    """One line for a schedule: the job, its table and cron, its last firing, the run it made, its oldest
+    token."""
+    last = "never fired"
+    if job["last_start"] is not None:
+        last = f"last {job['last_start']:%Y-%m-%d %H:%M} {job['last_status'] or 'running'}"
+    run = f", run {job['run_id']} {job['run_state']}" if job["run_id"] is not None else ""
+    oldest = ""
+    if job["oldest_token_seconds"] is not None:
+        oldest = f", oldest token {format_duration(job['oldest_token_seconds'])}"
+    if job["never_rotated"]:
+        oldest += ", some rows never rotated"
+    active = "" if job["active"] else " (inactive)"
+    return f"schedule {job['jobid']}{active}: {job['table']} at '{job['schedule']}', {last}{run}{oldest}"
+
+
+def _last_success(job: dict[str, Any]) -> int | None:
+    if job["last_status"] in (None, "running", "starting", "sending", "connecting"):
+        return None
+    return int(job["last_status"] == "succeeded")
+
+
+def _last_start(job: dict[str, Any]) -> float | None:
+    return None if job["last_start"] is None else round(job["last_start"].timestamp(), 3)
+
+
+def _oldest(job: dict[str, Any]) -> float | None:
+    return None if job["oldest_token_seconds"] is None else round(float(job["oldest_token_seconds"]), 3)
+
+
+# status --format prometheus, the schedules: (name, help, value of a schedule or None to leave it out)
+SCHEDULE_METRICS: tuple[tuple[str, str, Any], ...] = (
+    (
+        "token_rotation_schedule_last_success",
+        "1 when the schedule's last firing succeeded, 0 when it failed (absent before the first ends).",
+        _last_success,
+    ),
+    ("token_rotation_schedule_last_start_seconds", "Unix time of the schedule's last firing.", _last_start),
+    (
+        "token_rotation_oldest_token_age_seconds",
+        "Age of the table's oldest token, by the rotated-at column its schedule names.",
+        _oldest,
+    ),
+)
+
+
+def prometheus_schedules(jobs: list[dict[str, Any]]) -> str:
+    """The schedules as gauges labelled with jobid and table (nothing without a schedule)."""
+    if not jobs:
+        return ""
+    out: list[str] = []
+    for name, help_text, value_of in SCHEDULE_METRICS:
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+        for job in jobs:
+            value = value_of(job)
+            if value is not None:
+                labels = f'jobid="{job["jobid"]}",table="{label_value(str(job["table"]))}"'
+                out.append(f"{name}{{{labels}}} {value}")
     return "\n".join(out) + "\n"
 
 

@@ -138,6 +138,15 @@ class Command(BaseCommand):
             type=_typed(parse_duration),
             help="Stop cleanly after this long, e.g. 2h; run again to resume.",
         )
+        parser.add_argument(
+            "--schedule",
+            metavar="CRON",
+            help="Do not rotate now: make a pg_cron job that rotates with these options at these times, "
+            "e.g. '0 1 * * *' (token-rotation schedule; needs pg_cron in the server).",
+        )
+        parser.add_argument(
+            "--unschedule", action="store_true", help="Remove the model's schedule (its pg_cron job)."
+        )
         parser.add_argument("--vacuum", action="store_true", help="VACUUM (ANALYZE) the table after the run.")
         parser.add_argument(
             "--dry-run", action="store_true", help="Print the plan and estimated duration; change nothing."
@@ -171,6 +180,9 @@ class Command(BaseCommand):
                     "until": until,
                 }
             )
+            if options["schedule"] or options["unschedule"]:
+                self.stdout.write(scheduled(db, field.table, request, options))
+                return
             renderer = render.renderer_for(options["as_json"], options["progress_interval"])
             code = runner.rotate(
                 db,
@@ -188,6 +200,25 @@ class Command(BaseCommand):
         if code != EXIT_OK:
             sys.stdout.flush()
             sys.exit(code)
+
+
+def scheduled(db: connection.Target, table: str, request: runner.Request, options: dict[str, Any]) -> str:
+    """--schedule, --unschedule: the model's pg_cron job, as `token-rotation schedule` has it."""
+    from token_rotation import progress
+    from token_rotation import schedule as schedules
+
+    with connection.connect_for_user(db.dsn, connection.APPLICATION_NAME) as conn:
+        progress.check_installed(conn)
+        oid, qualified = progress.resolve_table(conn, table)
+        if options["unschedule"]:
+            if not schedules.unschedule(conn, oid):
+                raise ToolError(f"{qualified} has no schedule of yours", EXIT_BAD_INPUT)
+            return f"unscheduled {qualified}"
+        given = {**vars(request), "token_format": request.token_format}
+        if options["batch_size"] == 3000:  # argparse's default, not a choice: the job gets the CLI's batching
+            given["batch_size"] = None
+        jobid = schedules.schedule(conn, oid, options["schedule"], given)
+    return f"scheduled job {jobid}: {qualified} at '{options['schedule']}'"
 
 
 def time_of_day(text: str) -> str:
