@@ -16,7 +16,13 @@ import pytest
 from token_rotation import migrate, server
 
 from background import BackgroundCall, backends, batches_done, run_cli, spawn_cli, terminate, wait_until
-from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
+from helpers import (
+    assert_checkpoints_match_the_data,
+    assert_rotated_exactly_once,
+    last_run_id,
+    make_table,
+    snapshot,
+)
 
 DBA_CALL = "CALL token_rotation.rotate('public.tickets', p_workers => 2, p_batch_size => 200)"
 
@@ -196,6 +202,8 @@ def test_a_server_lost_mid_run_is_reported_with_the_command_that_resumes(tmp_pat
         assert "cannot connect" not in err
 
         url = server.start(pgdata)
+        with psycopg.connect(url, autocommit=True) as c:  # after crash recovery, before the resume
+            assert assert_checkpoints_match_the_data(c, before) > 0
         again = run_cli(url, *resume.split("'<your DSN>' ")[1].split())
         assert again.returncode == 0, again.stderr
         assert "resuming run 1" in again.stdout

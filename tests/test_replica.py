@@ -26,6 +26,7 @@ from background import (
     wait_while_running,
 )
 from helpers import (
+    assert_checkpoints_match_the_data,
     assert_mid_run,
     assert_rotated_exactly_once,
     last_run_id,
@@ -143,6 +144,9 @@ def test_a_run_resumed_on_the_promoted_standby_rotates_every_row_exactly_once(pa
         assert proc.returncode == 1  # the connection to the server was lost
         assert batches(standby) == replicated < committed
         standby.execute("SELECT pg_promote(wait => true)")
+        # the promoted server lost the primary's last batches, each together with its checkpoint and log row:
+        # its data and its checkpoints agree before anything resumes
+        assert assert_checkpoints_match_the_data(standby, before) > 0
         resumed = run_cli(pair.standby, "rotate", "--table", "tickets", "--workers", "2", timeout=180)
         assert resumed.returncode == 0, resumed.stderr
         assert "resuming run" in resumed.stdout
