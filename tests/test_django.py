@@ -404,3 +404,42 @@ def test_rotate_tokens_operation_keeps_its_subset_through_deconstruct() -> None:
         False,
     )
     assert RotateTokens("Ticket", fill_null=True).deconstruct()[2]["fill_null"] is True
+
+
+def test_rotate_tokens_with_its_defaults_batches_and_reclaims_as_the_cli_does(
+    empty_dsn: str, db: psycopg.Connection
+) -> None:
+    """The same 100,000-row table rotated by `rotate_tokens` and by `token-rotation rotate`, each with its
+    defaults (and the same 50 ms sleep, so that the run lasts long enough for several VACUUMs): both adapt
+    their batches to about 10 ms, reclaim every 5% of the table with VACUUMs, and grow the heap alike
+    (autovacuum off: only the runs' own VACUUMs count)."""
+    assert manage(empty_dsn, "migrate").returncode == 0
+    db.execute("ALTER TABLE myapp_ticket SET (autovacuum_enabled = off)")
+    outcome: dict[str, tuple[float, float, bool]] = {}
+    growth: dict[str, float] = {}
+    for way in ("django", "cli"):
+        db.execute("TRUNCATE myapp_ticket")
+        fill(db, "myapp_ticket", 100_000)
+        db.execute("VACUUM myapp_ticket")
+        before = db.execute("SELECT pg_relation_size('myapp_ticket')").fetchone()
+        assert before is not None
+        if way == "django":
+            done = manage(empty_dsn, "rotate_tokens", "myapp.Ticket", "--sleep", "50ms", "--json")
+        else:
+            done = subprocess.run(
+                [sys.executable, "-m", "token_rotation", "--dsn", empty_dsn, "rotate",
+                 "--table", "myapp_ticket", "--sleep", "50ms", "--json"],
+                env=env(empty_dsn), capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        events = [json.loads(line) for line in done.stdout.splitlines()]
+        started = next(e for e in events if e["event"] == "started")
+        finished = next(e for e in events if e["event"] == "finished")
+        after = db.execute("SELECT pg_relation_size('myapp_ticket')").fetchone()
+        assert after is not None
+        reclaim = finished["reclaim"]
+        outcome[way] = (started["target_batch_time"], reclaim["every_percent"], reclaim["vacuums"] >= 2)
+        growth[way] = after[0] / before[0]
+    assert outcome["django"] == outcome["cli"] == (0.01, 5.0, True), outcome
+    assert max(growth.values()) <= 1.5, growth  # without reclaim the heap doubles (test_reclaim.py)
+    assert abs(growth["django"] - growth["cli"]) <= 0.25, growth

@@ -82,7 +82,7 @@ class Request:
     stop_at: datetime | None = None  # the end of the window, by the server's clock (from until and window)
     throttle_query: str | None = None  # run by the driver (throttle.py), not passed to the procedure
     vacuum: bool = False
-    reclaim: bool = False  # VACUUM from a side session as the run goes (the CLI's default: on)
+    reclaim: bool = True  # VACUUM from a side session as the run goes: on by default, whatever the way in
     reclaim_every: float = 100 * DEFAULT_SHARE  # percent of the table between two VACUUMs
     dry_run: bool = False
     sample: bool = False

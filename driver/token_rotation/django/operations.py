@@ -5,7 +5,7 @@
     class Migration(migrations.Migration):
         atomic = False  # every batch commits: no transaction around the rotation
         dependencies = [("myapp", "0001_initial"), ("token_rotation", "0001_install")]
-        operations = [RotateTokens("Ticket", "token", batch_size=3000)]
+        operations = [RotateTokens("Ticket", "token")]  # batches of about 10 ms and reclaim, as the CLI
         # or a subset: RotateTokens("Ticket", where="tenant_id = 42", older_than=90 * 86400,
         #                           rotated_at_field="rotated_at")
 
@@ -40,7 +40,7 @@ class RotateTokens(migrations.operations.base.Operation):
         self,
         model_name: str,
         field_name: str = "token",
-        batch_size: int = 3000,
+        batch_size: int | None = None,
         workers: int | None = None,
         sleep: float | None = None,
         target_batch_time: float | None = None,
@@ -50,6 +50,7 @@ class RotateTokens(migrations.operations.base.Operation):
         older_than: float | None = None,
         rotated_at_field: str | None = None,
         fill_null: bool = False,
+        reclaim: bool = True,
     ) -> None:
         self.model_name = model_name
         self.field_name = field_name
@@ -63,10 +64,12 @@ class RotateTokens(migrations.operations.base.Operation):
         self.older_than = older_than  # seconds: the tokens older than this, by rotated_at_field
         self.rotated_at_field = rotated_at_field
         self.fill_null = fill_null
+        self.reclaim = reclaim  # VACUUM as the run goes, as the CLI and rotate_tokens do
 
     def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
-        kwargs: dict[str, Any] = {"field_name": self.field_name, "batch_size": self.batch_size}
+        kwargs: dict[str, Any] = {"field_name": self.field_name}
         for name in (
+            "batch_size",
             "workers",
             "sleep",
             "target_batch_time",
@@ -80,6 +83,8 @@ class RotateTokens(migrations.operations.base.Operation):
                 kwargs[name] = getattr(self, name)
         if self.fill_null:
             kwargs["fill_null"] = True
+        if not self.reclaim:
+            kwargs["reclaim"] = False
         return (self.__class__.__qualname__, [self.model_name], kwargs)
 
     def state_forwards(self, app_label: str, state: Any) -> None:
@@ -114,6 +119,7 @@ class RotateTokens(migrations.operations.base.Operation):
             older_than=self.older_than,
             rotated_at_column=self.rotated_at_field and database.field_column(model, self.rotated_at_field),
             fill_null=self.fill_null,
+            reclaim=self.reclaim,
         )
         code = runner.rotate(
             database.target(db.alias),
@@ -132,7 +138,7 @@ class RotateTokens(migrations.operations.base.Operation):
         pass  # the old tokens are not kept anywhere: nothing to restore
 
     def describe(self) -> str:
-        return f"RotateTokens({self.model_name!r}, {self.field_name!r}, batch_size={self.batch_size})"
+        return f"RotateTokens({self.model_name!r}, {self.field_name!r})"
 
     @property
     def migration_name_fragment(self) -> str:

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from token_rotation import connection, render, runner
 from token_rotation.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, ToolError
 from token_rotation.options import TimeOfDay
+from token_rotation.reclaim import DEFAULT_SHARE
 from token_rotation.units import parse_duration, parse_size
 
 
@@ -51,7 +52,23 @@ class Command(BaseCommand):
         parser.add_argument("--field", default="token", help="The UUIDField to rotate (default: token).")
         parser.add_argument("--database", default="default", help="Django database alias (default: default).")
         parser.add_argument(
-            "--batch-size", type=_positive, default=3000, help="Rows per batch (default: 3000)."
+            "--batch-size",
+            type=_positive,
+            help="Rows per batch, fixed (default: batches of about 10 ms, as token-rotation rotate).",
+        )
+        parser.add_argument(
+            "--reclaim",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="VACUUM the table from a side session after each --reclaim-every of it, so that the table "
+            "does not double (default: on, as token-rotation rotate).",
+        )
+        parser.add_argument(
+            "--reclaim-every",
+            type=float,
+            default=100 * DEFAULT_SHARE,
+            metavar="PERCENT",
+            help=f"Share of the table between two VACUUMs of --reclaim (default: {100 * DEFAULT_SHARE:g}).",
         )
         parser.add_argument(
             "--max-batches",
@@ -215,8 +232,6 @@ def scheduled(db: connection.Target, table: str, request: runner.Request, option
                 raise ToolError(f"{qualified} has no schedule of yours", EXIT_BAD_INPUT)
             return f"unscheduled {qualified}"
         given = {**vars(request), "token_format": request.token_format}
-        if options["batch_size"] == 3000:  # argparse's default, not a choice: the job gets the CLI's batching
-            given["batch_size"] = None
         jobid = schedules.schedule(conn, oid, options["schedule"], given)
     return f"scheduled job {jobid}: {qualified} at '{options['schedule']}'"
 
@@ -236,7 +251,7 @@ def resume_command(options: dict[str, Any], label: str) -> str:
         parts += ["--field", options["field"]]
     if options["database"] != "default":
         parts += ["--database", options["database"]]
-    if options["batch_size"] != 3000:
+    if options["batch_size"] is not None:
         parts += ["--batch-size", str(options["batch_size"])]
     if options["workers"]:
         parts += ["--workers", str(options["workers"])]
