@@ -294,7 +294,10 @@ def test_rotate_tokens_in_an_atomic_migration_is_refused_before_anything_changes
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["myapp.Ticket", "--field", "title"], "myapp.Ticket.title is a CharField, not a token"),
+        (
+            ["myapp.Ticket", "--field", "created_at"],
+            "myapp.Ticket.created_at is a DateTimeField, not a token",
+        ),
         (["myapp.Ticket", "--field", "id"], "myapp.Ticket.id is the primary key"),
         (["myapp.Ticket", "--field", "nope"], "myapp.Ticket has no field 'nope'"),
         (["myapp.Nope"], "no model 'myapp.Nope'"),
@@ -304,7 +307,7 @@ def test_rotate_tokens_in_an_atomic_migration_is_refused_before_anything_changes
 def test_rotate_tokens_refuses_what_is_not_a_token_field_with_exit_code_2(
     empty_dsn: str, db: psycopg.Connection, args: list[str], message: str
 ) -> None:
-    """A field that is not a UUIDField token, the key, a missing field or model, an unknown database:
+    """A field that cannot hold a token, the key, a missing field or model, an unknown database:
     one line saying so (and which UUIDFields there are), exit 2, nothing changed."""
     assert manage(empty_dsn, "migrate").returncode == 0
     fill(db, "myapp_ticket", 100)
@@ -443,3 +446,29 @@ def test_rotate_tokens_with_its_defaults_batches_and_reclaims_as_the_cli_does(
     assert outcome["django"] == outcome["cli"] == (0.01, 5.0, True), outcome
     assert max(growth.values()) <= 1.5, growth  # without reclaim the heap doubles (test_reclaim.py)
     assert abs(growth["django"] - growth["cli"]) <= 0.25, growth
+
+
+def test_rotate_tokens_rotates_a_text_key_with_a_format_and_asks_for_one_without(
+    empty_dsn: str, db: psycopg.Connection
+) -> None:
+    """myapp.ApiKey.key is a CharField: without --format, exit 2 naming an example; with --format hex:32
+    --prefix ak_ every key is new, prefixed, 64 hex digits and unique; stopped early, the resume command
+    names the format."""
+    assert manage(empty_dsn, "migrate").returncode == 0
+    db.execute(
+        "INSERT INTO myapp_apikey (key, user_id) SELECT 'old-' || g, g FROM generate_series(1, 2000) g"
+    )
+    refused = manage(empty_dsn, "rotate_tokens", "myapp.ApiKey", "--field", "key")
+    assert refused.returncode == 2, refused.stderr
+    assert "--format hex:32" in refused.stderr + refused.stdout
+    args = ["rotate_tokens", "myapp.ApiKey", "--field", "key", "--format", "hex:32", "--prefix", "ak_"]
+    stopped = manage(empty_dsn, *args, "--batch-size", "500", "--max-batches", "1")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "--field key --format hex:32 --batch-size 500" in stopped.stdout
+    done = manage(empty_dsn, *args)
+    assert done.returncode == 0, done.stderr
+    row = db.execute(
+        "SELECT count(*), count(DISTINCT key), count(*) FILTER (WHERE key ~ '^ak_[0-9a-f]{64}$')"
+        " FROM myapp_apikey"
+    ).fetchone()
+    assert row == (2000, 2000, 2000)

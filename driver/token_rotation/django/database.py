@@ -82,10 +82,15 @@ def field_column(model: Any, field_name: str) -> str:
         ) from None
 
 
-def token_field(model: Any, field_name: str) -> TokenField:
+# the field types whose column a format can fill (the procedure checks the format against the column's type)
+TEXT_FIELDS = ("CharField", "TextField", "SlugField")
+BYTES_FIELDS = ("BinaryField",)
+
+
+def token_field(model: Any, field_name: str, token_format: str | None = None) -> TokenField:
     """The table, token column and key of `model.field_name`; refuses, with what to pass instead, a field
-    that does not exist, is not a column, is the primary key, or is not a UUIDField (the procedure writes
-    gen_random_uuid() tokens into uuid columns only)."""
+    that does not exist, is not a column, is the primary key, or cannot hold a token: a UUIDField, or with
+    --format a text field (hex:N, base64url:N, function:) or a BinaryField (bytes:N)."""
     meta = model._meta
     label = f"{meta.app_label}.{meta.object_name}"
     uuid_fields = [
@@ -101,7 +106,7 @@ def token_field(model: Any, field_name: str) -> TokenField:
     if not getattr(field, "concrete", False) or field.is_relation or field.column is None:
         raise ToolError(
             f"{label}.{field_name} is not a column of {meta.db_table}: "
-            f"only a UUIDField can be rotated{others}",
+            f"only a token field can be rotated{others}",
             EXIT_BAD_INPUT,
         )
     if field.primary_key:
@@ -111,10 +116,17 @@ def token_field(model: Any, field_name: str) -> TokenField:
             EXIT_BAD_INPUT,
         )
     kind = field.get_internal_type()
-    if kind != "UUIDField":
+    if kind in TEXT_FIELDS + BYTES_FIELDS and not token_format:
+        example = "bytes:32" if kind in BYTES_FIELDS else "hex:32 (or base64url:24, with --prefix ak_)"
         raise ToolError(
-            f"{label}.{field_name} is a {kind}, not a token: only a UUIDField (a uuid column, e.g. "
-            f"token = models.UUIDField(unique=True)) can be rotated{others}",
+            f"{label}.{field_name} is a {kind}: pass the token's format, e.g. --format {example}",
+            EXIT_BAD_INPUT,
+        )
+    if kind != "UUIDField" and kind not in TEXT_FIELDS + BYTES_FIELDS:
+        raise ToolError(
+            f"{label}.{field_name} is a {kind}, not a token: only a UUIDField, or a text or binary field "
+            "with "
+            f"--format, can be rotated{others}",
             EXIT_BAD_INPUT,
         )
     pk = meta.pk

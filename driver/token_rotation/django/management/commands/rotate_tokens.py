@@ -49,7 +49,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("model", help="The model: app_label.Model, e.g. myapp.Ticket.")
-        parser.add_argument("--field", default="token", help="The UUIDField to rotate (default: token).")
+        parser.add_argument(
+            "--field",
+            default="token",
+            help="The token field: a UUIDField, or a text or binary field with --format (default: token).",
+        )
+        parser.add_argument(
+            "--format",
+            dest="token_format",
+            help="New token: uuid, hex:N, base64url:N (text fields), bytes:N (BinaryField), "
+            "function:schema.fn "
+            "(default: uuid for a UUIDField).",
+        )
+        parser.add_argument("--prefix", help="Text in front of a hex or base64url token, e.g. ak_.")
         parser.add_argument("--database", default="default", help="Django database alias (default: default).")
         parser.add_argument(
             "--batch-size",
@@ -182,7 +194,7 @@ class Command(BaseCommand):
 
         try:
             model = database.get_model(options["model"])
-            field = database.token_field(model, options["field"])
+            field = database.token_field(model, options["field"], options["token_format"])
             db = database.target(options["database"])
             rotated_at = options["rotated_at_field"] and database.field_column(
                 model, options["rotated_at_field"]
@@ -251,6 +263,8 @@ def resume_command(options: dict[str, Any], label: str) -> str:
         parts += ["--field", options["field"]]
     if options["database"] != "default":
         parts += ["--database", options["database"]]
+    if options["token_format"]:
+        parts += ["--format", options["token_format"]]
     if options["batch_size"] is not None:
         parts += ["--batch-size", str(options["batch_size"])]
     if options["workers"]:
