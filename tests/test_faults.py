@@ -14,8 +14,6 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from token_rotation import migrate, server
-
 from background import (
     BackgroundCall,
     backends,
@@ -36,6 +34,7 @@ from helpers import (
     snapshot,
 )
 from roles import temporary_role
+from servers import BINARIES, bindir_of, dedicated_server, start, stop
 
 ROWS = 3000
 
@@ -286,16 +285,18 @@ def test_a_resume_under_other_session_settings_reads_the_checkpoint_the_same_way
 
 @pytest.mark.slow
 @pytest.mark.own_server
+@pytest.mark.parametrize("version", BINARIES)
 @pytest.mark.parametrize("synchronous_commit", [True, False], ids=["sync-commit", "async-commit"])
-def test_server_crash_mid_run_resumes_after_restart(tmp_path: Path, synchronous_commit: bool) -> None:
-    """An immediate shutdown of a dedicated server in the middle of a batch (crash recovery on restart) keeps
-    checkpoints and data in step, also with p_synchronous_commit => false, which (wal_writer_delay at 10 s
-    here) may lose the last committed batches, but only together with their checkpoints; the next CALL
-    resumes and covers every key once."""
-    pgdata = tmp_path / "pgdata"
-    url = server.start(pgdata)
-    try:
-        migrate.upgrade(url)
+def test_server_crash_mid_run_resumes_after_restart(
+    tmp_path: Path, version: str, synchronous_commit: bool
+) -> None:
+    """An immediate shutdown of a dedicated server (PostgreSQL 18 and 15) in the middle of a batch (crash
+    recovery on restart) keeps checkpoints and data in step, also with p_synchronous_commit => false, which
+    (wal_writer_delay at 10 s here) may lose the last committed batches, but only together with their
+    checkpoints; the next CALL resumes and covers every key once."""
+    bindir = bindir_of(version)
+    with dedicated_server(tmp_path, bindir) as made:
+        url = made.dsn
         with psycopg.connect(url, autocommit=True) as c:
             c.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
             c.execute("SELECT pg_reload_conf()")
@@ -310,11 +311,11 @@ def test_server_crash_mid_run_resumes_after_restart(tmp_path: Path, synchronous_
         with psycopg.connect(url, autocommit=True) as c:
             wait_until(lambda: waiting_for_locks(c, "tr-crash") == 1, what="the CALL in batch 30")
             committed = rows_done(c)
-            server.stop(pgdata, mode="immediate")
+            stop(bindir, made.pgdata)  # -m immediate: a crash, recovered at the next start
         call.join()
         holder.close()
         assert isinstance(call.error, psycopg.OperationalError)
-        url = server.start(pgdata)
+        start(bindir, made.pgdata)
         with psycopg.connect(url, autocommit=True) as c:
             survived = rows_done(c)
             assert survived == committed if synchronous_commit else survived <= committed
@@ -322,8 +323,6 @@ def test_server_crash_mid_run_resumes_after_restart(tmp_path: Path, synchronous_
             assert_checkpoints_match_the_data(c, before)
             c.execute(rotate_call(sleep="0"))
             assert_rotated_exactly_once(c, before, last_run_id(c))
-    finally:
-        server.stop(pgdata, mode="immediate")
 
 
 # --- row locks held by the application ----------------------------------------------------------------------
