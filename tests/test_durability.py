@@ -8,8 +8,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from token_rotation import migrate, server
-
 from background import BackgroundCall, hold_rows, wait_until, waiting_for_locks
 from helpers import (
     assert_checkpoints_match_the_data,
@@ -19,6 +17,7 @@ from helpers import (
     make_table,
     snapshot,
 )
+from servers import BINARIES, bindir_of, dedicated_server, start, stop
 
 ROWS = 8000
 
@@ -54,16 +53,18 @@ def test_batches_commit_with_synchronous_commit_off_unless_asked(
 
 @pytest.mark.slow
 @pytest.mark.own_server
-def test_crash_of_the_server_during_a_parallel_run_with_the_default_durability(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", BINARIES)
+def test_crash_of_the_server_during_a_parallel_run_with_the_default_durability(
+    tmp_path: Path, version: str
+) -> None:
     """Two workers with the default (synchronous_commit off), each waiting in the middle of its slice for a
     row the application holds, are cut by an immediate shutdown of a dedicated server (wal_writer_delay 10 s,
     so the last commits may be lost). Right after the restart the rows done are at most those committed
     before the crash, and the checkpoints match the data exactly (a batch lost only with its checkpoint, no
-    row rotated without its log row); resumed, each row is rotated once."""
-    pgdata = tmp_path / "pgdata"
-    url = server.start(pgdata)
-    try:
-        migrate.upgrade(url)
+    row rotated without its log row); resumed, each row is rotated once. On PostgreSQL 18 and 15."""
+    bindir = bindir_of(version)
+    with dedicated_server(tmp_path, bindir) as made:
+        url = made.dsn
         with psycopg.connect(url, autocommit=True) as c:
             c.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
             c.execute("SELECT pg_reload_conf()")
@@ -83,12 +84,12 @@ def test_crash_of_the_server_during_a_parallel_run_with_the_default_durability(t
             )
             committed = assert_mid_run(c, ROWS)
             assert committed == 3000 + 3000  # every batch before each held row
-            assert server.stop(pgdata, mode="immediate"), "the server did not stop"
+            stop(bindir, made.pgdata)  # -m immediate: a crash, recovered at the next start
         for worker in workers:
             worker.join()
             assert isinstance(worker.error, psycopg.OperationalError)
         holder.close()
-        url = server.start(pgdata)
+        start(bindir, made.pgdata)
         with psycopg.connect(url, autocommit=True) as c:
             assert c.execute("SELECT state FROM token_rotation.runs").fetchone() == ("active",)
             durable = assert_checkpoints_match_the_data(c, before)
@@ -100,5 +101,3 @@ def test_crash_of_the_server_during_a_parallel_run_with_the_default_durability(t
                 worker.join()
                 assert worker.error is None
             assert_rotated_exactly_once(c, before, last_run_id(c))
-    finally:
-        server.stop(pgdata, mode="immediate")
