@@ -203,7 +203,9 @@ def test_a_server_lost_mid_run_is_reported_with_the_command_that_resumes(tmp_pat
 
         url = server.start(pgdata)
         with psycopg.connect(url, autocommit=True) as c:  # after crash recovery, before the resume
-            assert assert_checkpoints_match_the_data(c, before) > 0
+            # with asynchronous commits the crash may take every batch since the last WAL flush (even all
+            # of them), but each only together with its checkpoint and log row
+            assert_checkpoints_match_the_data(c, before)
         again = run_cli(url, *resume.split("'<your DSN>' ")[1].split())
         assert again.returncode == 0, again.stderr
         assert "resuming run 1" in again.stdout

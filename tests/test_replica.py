@@ -146,7 +146,7 @@ def test_a_run_resumed_on_the_promoted_standby_rotates_every_row_exactly_once(pa
         standby.execute("SELECT pg_promote(wait => true)")
         # the promoted server lost the primary's last batches, each together with its checkpoint and log row:
         # its data and its checkpoints agree before anything resumes
-        assert assert_checkpoints_match_the_data(standby, before) > 0
+        assert_checkpoints_match_the_data(standby, before)
         resumed = run_cli(pair.standby, "rotate", "--table", "tickets", "--workers", "2", timeout=180)
         assert resumed.returncode == 0, resumed.stderr
         assert "resuming run" in resumed.stdout
