@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 
 from token_rotation.errors import EXIT_BAD_INPUT, ToolError, redact
 from token_rotation.options import ROTATE_OPTIONS
+from token_rotation.rotation import INTERVALS
 from token_rotation.runner import DEFAULT_FIRST_BATCH, DEFAULT_TARGET_BATCH_TIME
 
 # the options of `rotate` a job takes (a job is one session: no --workers; the window is --for), and the
@@ -41,7 +42,8 @@ JOB_OPTIONS = {
     "pause_on_autovacuum": "pause_on_autovacuum",
     "synchronous_commit": "synchronous_commit",
 }
-SECONDS = {"older_than", "window", "sleep", "lock_timeout", "target_batch_time", "max_replay_lag"}
+# given in seconds, passed as intervals: the same options as for the workers' CALL, and --for
+SECONDS = INTERVALS | {"window"}
 
 
 def job_params() -> list[click.Parameter]:
