@@ -322,10 +322,12 @@ BEGIN
         END IF;
     END LOOP;
 
-    -- end of this CALL: a failed batch is rolled back; book the time, release the slice, then report
+    -- end of this CALL: a failed batch is rolled back; book the time, release the slice, then report; the
+    -- error is stored and raised redacted with the run's own format (a trigger's message may quote a token)
     IF v_err_state IS NOT NULL THEN
         ROLLBACK;
         PERFORM token_rotation.pin_settings();
+        v_err_msg := token_rotation.redact(v_err_msg, v_run.options->>'format', v_run.options->>'prefix');
     END IF;
     v_run := token_rotation.end_call(v_run.run_id, v_slice.slice_id, v_mark, v_err_state, v_err_msg);
     COMMIT;

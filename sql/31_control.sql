@@ -52,7 +52,8 @@ COMMENT ON FUNCTION token_rotation.cancel(regclass) IS
 -- For a check outside the database: the CLI's --throttle-query holds the run for a few seconds each time its
 -- query says wait and renews the hold while it does, so a hold left by a driver that died runs out by itself.
 -- A DBA can hold a run over a busy hour, at most 7 days at a time. The reason is kept to 200
--- characters, through redact() (other roles read and show it: no control character, no token shape).
+-- characters, through redact() with the run's format (other roles read and show it: no control character,
+-- no token shape).
 -- Returns the run id.
 --   SELECT token_rotation.hold('public.tickets', 'month-end batch jobs', '1 hour');
 --   SELECT token_rotation.hold('public.tickets', NULL);  -- lift it
@@ -79,7 +80,7 @@ BEGIN
     v_run_id := token_rotation.open_run(p_table);
     PERFORM token_rotation.authorize_run(v_run_id, NULL, 'control');
     UPDATE token_rotation.runs
-       SET hold_reason = left(token_rotation.redact(p_reason), 200),
+       SET hold_reason = left(token_rotation.redact(p_reason, options->>'format', options->>'prefix'), 200),
            hold_until = CASE WHEN p_reason IS NOT NULL THEN clock_timestamp() + p_for END
      WHERE run_id = v_run_id;
     RETURN v_run_id;

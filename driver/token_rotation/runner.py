@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from token_rotation import connection, progress, render, throttle
+from token_rotation import connection, errors, progress, render, throttle
 from token_rotation.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -145,19 +145,23 @@ def rotate(
     run, as the caller's users type it (default: `token-rotation rotate --table ...`; Django's rotate_tokens
     passes its own)."""
     runner = Runner(db, app, request, renderer, resume)
-    try:
-        code = runner.run()
-    except psycopg.Error as exc:
-        err = (
-            ToolError(lost_message(exc, runner.resume), EXIT_OTHER) if connection_lost(exc) else from_pg(exc)
-        )
-        renderer.error(err.format_message(), err.exit_code)
-        renderer.close()
-        raise err from None
-    except ToolError as err:
-        renderer.error(err.format_message(), err.exit_code)
-        renderer.close()
-        raise
+    with errors.protecting():  # every message of this command hides the tokens of the run's format
+        errors.protect(request.token_format, request.prefix)
+        try:
+            code = runner.run()
+        except psycopg.Error as exc:
+            err = (
+                ToolError(lost_message(exc, runner.resume), EXIT_OTHER)
+                if connection_lost(exc)
+                else from_pg(exc)
+            )
+            renderer.error(err.format_message(), err.exit_code)
+            renderer.close()
+            raise err from None
+        except ToolError as err:
+            renderer.error(err.format_message(), err.exit_code)
+            renderer.close()
+            raise
     renderer.close()
     return code
 
@@ -200,6 +204,9 @@ class Runner:
             before = progress.sizes(monitor, self.oid)
             found = progress.open_run(monitor, self.oid)
             self.resumed = found is not None
+            if found is not None:  # a resume goes on with the run's own format
+                kept = progress.run_options(monitor, found.run_id)
+                errors.protect(kept.get("format"), kept.get("prefix"))
             if found is not None:
                 self.request = replace(self.request, resuming=True)
             if self.request.until is not None or self.request.window is not None:
@@ -323,6 +330,7 @@ class Runner:
             if self.last is not None:
                 if not self._announced:
                     kept = progress.run_options(self.monitor, self.last.run_id)
+                    errors.protect(kept.get("format"), kept.get("prefix"))
                     self.renderer.started(
                         started_info(self.db, self.last, self.resumed, rotation, self.request, kept)
                     )

@@ -7,6 +7,8 @@ advisory lock of a slice and block a run: that cannot be prevented, so the refus
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import psycopg
 import pytest
 
@@ -81,6 +83,22 @@ def test_the_limits_of_lock_timeout_and_sleep_are_accepted(conn: psycopg.Connect
         "SELECT token_rotation.set_options(%s, p_lock_timeout => '1 ms', p_sleep => '1 hour')", (victim,)
     )
     conn.execute("SELECT token_rotation.set_options(%s, p_lock_timeout => '2147483647 ms')", (victim,))
+
+
+def test_a_hold_over_seven_days_is_refused_and_seven_days_is_kept(
+    conn: psycopg.Connection, victim: str
+) -> None:
+    """hold() for 7 days and a second is refused with 22023 (the run keeps no hold); 7 days exactly is
+    stored, ending 7 days from now."""
+    run_id = _open_run(conn, victim)
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        conn.execute("SELECT token_rotation.hold(%s, 'too long', '7 days 1 second')", (victim,))
+    held = "SELECT hold_reason, hold_until - clock_timestamp() FROM token_rotation.runs WHERE run_id = %s"
+    assert conn.execute(held, (run_id,)).fetchone() == (None, None)
+    conn.execute("SELECT token_rotation.hold(%s, 'a long freeze', '7 days')", (victim,))
+    row = conn.execute(held, (run_id,)).fetchone()
+    assert row is not None and row[0] == "a long freeze"
+    assert timedelta(days=6, hours=23) < row[1] <= timedelta(days=7)
 
 
 def test_a_role_squatting_a_slice_lock_is_named_with_its_pid_and_role(

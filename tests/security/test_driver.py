@@ -4,7 +4,9 @@ search path). Each test plays the attack and asserts that it fails."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from token_rotation import connection, rotation, throttle
+from token_rotation import connection, errors, rotation, throttle
 from token_rotation.errors import redact
 
 from background import ROOT, cli_env, run_cli
@@ -314,3 +316,73 @@ def test_python_and_sql_redaction_agree(conn: psycopg.Connection) -> None:
         "SELECT provolatile, proconfig FROM pg_proc WHERE oid = 'token_rotation.redact(text)'::regprocedure"
     ).fetchone()
     assert function == ("i", ["search_path=pg_catalog, pg_temp"])
+
+
+# base64url tokens without a digit (about 2.5% of base64url:16 tokens): REDACTIONS alone let them pass, the
+# run's own format hides them
+DIGITLESS = {
+    ("base64url:16", None): "DhOaRzfbetnNpafeGExsqA",
+    ("base64url:16", "tk_"): "tk_DhOaRzfbetnNpafeGExsqA",
+    ("base64url:16", "app.v1:"): "app.v1:DhOaRzfbetnNpafeGExsqA",
+    ("base64url:16", None) + ("lower",): "dhoarzfbetnnpafegexsqa",
+    ("base64url:300", None): "QwErTy-_" * 50,
+}
+
+
+@pytest.mark.parametrize("case", sorted(DIGITLESS, key=str))
+def test_redact_with_the_runs_format_hides_a_token_of_any_mix(case: tuple[str, ...]) -> None:
+    """A base64url token with no digit (or no upper case) is left by redact() alone, and hidden, prefix and
+    all, once the run's format is protected; the protection ends with its context."""
+    token_format, prefix = case[0], case[1]
+    text = f"Key (token)=({DIGITLESS[case]}) already exists"
+    assert redact(text) == text  # the hole that the run's format closes
+    with errors.protecting():
+        errors.protect(token_format, prefix)
+        shown = redact(text)
+        body = DIGITLESS[case].removeprefix(prefix or "")
+        assert shown.endswith("<base64url>) already exists") and body[:8] not in shown, shown
+    assert redact(text) == text
+
+
+def test_the_runs_format_keeps_ordinary_messages_readable() -> None:
+    """Under base64url:16's protection (22 characters), words, identifiers and names stay readable."""
+    with errors.protecting():
+        errors.protect("base64url:16", None)
+        assert [redact(t) for t in READABLE] == READABLE
+
+
+def test_python_and_sql_redaction_with_a_format_agree(conn: psycopg.Connection) -> None:
+    """token_rotation.redact(text, format, prefix) gives what errors.redact() gives under protect(format,
+    prefix), and hides exactly the runs of the format's length: digit-free tokens of base64url:16 to :1024
+    (the long ones written in chunks of 200), behind a prefix or not, hidden; one character longer, kept;
+    formats that need no rule of their own (uuid, hex, none) and ordinary messages, as redact() alone."""
+    cases: list[tuple[str | None, str | None, str, bool]] = [
+        (case[0], case[1], f"Key (token)=({token}) already exists", True) for case, token in DIGITLESS.items()
+    ]
+    for n in (16, 17, 18, 150, 151, 300, 1024):
+        drawn = base64.urlsafe_b64encode(os.urandom(n)).decode().rstrip("=")
+        token = drawn.translate(str.maketrans("0123456789", "ABCDEFGHIJ"))
+        assert len(token) == (4 * n + 2) // 3
+        cases += [
+            (f"base64url:{n}", None, f"x {token} y", True),
+            (f"base64url:{n}", "k-", f"x k-{token}, y", True),
+            (f"base64url:{n}", None, f"x {token}Z y", False),
+        ]
+    cases += [("uuid", None, t, False) for t in READABLE] + [("hex:16", "tk_", READABLE[4], False)]
+    cases += [(None, None, READABLE[3], False)] + [("base64url:16", None, t, False) for t in READABLE]
+    in_sql = [
+        row[0]
+        for row in conn.execute(
+            "SELECT token_rotation.redact(t, f, p)"
+            " FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS c(f, p, t, n) ORDER BY n",
+            ([c[0] for c in cases], [c[1] for c in cases], [c[2] for c in cases]),
+        ).fetchall()
+    ]
+    in_python = []
+    for token_format, prefix, text, _ in cases:
+        with errors.protecting():
+            errors.protect(token_format, prefix)
+            in_python.append(redact(text))
+    assert in_sql == in_python
+    assert [r != c[2] for r, c in zip(in_sql, cases, strict=True)] == [c[3] for c in cases]
+    assert all("<base64url>" in r for r, c in zip(in_sql, cases, strict=True) if c[3])
