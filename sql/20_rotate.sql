@@ -80,6 +80,7 @@ CREATE OR REPLACE PROCEDURE token_rotation.rotate(
     , p_older_than          interval DEFAULT NULL
     , p_stop_at             timestamptz DEFAULT NULL
     , p_max_duration        interval DEFAULT NULL
+    , p_citus               jsonb    DEFAULT NULL  -- set by rotate_citus() only: the shard's tag
 )
 LANGUAGE plpgsql
 AS $$
@@ -138,7 +139,7 @@ BEGIN
                                   'pause_on_autovacuum', p_pause_on_autovacuum,
                                   'synchronous_commit', p_synchronous_commit, 'format', p_format, 'prefix', p_prefix,
                                   'previous_column', p_previous_column, 'rotated_at_column', p_rotated_at_column,
-                                  'fill_null', p_fill_null, 'older_than', p_older_than);
+                                  'fill_null', p_fill_null, 'older_than', p_older_than, 'citus', p_citus);
     v_stop_at := least(p_stop_at, pg_catalog.clock_timestamp() + p_max_duration);
     v_open := (SELECT r.options FROM token_rotation.runs r WHERE r.target = p_table AND r.state IN ('active', 'paused'));
     v_options := token_rotation.run_options(p_table, v_given);
@@ -171,10 +172,20 @@ BEGIN
     END IF;
     COMMIT;  -- nothing changed yet: inside a transaction block this is where PostgreSQL refuses the CALL
     PERFORM token_rotation.pin_settings();
+    IF EXISTS (SELECT FROM token_rotation.citus_shards(p_table)) THEN  -- Citus: a run per shard, on its node
+        CALL token_rotation.rotate_citus(p_table, v_options, v_key, p_workers, p_max_batches, p_quiet, p_after_run,
+                                         p_trust_table_owner, v_stop_at);
+        RETURN;
+    END IF;
 
     -- claims serialised per table; a new run is planned here, reading the table with the caller's rights,
     -- and written by claim_slice() as the tool's owner
     PERFORM pg_advisory_xact_lock(token_rotation.lock_space() + 1, p_table::oid::integer);
+    IF NOT EXISTS (SELECT FROM token_rotation.runs r WHERE r.target = p_table AND r.state IN ('active', 'paused'))
+       AND EXISTS (SELECT FROM token_rotation.runs r WHERE r.options->'citus' = p_citus) THEN
+        COMMIT;  -- a shard of a distributed table's run, rotated here already: never a second run of it
+        RETURN;
+    END IF;
     IF NOT EXISTS (SELECT FROM token_rotation.runs r
                     WHERE r.target = p_table AND r.state IN ('active', 'paused')
                       AND EXISTS (SELECT FROM token_rotation.slices s WHERE s.run_id = r.run_id AND NOT s.done))
@@ -340,7 +351,7 @@ $$;
 COMMENT ON PROCEDURE token_rotation.rotate(regclass, name, integer, integer, interval, interval, integer, boolean,
                                           integer, interval, bigint, boolean, text, text, name, name, name[],
                                           interval, integer, boolean, bigint, boolean, text, boolean, interval,
-                                          timestamptz, interval) IS
+                                          timestamptz, interval, jsonb) IS
     'Gives the token column of a table new random tokens (p_format: uuid, hex:N, base64url:N, bytes:N, '
     'function:schema.fn; p_prefix; grace columns p_previous_column, p_rotated_at_column), exactly once per run, '
     'of every row or of those that match p_where and p_older_than (NULL tokens only with p_fill_null), '

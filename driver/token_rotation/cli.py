@@ -19,7 +19,7 @@ from typing import Any
 import click
 import psycopg
 
-from token_rotation import connection, options, progress, render, runner, server
+from token_rotation import citus, connection, options, progress, render, runner, server
 from token_rotation import schedule as schedules
 from token_rotation.errors import (
     EXIT_BAD_INPUT,
@@ -121,8 +121,11 @@ def install(ctx: click.Context, as_sql: bool) -> None:
         migrate.upgrade_sql(click.get_text_stream("stdout"))
         return
     db = target(ctx)
+    nodes = cluster_nodes(db, ctx.obj["application_name"], "install")
     migrate.upgrade(db.dsn)
-    click.echo(f"installed token_rotation in {db.masked()}")
+    for host, port in nodes:
+        migrate.upgrade(citus.node_dsn(db.dsn, host, port))
+    click.echo(f"installed token_rotation in {db.masked()}{nodes_text(nodes)}")
 
 
 @cli.command()
@@ -136,8 +139,31 @@ def uninstall(ctx: click.Context, as_sql: bool) -> None:
         migrate.downgrade_sql(click.get_text_stream("stdout"))
         return
     db = target(ctx)
+    nodes = cluster_nodes(db, ctx.obj["application_name"], "uninstall")
+    for host, port in nodes:  # workers first: one with a rotation going on refuses before anything goes
+        migrate.downgrade(citus.node_dsn(db.dsn, host, port))
     migrate.downgrade(db.dsn)
-    click.echo(f"removed token_rotation from {db.masked()}")
+    click.echo(f"removed token_rotation from {db.masked()}{nodes_text(nodes)}")
+
+
+def cluster_nodes(db: connection.Target, app: str, action: str) -> list[tuple[str, int]]:
+    """The worker nodes that install and uninstall cover with the coordinator's (none without Citus); a
+    Citus worker itself is refused: the coordinator installs on every node."""
+    with connection.connect_for_user(db.dsn, app) as conn:
+        kind = citus.node_kind(conn)
+        if kind == "worker":
+            raise ToolError(
+                f"this server is a Citus worker node: {action} from the coordinator, which covers every node",
+                EXIT_BAD_INPUT,
+            )
+        return citus.workers(conn) if kind == "coordinator" else []
+
+
+def nodes_text(nodes: list[tuple[str, int]]) -> str:
+    """ " and its 2 Citus worker node(s) (host:port, ...)", or nothing."""
+    if not nodes:
+        return ""
+    return f" and its {len(nodes)} Citus worker node(s) ({', '.join(f'{h}:{p}' for h, p in nodes)})"
 
 
 @cli.command()

@@ -38,7 +38,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, pool, text
 from sqlalchemy.engine.mock import MockConnection
 
-from token_rotation import MIGRATIONS_DIR, SQL_DIR
+from token_rotation import MIGRATIONS_DIR, SQL_DIR, citus
 from token_rotation.connection import APPLICATION_NAME
 
 BRANCH = "token_rotation"
@@ -279,11 +279,17 @@ def drop_routines(connection: Connection | MockConnection) -> None:
 
 def _engine(dsn: str) -> Engine:
     """An engine whose connections psycopg opens from the DSN itself (URL, key=value, or "" for PG* vars)."""
-    return create_engine(
-        "postgresql+psycopg://",
-        poolclass=pool.NullPool,
-        creator=lambda: psycopg.connect(dsn, application_name=APPLICATION_NAME),
-    )
+    return create_engine("postgresql+psycopg://", poolclass=pool.NullPool, creator=lambda: _connect(dsn))
+
+
+def _connect(dsn: str) -> psycopg.Connection:
+    """A connection for installing: on a Citus node, with DDL kept local to that node (citus.LOCAL_DDL), as
+    the tool is installed on each node of a cluster."""
+    conn = psycopg.connect(dsn, application_name=APPLICATION_NAME)
+    if citus.node_kind(conn) is not None:
+        conn.execute(citus.LOCAL_DDL)
+    conn.commit()
+    return conn
 
 
 def config(output: TextIO | None = None) -> Config:

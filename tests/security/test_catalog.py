@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import psycopg
 
-# Routines that cannot carry `SET search_path`: a procedure that COMMITs (rotate), and the function whose job
-# is to set the path for rotate()'s transactions (a SET clause would undo it on return). Both name every
-# object with its schema until the path is pinned.
-WITHOUT_SET_CLAUSE = {"token_rotation.rotate", "token_rotation.pin_settings"}
+# Routines that cannot carry `SET search_path`: the procedures that COMMIT (rotate, and rotate_citus for a
+# Citus distributed table), and the function whose job is to set the path for their transactions (a SET clause
+# would undo it on return). They name every object with its schema until the path is pinned.
+WITHOUT_SET_CLAUSE = {"token_rotation.rotate", "token_rotation.rotate_citus", "token_rotation.pin_settings"}
 
 # The functions that write the tool's tables, as its owner, after authorize() / authorize_run().
 SECURITY_DEFINER = {
@@ -22,6 +22,8 @@ SECURITY_DEFINER = {
     "token_rotation.set_run_state",
     "token_rotation.hold",
     "token_rotation.set_options",
+    "token_rotation.citus_open_run",
+    "token_rotation.citus_record",
 }
 
 

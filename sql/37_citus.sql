@@ -1,0 +1,405 @@
+-- Citus: a distributed table rotated from the coordinator, each shard by an ordinary run of the tool on the
+-- node that holds it, all nodes at once.
+--
+-- Citus refuses gen_random_uuid() (any volatile function) in an UPDATE of a distributed table, but each shard
+-- is a plain table on its node, where the tool works as on one server: a run per shard, whose batches COMMIT
+-- with their checkpoints on that node (exactly once per shard, with no two-phase commit per batch). The
+-- coordinator keeps one run of the distributed table (runs, and a row per shard in token_rotation.shards) and
+-- sends the shards' CALLs in waves, at most p_workers sessions per node at a time (master_run_on_worker()), each
+-- CALL tagged with the coordinator's run and its shard (p_citus: {"run", "started", "shard"}, kept in the
+-- shard run's options). A wave holds the metadata lock of the unfinished shards (ShareLock, as DML does): a shard
+-- move or a rebalance waits for the end of the wave, never cuts into a batch. Before each wave the coordinator
+-- takes a census of every node's tagged runs: a shard whose run finished anywhere is done; a shard whose
+-- unfinished run is on a node that no longer holds it (moved after an interrupted CALL) stops the run with that
+-- node named, so that no row is rotated twice; every other shard is sent to the node that holds it, where an
+-- open tagged run resumes and a finished one returns at once.
+
+-- token_rotation.citus_shards(table): the shards of a Citus table and the node of each (one row per placement:
+-- a reference table has one on every node); no rows for a table Citus does not manage, or without Citus.
+--   SELECT * FROM token_rotation.citus_shards('public.tickets');
+CREATE OR REPLACE FUNCTION token_rotation.citus_shards(
+      p_table   regclass
+    , OUT kind    text     -- hash, single (one shard: schema-based sharding, a Citus local table), reference
+    , OUT shardid bigint
+    , OUT shard   text     -- the shard's name on its node, schema-qualified
+    , OUT node    text
+    , OUT port    integer
+)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    -- @plpgsql_check_options: extra_warnings = false
+    -- (its OUT values are set by RETURN QUERY EXECUTE, formatted, as every use of a Citus object here: they
+    -- exist only where Citus is installed, and plpgsql_check would resolve a constant query without it)
+    RETURN QUERY EXECUTE pg_catalog.format(
+        'SELECT CASE WHEN p.repmodel = ''t'' THEN ''reference'' WHEN p.partmethod = ''h'' THEN ''hash''
+                     ELSE ''single'' END,
+                s.shardid, %s(p.logicalrelid, s.shardid), d.nodename::text, d.nodeport
+           FROM pg_catalog.pg_dist_partition p
+           JOIN pg_catalog.pg_dist_shard s ON s.logicalrelid = p.logicalrelid
+           LEFT JOIN pg_catalog.pg_dist_placement pl ON pl.shardid = s.shardid
+           LEFT JOIN pg_catalog.pg_dist_node d ON d.groupid = pl.groupid AND d.noderole = ''primary''
+          WHERE p.logicalrelid = $1
+          ORDER BY s.shardid, d.nodeport', 'pg_catalog.shard_name')
+        USING p_table;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_shards(regclass) IS
+    'The shards of a Citus table (hash, single or reference) with the node of each placement; none without Citus.';
+
+-- token_rotation.citus_node(): this server's place in a Citus cluster: 'coordinator', 'worker', or NULL
+-- without Citus (or before any node was added).
+CREATE OR REPLACE FUNCTION token_rotation.citus_node()
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_group integer;
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- a formatted EXECUTE, as every use of a Citus object here: they exist only where Citus is installed, and
+    -- plpgsql_check would resolve a constant query on a server without it
+    EXECUTE pg_catalog.format('SELECT groupid FROM %s', 'pg_catalog.pg_dist_local_group') INTO v_group;
+    RETURN CASE WHEN v_group = 0 THEN 'coordinator' WHEN v_group > 0 THEN 'worker' END;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_node() IS
+    'This server in a Citus cluster: coordinator, worker, or NULL without Citus.';
+
+-- token_rotation.citus_open_run(table, column, key, options, rows, after_run): the coordinator's open run of a
+-- distributed table, or a new one with a row per shard (rows: the count the caller read with its rights);
+-- NULL when no run is open and one newer than p_after_run exists (the run that CALL was meant for has ended).
+-- As the tool's owner, for a role that may rotate the table (authorize()).
+CREATE OR REPLACE FUNCTION token_rotation.citus_open_run(
+      p_table     regclass
+    , p_column    name
+    , p_key       name[]
+    , p_options   jsonb
+    , p_rows      bigint
+    , p_after_run bigint
+)
+RETURNS token_rotation.runs
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_run token_rotation.runs;
+BEGIN
+    PERFORM token_rotation.authorize(p_table, p_column, 'rotate');
+    PERFORM pg_advisory_xact_lock(token_rotation.lock_space() + 1, p_table::oid::integer);
+    SELECT * INTO v_run FROM token_rotation.runs WHERE target = p_table AND state IN ('active', 'paused');
+    IF FOUND THEN
+        RETURN v_run;
+    END IF;
+    IF EXISTS (SELECT FROM token_rotation.runs WHERE target = p_table AND run_id > p_after_run) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO token_rotation.runs (target, token_column, key_columns, key_types, batch_size, started_by,
+                                     workers, rows_expected, options)
+    SELECT p_table, p_column, p_key,
+           ARRAY(SELECT a.atttypid::regtype FROM unnest(p_key) WITH ORDINALITY AS k(name, ord)
+                   JOIN pg_attribute a ON a.attrelid = p_table AND a.attname = k.name ORDER BY k.ord),
+           (p_options->>'batch_size')::integer, token_rotation.caller(),
+           greatest((SELECT count(DISTINCT c.shardid) FROM token_rotation.citus_shards(p_table) AS c), 1),
+           p_rows, p_options
+    RETURNING * INTO v_run;
+    INSERT INTO token_rotation.shards (run_id, shardid, shard)
+    SELECT DISTINCT v_run.run_id, c.shardid, c.shard FROM token_rotation.citus_shards(p_table) AS c;
+    RETURN v_run;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_open_run(regclass, name, name[], jsonb, bigint, bigint) IS
+    'The coordinator''s open run of a distributed table, or a new one with a row per shard.';
+
+-- token_rotation.citus_record(run, shards, elapsed, error): books a wave of the coordinator's run: each
+-- shard's node, its run there, rows and whether it finished (p_shards: [{shardid, node, port, node_run_id,
+-- rows_done, done}]), the wave's time, the error that ended it (redacted); the run finishes when every shard
+-- has. Returns the run. As the tool's owner, for a role that may rotate the table (authorize_run()).
+CREATE OR REPLACE FUNCTION token_rotation.citus_record(
+      p_run_id  bigint
+    , p_shards  jsonb
+    , p_elapsed interval
+    , p_error   text
+)
+RETURNS token_rotation.runs
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_run token_rotation.runs;
+BEGIN
+    PERFORM token_rotation.authorize_run(p_run_id, NULL, 'record a wave of');
+    UPDATE token_rotation.shards s
+       SET node = coalesce(e.node, s.node), port = coalesce(e.port, s.port),
+           node_run_id = coalesce(e.node_run_id, s.node_run_id), rows_done = coalesce(e.rows_done, s.rows_done),
+           done = s.done OR coalesce(e.done, false)
+      FROM jsonb_to_recordset(coalesce(p_shards, '[]')) AS e(shardid bigint, node text, port integer,
+                                                            node_run_id bigint, rows_done bigint, done boolean)
+     WHERE s.run_id = p_run_id AND s.shardid = e.shardid;
+    UPDATE token_rotation.runs r
+       SET rows_done = t.rows_done, elapsed = r.elapsed + coalesce(p_elapsed, '0'),
+           state = CASE WHEN t.left = 0 AND r.state = 'active' THEN 'finished' ELSE r.state END,
+           finished_at = CASE WHEN t.left = 0 AND r.state = 'active' THEN clock_timestamp() ELSE r.finished_at END,
+           state_changed_at = CASE WHEN t.left = 0 AND r.state = 'active' THEN clock_timestamp()
+                                   ELSE r.state_changed_at END,
+           last_error = coalesce(token_rotation.redact(p_error, r.options->>'format', r.options->>'prefix'),
+                                 r.last_error),
+           last_error_at = CASE WHEN p_error IS NOT NULL THEN clock_timestamp() ELSE r.last_error_at END
+      FROM (SELECT coalesce(sum(s.rows_done), 0)::bigint AS rows_done, count(*) FILTER (WHERE NOT s.done) AS left
+              FROM token_rotation.shards s WHERE s.run_id = p_run_id) AS t
+     WHERE r.run_id = p_run_id
+    RETURNING r.* INTO v_run;
+    RETURN v_run;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_record(bigint, jsonb, interval, text) IS
+    'Books a wave of a distributed table''s run: its shards'' nodes, runs, rows and ends; finishes the run.';
+
+-- token_rotation.citus_census(run): this node's runs of shards of a coordinator's run (the tag p_citus less its
+-- shard: {"run", "started"}), as JSON text for the coordinator's master_run_on_worker(): shardid, node_run_id,
+-- rows_done, state.
+CREATE OR REPLACE FUNCTION token_rotation.citus_census(
+      p_run jsonb
+)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(json_agg(json_build_object('shardid', (r.options->'citus'->>'shard')::bigint,
+                                               'node_run_id', r.run_id, 'rows_done', r.rows_done,
+                                               'state', r.state) ORDER BY r.run_id)::text, '[]')
+      FROM token_rotation.runs r
+     WHERE (r.options->'citus') - 'shard' = p_run
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_census(jsonb) IS
+    'This node''s runs of the shards of a coordinator''s run, as JSON text: shardid, node_run_id, rows_done, state.';
+
+-- token_rotation.citus_shard_call(table, options, key, citus): the CALL that rotates one shard on its node,
+-- with every option of the coordinator's run spelled out (so that a shard started at a resume gets the
+-- run's, not the defaults), quiet, one session, tagged with p_citus.
+CREATE OR REPLACE FUNCTION token_rotation.citus_shard_call(
+      p_shard         text
+    , p_options       jsonb
+    , p_key           name[]
+    , p_max_batches   integer
+    , p_trust_owner   boolean
+    , p_stop_at       timestamptz
+    , p_citus         jsonb
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.format(
+        'CALL token_rotation.rotate(%L, p_column => %L, p_batch_size => %L, p_max_batches => %L, p_sleep => %L, '
+        'p_lock_timeout => %L, p_lock_retries => %L, p_quiet => true, p_workers => 1, p_target_batch_time => %L, '
+        'p_max_replication_lag => %L, p_synchronous_commit => %L, p_format => %L, p_prefix => %L, '
+        'p_previous_column => %L, p_rotated_at_column => %L, p_key => %L, p_max_replay_lag => %L, '
+        'p_max_archive_queue => %L, p_pause_on_autovacuum => %L, p_trust_table_owner => %L, p_where => %L, '
+        'p_fill_null => %L, p_older_than => %L, p_stop_at => %L, p_citus => %L)',
+        p_shard, p_options->>'column', p_options->>'batch_size', p_max_batches, p_options->>'sleep',
+        p_options->>'lock_timeout', p_options->>'lock_retries', p_options->>'target_batch_time',
+        p_options->>'max_replication_lag', p_options->>'synchronous_commit', p_options->>'format',
+        p_options->>'prefix', p_options->>'previous_column', p_options->>'rotated_at_column', p_key,
+        p_options->>'max_replay_lag', p_options->>'max_archive_queue', p_options->>'pause_on_autovacuum',
+        coalesce(p_trust_owner, false), p_options->>'where', p_options->>'fill_null', p_options->>'older_than',
+        p_stop_at, p_citus)
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_shard_call(text, jsonb, name[], integer, boolean, timestamptz, jsonb) IS
+    'The CALL of rotate() that rotates one shard of a distributed table on its node, every option spelled out.';
+
+-- token_rotation.rotate_citus(...): rotate() of a Citus distributed table on the coordinator (rotate() hands
+-- over to it after its checks, with the options it resolved): see the head of this file. Each wave: lock the
+-- unfinished shards' metadata, take the census of every node's runs of this run, book it, then send up to
+-- p_workers shard CALLs per node at once and book what they did; COMMIT between waves. A CALL of a shard that
+-- fails stops the run's CALL with the node and the shard named; the same CALL again resumes. Stops at p_stop_at,
+-- after p_max_batches batches per shard CALL (one wave), or when the run is paused or cancelled.
+CREATE OR REPLACE PROCEDURE token_rotation.rotate_citus(
+      p_table             regclass
+    , p_options           jsonb
+    , p_key               name[]
+    , p_workers           integer
+    , p_max_batches       integer
+    , p_quiet             boolean
+    , p_after_run         bigint
+    , p_trust_table_owner boolean
+    , p_stop_at           timestamptz
+)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_run      token_rotation.runs;
+    v_kind     text;
+    v_rows     bigint;
+    v_tag      jsonb;     -- the coordinator run's tag in its shards' runs options, less the shard
+    v_nodes    record;    -- every node of the cluster: names and ports
+    v_census   jsonb;     -- the shards' runs of this run, on every node: [{shardid, node, port, node_run_id, ...}]
+    v_wave     record;    -- the shards sent in this wave: ids, nodes, ports, commands
+    v_node     text;      -- master_run_on_worker()'s answer for one command: node, port, success, result
+    v_port     integer;
+    v_ok       boolean;
+    v_text     text;
+    v_id       bigint;    -- the shard of that command
+    v_failed   text;
+    v_started  timestamptz;
+    v_booked   jsonb;
+BEGIN
+    PERFORM token_rotation.pin_settings();
+    v_kind := (SELECT c.kind FROM token_rotation.citus_shards(p_table) AS c LIMIT 1);
+    IF v_kind = 'reference' THEN
+        RAISE EXCEPTION '% is a Citus reference table: its copy on every node must hold the same tokens', p_table
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Citus refuses a volatile function such as gen_random_uuid() in its UPDATE, and a run '
+                           'per copy would give each node other tokens',
+                  HINT = 'keep tokens in a distributed table, or undistribute_table() it, rotate it, and '
+                         'create_reference_table() it again';
+    END IF;
+    IF token_rotation.citus_node() IS DISTINCT FROM 'coordinator' THEN
+        RAISE EXCEPTION '% is a Citus distributed table: rotate it from the coordinator', p_table
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'connect to the coordinator: its CALL rotates every shard on the node that holds it';
+    END IF;
+    EXECUTE pg_catalog.format('SELECT count(*) FROM %s', p_table) INTO v_rows;  -- with the caller's rights
+    v_run := token_rotation.citus_open_run(p_table, (p_options->>'column')::name, p_key, p_options, v_rows,
+                                           p_after_run);
+    COMMIT;
+    PERFORM token_rotation.pin_settings();
+    IF v_run.run_id IS NULL THEN
+        RETURN;
+    END IF;
+    v_tag := jsonb_build_object('run', v_run.run_id, 'started', extract(epoch FROM v_run.started_at));
+    SELECT array_agg(d.node) AS names, array_agg(d.port) AS ports INTO v_nodes
+      FROM (SELECT DISTINCT c.node, c.port FROM token_rotation.citus_shards(p_table) AS c) AS d;
+    LOOP
+        EXIT WHEN v_run.state <> 'active';
+        EXIT WHEN pg_catalog.clock_timestamp() >= p_stop_at;
+        v_started := pg_catalog.clock_timestamp();
+        -- the unfinished shards stay where they are until this wave ends (a move waits for its COMMIT)
+        EXECUTE pg_catalog.format('SELECT %s(5, $1)', 'pg_catalog.lock_shard_metadata')
+            USING ARRAY(SELECT s.shardid FROM token_rotation.shards s WHERE s.run_id = v_run.run_id AND NOT s.done);
+        -- the census: every node's runs of this run (a node that cannot be reached stops the CALL, named)
+        v_census := '[]';
+        FOR v_node, v_port, v_ok, v_text IN
+            EXECUTE pg_catalog.format('SELECT * FROM %s($1, $2, $3, true)', 'pg_catalog.master_run_on_worker')
+              USING v_nodes.names, v_nodes.ports,
+                    array_fill(pg_catalog.format('SELECT token_rotation.citus_census(%L::jsonb)', v_tag),
+                               ARRAY[cardinality(v_nodes.names)])
+        LOOP
+            IF NOT v_ok THEN
+                v_failed := pg_catalog.format('node %s:%s: %s', v_node, v_port, v_text);
+                EXIT;
+            END IF;
+            v_census := v_census || (SELECT coalesce(jsonb_agg(e || jsonb_build_object('node', v_node, 'port', v_port)),
+                                                     '[]')
+                                       FROM jsonb_array_elements(v_text::jsonb) AS e);
+        END LOOP;
+        IF v_failed IS NOT NULL THEN
+            EXIT;
+        END IF;
+        -- a shard whose unfinished run is on a node that no longer holds it: rows there are rotated, and the
+        -- node that holds it now would rotate them again
+        SELECT pg_catalog.format('shard %s moved from node %s:%s to %s:%s while its run %s there was unfinished',
+                                 s.shard, e->>'node', e->>'port', c.node, c.port, e->>'node_run_id')
+          INTO v_failed
+          FROM jsonb_array_elements(v_census) AS e
+          JOIN token_rotation.shards s ON s.run_id = v_run.run_id AND s.shardid = (e->>'shardid')::bigint
+          JOIN token_rotation.citus_shards(p_table) AS c ON c.shardid = s.shardid
+         WHERE e->>'state' IN ('active', 'paused')  -- move it back, and CALL again
+           AND (c.node, c.port) IS DISTINCT FROM (e->>'node', (e->>'port')::integer)
+         LIMIT 1;
+        IF v_failed IS NULL THEN  -- a shard run cancelled on its node: the coordinator's run cannot finish
+            SELECT pg_catalog.format('the run %s of shard %s on node %s:%s was cancelled there', e->>'node_run_id',
+                                     s.shard, e->>'node', e->>'port')
+              INTO v_failed
+              FROM jsonb_array_elements(v_census) AS e
+              JOIN token_rotation.shards s ON s.run_id = v_run.run_id AND s.shardid = (e->>'shardid')::bigint
+             WHERE e->>'state' = 'cancelled'
+             LIMIT 1;
+        END IF;
+        IF v_failed IS NOT NULL THEN
+            EXIT;
+        END IF;
+        v_booked := (SELECT coalesce(jsonb_agg(jsonb_build_object('shardid', e->'shardid', 'node', e->'node',
+                                               'port', e->'port', 'node_run_id', e->'node_run_id',
+                                               'rows_done', e->'rows_done', 'done', e->>'state' = 'finished')), '[]')
+                       FROM jsonb_array_elements(v_census) AS e);
+        v_run := token_rotation.citus_record(v_run.run_id, v_booked, NULL, NULL);
+        EXIT WHEN v_run.state <> 'active';
+        -- the wave: per node, up to p_workers unfinished shards
+        SELECT array_agg(w.shardid) AS ids, array_agg(w.node) AS names, array_agg(w.port) AS ports,
+               array_agg(token_rotation.citus_shard_call(w.shard, v_run.options, v_run.key_columns, p_max_batches,
+                         p_trust_table_owner, p_stop_at,
+                         v_tag || jsonb_build_object('shard', w.shardid)))
+                   AS commands
+          INTO v_wave
+          FROM (SELECT s.shardid, c.shard, c.node, c.port,
+                       row_number() OVER (PARTITION BY c.node, c.port ORDER BY s.shardid) AS n
+                  FROM token_rotation.shards s
+                  JOIN token_rotation.citus_shards(p_table) AS c ON c.shardid = s.shardid
+                 WHERE s.run_id = v_run.run_id AND NOT s.done) AS w
+         WHERE w.n <= p_workers;
+        EXIT WHEN v_wave.ids IS NULL;
+        IF NOT p_quiet THEN
+            RAISE NOTICE 'run %: % of % shard(s) done; rotating % shard(s) on % node(s)', v_run.run_id,
+                (SELECT count(*) FROM token_rotation.shards s WHERE s.run_id = v_run.run_id AND s.done),
+                v_run.workers, cardinality(v_wave.ids),
+                (SELECT count(DISTINCT (n, p)) FROM unnest(v_wave.names, v_wave.ports) AS u(n, p));
+        END IF;
+        FOR v_node, v_port, v_ok, v_text, v_id IN
+            EXECUTE pg_catalog.format('SELECT r.node_name, r.node_port, r.success, r.result, u.id FROM %s($1, $2, $3, true)
+                                            WITH ORDINALITY AS r(node_name, node_port, success, result, ord)
+                       JOIN unnest($4) WITH ORDINALITY AS u(id, ord) ON u.ord OPERATOR(pg_catalog.=) r.ord',
+                                      'pg_catalog.master_run_on_worker')
+              USING v_wave.names, v_wave.ports, v_wave.commands, v_wave.ids
+        LOOP
+            IF NOT v_ok AND v_failed IS NULL THEN
+                v_failed := pg_catalog.format('shard %s on node %s:%s: %s',
+                    (SELECT s.shard FROM token_rotation.shards s WHERE s.run_id = v_run.run_id AND s.shardid = v_id),
+                    v_node, v_port, v_text);
+            END IF;
+        END LOOP;
+        v_run := token_rotation.citus_record(v_run.run_id, NULL, pg_catalog.clock_timestamp() - v_started, NULL);
+        COMMIT;
+        PERFORM token_rotation.pin_settings();
+        EXIT WHEN v_failed IS NOT NULL OR p_max_batches IS NOT NULL;
+    END LOOP;
+    IF v_failed IS NOT NULL THEN
+        ROLLBACK;
+        PERFORM token_rotation.pin_settings();
+        v_run := token_rotation.citus_record(v_run.run_id, NULL, NULL, v_failed);
+        COMMIT;
+        PERFORM token_rotation.pin_settings();
+        RAISE EXCEPTION 'rotation of % stopped: %', p_table,
+                        token_rotation.redact(v_failed, v_run.options->>'format', v_run.options->>'prefix')
+            USING ERRCODE = 'connection_exception',
+                  DETAIL = pg_catalog.format('%s of %s rows done; every committed batch is kept on its node',
+                                             v_run.rows_done, v_run.rows_expected),
+                  HINT = 'the same CALL resumes: each shard goes on from its checkpoint on its node';
+    END IF;
+    IF NOT p_quiet THEN
+        RAISE NOTICE 'run %: % (% of % shards)', v_run.run_id, v_run.state,
+            (SELECT count(*) FROM token_rotation.shards s WHERE s.run_id = v_run.run_id AND s.done), v_run.workers;
+    END IF;
+END
+$$;
+
+COMMENT ON PROCEDURE token_rotation.rotate_citus(regclass, jsonb, name[], integer, integer, boolean, bigint, boolean,
+                                                timestamptz) IS
+    'rotate() of a Citus distributed table on the coordinator: each shard by a run on its node, in waves of '
+    'at most p_workers sessions per node, exactly once per shard.';
