@@ -80,7 +80,7 @@ CREATE OR REPLACE PROCEDURE token_rotation.rotate(
     , p_older_than          interval DEFAULT NULL
     , p_stop_at             timestamptz DEFAULT NULL
     , p_max_duration        interval DEFAULT NULL
-    , p_citus               jsonb    DEFAULT NULL  -- set by rotate_citus() only: the shard's tag
+    , p_citus               jsonb    DEFAULT NULL
 )
 LANGUAGE plpgsql
 AS $$
@@ -181,6 +181,9 @@ BEGIN
     -- claims serialised per table; a new run is planned here, reading the table with the caller's rights,
     -- and written by claim_slice() as the tool's owner
     PERFORM pg_advisory_xact_lock(token_rotation.lock_space() + 1, p_table::oid::integer);
+    IF p_citus IS NOT NULL THEN  -- a shard moved away and back: its open run goes on on its table of now
+        PERFORM token_rotation.citus_adopt(p_table, p_citus);
+    END IF;
     IF NOT EXISTS (SELECT FROM token_rotation.runs r WHERE r.target = p_table AND r.state IN ('active', 'paused'))
        AND EXISTS (SELECT FROM token_rotation.runs r WHERE r.options->'citus' = p_citus) THEN
         COMMIT;  -- a shard of a distributed table's run, rotated here already: never a second run of it

@@ -28,6 +28,11 @@ BEGIN
             USING ERRCODE = 'no_data_found', HINT = 'SELECT run_id, table_name, state FROM token_rotation.progress';
     END IF;
 
+    IF EXISTS (SELECT FROM token_rotation.shards s WHERE s.run_id = p_run_id) THEN  -- a Citus distributed table
+        RETURN QUERY SELECT * FROM token_rotation.citus_verify(p_run_id);
+        RETURN;
+    END IF;
+
     check_name := 'finished';
     ok := v_run.state = 'finished';
     detail := format('state %s', v_run.state);

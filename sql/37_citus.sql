@@ -169,9 +169,43 @@ $$;
 COMMENT ON FUNCTION token_rotation.citus_record(bigint, jsonb, interval, text) IS
     'Books a wave of a distributed table''s run: its shards'' nodes, runs, rows and ends; finishes the run.';
 
+-- token_rotation.citus_adopt(shard, citus): on a worker, before a shard's CALL: an open run with this tag
+-- whose table no longer exists is this shard's run from before the shard was moved away and back (a move
+-- makes a new table with the same name and rows, its committed rotations carried across): it goes on, on the
+-- shard's table as it is now, from its checkpoint (the key, not the table, marks it). Returns its run id, or
+-- NULL. As the tool's owner, for a role that may rotate the shard's token column (authorize()).
+CREATE OR REPLACE FUNCTION token_rotation.citus_adopt(
+      p_shard regclass
+    , p_citus jsonb
+)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_run token_rotation.runs;
+BEGIN
+    SELECT * INTO v_run FROM token_rotation.runs r
+     WHERE r.options->'citus' = p_citus AND r.state IN ('active', 'paused')
+       AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = r.target::oid)
+       AND NOT EXISTS (SELECT FROM token_rotation.runs o WHERE o.target = p_shard AND o.state IN ('active', 'paused'))
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    PERFORM token_rotation.authorize(p_shard, v_run.token_column, 'rotate');
+    UPDATE token_rotation.runs SET target = p_shard WHERE run_id = v_run.run_id;
+    RETURN v_run.run_id;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_adopt(regclass, jsonb) IS
+    'A shard''s open run whose table is gone (moved away and back) goes on on the shard''s table as it is now.';
+
 -- token_rotation.citus_census(run): this node's runs of shards of a coordinator's run (the tag p_citus less its
 -- shard: {"run", "started"}), as JSON text for the coordinator's master_run_on_worker(): shardid, node_run_id,
--- rows_done, state.
+-- rows_done, state, busy (a session works on it now: another CALL of the coordinator's, or of a DBA's).
 CREATE OR REPLACE FUNCTION token_rotation.citus_census(
       p_run jsonb
 )
@@ -181,7 +215,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce(json_agg(json_build_object('shardid', (r.options->'citus'->>'shard')::bigint,
                                                'node_run_id', r.run_id, 'rows_done', r.rows_done,
-                                               'state', r.state) ORDER BY r.run_id)::text, '[]')
+                                               'state', r.state, 'busy', EXISTS (
+                                                   SELECT FROM token_rotation.slices sl
+                                                    WHERE sl.run_id = r.run_id AND NOT sl.done
+                                                      AND token_rotation.slice_holder(sl.slice_id) IS NOT NULL))
+                                   ORDER BY r.run_id)::text, '[]')
       FROM token_rotation.runs r
      WHERE (r.options->'citus') - 'shard' = p_run
 $$;
@@ -259,6 +297,8 @@ DECLARE
     v_failed   text;
     v_started  timestamptz;
     v_booked   jsonb;
+    v_seen     record;    -- rows done and shards done after the last wave, and how many waves changed neither
+    v_idle     integer := 0;
 BEGIN
     PERFORM token_rotation.pin_settings();
     v_kind := (SELECT c.kind FROM token_rotation.citus_shards(p_table) AS c LIMIT 1);
@@ -341,6 +381,20 @@ BEGIN
                        FROM jsonb_array_elements(v_census) AS e);
         v_run := token_rotation.citus_record(v_run.run_id, v_booked, NULL, NULL);
         EXIT WHEN v_run.state <> 'active';
+        -- a wave whose shards all returned without a row or a shard more done: a shard's CALL that cannot go on
+        -- (it would be sent again for ever)
+        v_idle := CASE WHEN (v_run.rows_done, (SELECT count(*) FROM token_rotation.shards s
+                                                WHERE s.run_id = v_run.run_id AND s.done)) = v_seen
+                       THEN v_idle + 1 ELSE 0 END;
+        v_seen := (v_run.rows_done, (SELECT count(*) FROM token_rotation.shards s
+                                      WHERE s.run_id = v_run.run_id AND s.done));
+        IF v_idle >= 3 THEN
+            v_failed := pg_catalog.format('3 waves in a row rotated nothing: shards %s returned at once on their '
+                                          'nodes', (SELECT string_agg(s.shard, ', ' ORDER BY s.shardid)
+                                                      FROM token_rotation.shards s
+                                                     WHERE s.run_id = v_run.run_id AND NOT s.done));
+            EXIT;
+        END IF;
         -- the wave: per node, up to p_workers unfinished shards
         SELECT array_agg(w.shardid) AS ids, array_agg(w.node) AS names, array_agg(w.port) AS ports,
                array_agg(token_rotation.citus_shard_call(w.shard, v_run.options, v_run.key_columns, p_max_batches,
@@ -352,9 +406,16 @@ BEGIN
                        row_number() OVER (PARTITION BY c.node, c.port ORDER BY s.shardid) AS n
                   FROM token_rotation.shards s
                   JOIN token_rotation.citus_shards(p_table) AS c ON c.shardid = s.shardid
-                 WHERE s.run_id = v_run.run_id AND NOT s.done) AS w
+                 WHERE s.run_id = v_run.run_id AND NOT s.done
+                   AND NOT EXISTS (SELECT FROM jsonb_array_elements(v_census) AS e  -- another session's now
+                                    WHERE (e->>'shardid')::bigint = s.shardid AND (e->>'busy')::boolean)) AS w
          WHERE w.n <= p_workers;
-        EXIT WHEN v_wave.ids IS NULL;
+        IF v_wave.ids IS NULL THEN  -- every unfinished shard is another session's now: wait for them
+            COMMIT;
+            PERFORM token_rotation.pin_settings();
+            PERFORM pg_catalog.pg_sleep(1);
+            CONTINUE;
+        END IF;
         IF NOT p_quiet THEN
             RAISE NOTICE 'run %: % of % shard(s) done; rotating % shard(s) on % node(s)', v_run.run_id,
                 (SELECT count(*) FROM token_rotation.shards s WHERE s.run_id = v_run.run_id AND s.done),
@@ -403,3 +464,119 @@ COMMENT ON PROCEDURE token_rotation.rotate_citus(regclass, jsonb, name[], intege
                                                 timestamptz) IS
     'rotate() of a Citus distributed table on the coordinator: each shard by a run on its node, in waves of '
     'at most p_workers sessions per node, exactly once per shard.';
+
+-- token_rotation.citus_node_verify(run): on a node, verify() of each of its runs of shards of a coordinator's
+-- run (the tag less its shard), as JSON text: shardid, node_run_id, state, rows_done, the names of its failed
+-- checks.
+CREATE OR REPLACE FUNCTION token_rotation.citus_node_verify(
+      p_run jsonb
+)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(json_agg(json_build_object(
+               'shardid', (r.options->'citus'->>'shard')::bigint, 'node_run_id', r.run_id, 'state', r.state,
+               'rows_done', r.rows_done,
+               'failed', (SELECT coalesce(json_agg(v.check_name), '[]') FROM token_rotation.verify(r.run_id) AS v
+                           WHERE NOT v.ok))
+           ORDER BY r.run_id)::text, '[]')
+      FROM token_rotation.runs r
+     WHERE (r.options->'citus') - 'shard' = p_run
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_node_verify(jsonb) IS
+    'verify() of this node''s runs of the shards of a coordinator''s run, as JSON text.';
+
+-- token_rotation.citus_verify(run): verify() of a coordinator's run of a distributed table: every shard has
+-- exactly one run, finished, on the node that holds it, each passing verify() there (its batches chain over
+-- its key range, its rows agree, its tokens are unique within the shard); the shards' rows add up to the
+-- run's. A token is unique across shards only where a unique index (which includes the distribution column)
+-- says so. A node that cannot be reached fails the check, named.
+CREATE OR REPLACE FUNCTION token_rotation.citus_verify(
+      p_run_id bigint
+)
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_run    token_rotation.runs;
+    v_nodes  record;
+    v_node   text;
+    v_port   integer;
+    v_ok     boolean;
+    v_text   text;
+    v_found  jsonb := '[]'::jsonb;
+    v_failed text;
+    v_bad    bigint;
+    v_n      bigint;
+BEGIN
+    SELECT * INTO v_run FROM token_rotation.runs WHERE run_id = p_run_id;
+    SELECT array_agg(d.node) AS names, array_agg(d.port) AS ports INTO v_nodes
+      FROM (SELECT DISTINCT c.node, c.port FROM token_rotation.citus_shards(v_run.target) AS c) AS d;
+    FOR v_node, v_port, v_ok, v_text IN
+        EXECUTE pg_catalog.format('SELECT * FROM %s($1, $2, $3, true)', 'pg_catalog.master_run_on_worker')
+          USING v_nodes.names, v_nodes.ports,
+                array_fill(pg_catalog.format('SELECT token_rotation.citus_node_verify(%L::jsonb)',
+                                             jsonb_build_object('run', v_run.run_id,
+                                                                'started', extract(epoch FROM v_run.started_at))),
+                           ARRAY[cardinality(v_nodes.names)])
+    LOOP
+        IF v_ok THEN
+            v_found := v_found || (SELECT coalesce(jsonb_agg(e || jsonb_build_object('node', v_node, 'port', v_port)),
+                                                   '[]')
+                                     FROM jsonb_array_elements(v_text::jsonb) AS e);
+        ELSE
+            v_failed := concat_ws('; ', v_failed, pg_catalog.format('node %s:%s: %s', v_node, v_port, v_text));
+        END IF;
+    END LOOP;
+
+    check_name := 'finished';
+    ok := v_run.state = 'finished';
+    detail := format('state %s', v_run.state);
+    RETURN NEXT;
+
+    check_name := 'every node answered';
+    ok := v_failed IS NULL;
+    detail := coalesce(v_failed, format('%s node(s)', coalesce(cardinality(v_nodes.names), 0)));
+    RETURN NEXT;
+
+    -- each shard: exactly one run, finished, on the node that holds the shard now
+    SELECT count(*) FILTER (WHERE r.n IS DISTINCT FROM 1 OR NOT r.finished OR NOT r.here), count(*)
+      INTO v_bad, v_n
+      FROM token_rotation.shards s
+      LEFT JOIN LATERAL (
+            SELECT count(*) AS n, bool_and(e->>'state' = 'finished') AS finished,
+                   bool_and(EXISTS (SELECT FROM token_rotation.citus_shards(v_run.target) AS c
+                                     WHERE c.shardid = s.shardid AND c.node = e->>'node'
+                                       AND c.port = (e->>'port')::integer)) AS here
+              FROM jsonb_array_elements(v_found) AS e
+             WHERE (e->>'shardid')::bigint = s.shardid) AS r ON true
+     WHERE s.run_id = p_run_id;
+    check_name := 'every shard has one finished run on its node';
+    ok := v_bad = 0 AND v_n > 0;
+    detail := format('%s shard(s), %s out of line', v_n, v_bad);
+    RETURN NEXT;
+
+    SELECT count(*) FILTER (WHERE jsonb_array_length(e->'failed') > 0), count(*),
+           string_agg(format('%s on %s:%s (%s)', e->>'node_run_id', e->>'node', e->>'port', e->'failed'), '; ')
+               FILTER (WHERE jsonb_array_length(e->'failed') > 0)
+      INTO v_bad, v_n, v_text
+      FROM jsonb_array_elements(v_found) AS e;
+    check_name := 'each shard''s run verifies on its node';
+    ok := v_bad = 0 AND v_n > 0;
+    detail := CASE WHEN v_text IS NOT NULL THEN format('failed: %s', v_text)
+                   ELSE format('%s shard run(s) passed every check', v_n) END;
+    RETURN NEXT;
+
+    SELECT coalesce(sum((e->>'rows_done')::bigint), 0) INTO v_n FROM jsonb_array_elements(v_found) AS e;
+    check_name := 'row counts agree with the shards';
+    ok := v_n = v_run.rows_done;
+    detail := format('%s rows done by the shards'' runs, %s booked by the run', v_n, v_run.rows_done);
+    RETURN NEXT;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_verify(bigint) IS
+    'verify() of a distributed table''s run: each shard has one finished run on its node that verifies there.';

@@ -45,8 +45,9 @@ EVERY_OPTION = (
     "--for", "1h",
 )  # fmt: skip
 # --for (and --until) reach the procedure as p_stop_at, computed once on the server's clock, so that a
-# worker's later CALL stops at the same time; p_max_duration is for a CALL typed in psql or a pg_cron job
-NOT_FROM_THE_CLI = {"p_max_duration"}
+# worker's later CALL stops at the same time; p_max_duration is for a CALL typed in psql or a pg_cron job;
+# p_citus is the tag a Citus coordinator gives each shard's CALL on its node (rotate_citus())
+NOT_FROM_THE_CLI = {"p_max_duration", "p_citus"}
 
 
 def test_every_rotate_option_reaches_the_procedure(dsn: str, conn: psycopg.Connection) -> None:

@@ -76,7 +76,7 @@ def test_compose_file_is_valid_and_its_services_fit_together() -> None:
     settings; demo waits for it to be healthy and points DATABASE_URL at its service name, port, user,
     password and database."""
     services = compose()["services"]
-    assert set(services) == {"postgres", "demo"}
+    assert {name for name, service in services.items() if "profiles" not in service} == {"postgres", "demo"}
     pg, demo = services["postgres"], services["demo"]
     image, _, tag = pg["image"].partition(":")
     assert image == "postgres" and int(tag.split(".")[0]) >= 15
@@ -99,6 +99,27 @@ def test_compose_file_is_valid_and_its_services_fit_together() -> None:
     assert f"localhost:{host_port}/{env['POSTGRES_DB']}" in README
     for name in ("`postgres`", "`demo`", "docker compose up", demo["environment"]["DATABASE_URL"]):
         assert name in README
+
+
+def test_compose_citus_profile_is_a_coordinator_two_workers_and_a_demo_that_waits_for_them() -> None:
+    """The citus profile: a coordinator and two workers of the public Citus image with a pg_isready
+    healthcheck, and a demo that waits for all three, points at the coordinator, and runs real commands."""
+    services = compose()["services"]
+    citus = {name: service for name, service in services.items() if service.get("profiles") == ["citus"]}
+    assert set(citus) == {"citus-coordinator", "citus-worker1", "citus-worker2", "citus-demo"}
+    for name in ("citus-coordinator", "citus-worker1", "citus-worker2"):
+        assert citus[name]["image"].startswith("citusdata/citus:")
+        assert "pg_isready" in " ".join(citus[name]["healthcheck"]["test"])
+    demo = citus["citus-demo"]
+    assert {n: d["condition"] for n, d in demo["depends_on"].items()} == dict.fromkeys(
+        ("citus-coordinator", "citus-worker1", "citus-worker2"), "service_healthy"
+    )
+    assert conninfo_to_dict(demo["environment"]["DATABASE_URL"])["host"] == "citus-coordinator"
+    script = demo["command"][-1]
+    assert "citus_add_node" in script and "create_distributed_table" in script
+    commands = [line.split()[1] for line in script.splitlines() if line.strip().startswith("token-rotation")]
+    assert commands == ["install", "rotate", "status"]
+    assert "docker compose --profile citus up citus-demo" in README
 
 
 def test_compose_demo_runs_only_commands_and_options_the_cli_has() -> None:

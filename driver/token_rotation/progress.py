@@ -98,6 +98,15 @@ def check_installed(conn: psycopg.Connection) -> None:
         raise ToolError("token_rotation is not installed in this database (run: token-rotation install)")
 
 
+def distributed(conn: psycopg.Connection, table_oid: int) -> bool:
+    """Whether a table is a Citus distributed table: one CALL on the coordinator then rotates its shards on
+    their nodes, with --workers sessions per node (token_rotation.rotate_citus())."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT FROM token_rotation.citus_shards(%s::oid::regclass))", (table_oid,)
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def resolve_table(conn: psycopg.Connection, table: str) -> tuple[int, str]:
     """The oid and the schema-qualified, quoted name of a table given as psql would take it."""
     # the name as the caller typed it, so through their search_path; every function and operator qualified

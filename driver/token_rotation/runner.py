@@ -202,6 +202,7 @@ class Runner:
             if self.request.dry_run:
                 return dry_run(monitor, self.renderer, self.oid, self.request)
             before = progress.sizes(monitor, self.oid)
+            self.distributed = progress.distributed(monitor, self.oid)
             found = progress.open_run(monitor, self.oid)
             self.resumed = found is not None
             if found is not None:  # a resume goes on with the run's own format
@@ -250,7 +251,9 @@ class Runner:
             # comes after it has ended must not start another (p_after_run)
             after = self.newest if self.run_id is None else self.run_id - 1
             options = replace(self.request.options(self.oid), after_run=after)
-            rotation = Rotation(self.db.dsn, options, workers, self.app)
+            # a Citus distributed table: one CALL, whose --workers are sessions per node (rotate_citus())
+            sessions = 1 if self.distributed else workers
+            rotation = Rotation(self.db.dsn, options, sessions, self.app)
             try:
                 self._work(rotation)
             except KeyboardInterrupt:

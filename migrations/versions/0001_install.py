@@ -136,6 +136,7 @@ $guard$;
 """
 
 DROP_TABLES = """
+DROP TABLE IF EXISTS token_rotation.shards;  -- revision 0010's; dropped here, after the guard
 DROP TABLE token_rotation.batches;
 DROP TABLE token_rotation.slices;
 DROP TABLE token_rotation.runs;

@@ -12,7 +12,8 @@ checkpoints commit with its batches there (rotate_citus(), sql/37_citus.sql). Up
   the rows it rotated, done. Written only by the tool's SECURITY DEFINER functions.
 - DROPS: rotate() gains p_citus (a shard's tag, set by rotate_citus()). The head revision re-applies every
   routine of sql/.
-Its downgrade, on the way to base (uninstall, the only downgrade target), drops that table.
+Its downgrade changes nothing: only base (uninstall) is a downgrade target, and 0001's downgrade drops that
+table with the others, after its guard against a running rotation.
 """
 
 from __future__ import annotations
@@ -58,4 +59,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    migrate.run_script(op.get_bind(), "DROP TABLE token_rotation.shards;")
+    pass  # the table goes with the others in 0001's downgrade, after its guard against a running rotation

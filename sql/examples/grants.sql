@@ -17,8 +17,8 @@ GRANT SELECT, UPDATE ON public.tickets TO rotator;
 
 -- the tool's schema: its functions (EXECUTE is granted to PUBLIC by default) and, to read, its tables
 GRANT USAGE ON SCHEMA token_rotation TO rotator;
-GRANT SELECT ON token_rotation.runs, token_rotation.slices, token_rotation.batches, token_rotation.shards,
-                token_rotation.progress TO rotator;
+GRANT SELECT ON token_rotation.runs, token_rotation.slices, token_rotation.batches, token_rotation.progress TO rotator;
+GRANT SELECT ON token_rotation.shards TO rotator;
 
 -- the health limits (p_max_replication_lag, p_max_replay_lag, p_max_archive_queue, p_pause_on_autovacuum) read
 -- pg_stat_replication, pg_ls_archive_statusdir() and other roles' VACUUM progress: without pg_monitor such a

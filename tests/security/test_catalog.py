@@ -24,6 +24,7 @@ SECURITY_DEFINER = {
     "token_rotation.set_options",
     "token_rotation.citus_open_run",
     "token_rotation.citus_record",
+    "token_rotation.citus_adopt",
 }
 
 

@@ -1,0 +1,344 @@
+"""Citus (issue 18): a distributed table rotated from the coordinator, each shard by a run of the tool on the
+node that holds it, on a real local cluster (a coordinator and 2 workers, Citus 14 on PostgreSQL 18, built
+from ../shared/citus: tests/citus_cluster.py). Every check of "exactly once" reads the previous column: each
+row's original token is kept in `original`, and a row rotated once holds it in `previous` and a new token."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from citus_cluster import Cluster, cluster
+
+from background import run_cli
+
+pytestmark = [pytest.mark.own_server, pytest.mark.slow]
+
+ROWS = 200_000
+SHARDS = 16
+
+
+@pytest.fixture(scope="module")
+def citus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The cluster, with the tool installed by `install` on the coordinator (which covers every node)."""
+    with cluster(Path(tmp_path_factory.mktemp("citus"))) as made:
+        done = run_cli(made.coordinator, "install")
+        assert done.returncode == 0, done.stderr
+        assert "and its 2 Citus worker node(s)" in done.stdout
+        yield made
+
+
+@pytest.fixture
+def coordinator(citus: Cluster) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(citus.coordinator, autocommit=True) as conn:
+        yield conn
+
+
+def make_table(conn: psycopg.Connection, name: str, rows: int = ROWS, shards: int = SHARDS) -> None:
+    """public.<name>: hash-distributed by tenant over `shards` shards, a composite key (tenant, id), a text
+    token and its copy in `original`, a `previous` column for the grace token."""
+    conn.execute(f"DROP TABLE IF EXISTS public.{name}")
+    conn.execute(
+        f"CREATE TABLE public.{name} (tenant integer NOT NULL, id bigint NOT NULL, token text NOT NULL,"
+        " previous text, original text, PRIMARY KEY (tenant, id))"
+    )
+    conn.execute(f"SELECT create_distributed_table('public.{name}', 'tenant', shard_count => {shards})")
+    conn.execute(
+        f"INSERT INTO public.{name} (tenant, id, token) SELECT g % 97, g, md5(g::text) || md5((-g)::text)"
+        f" FROM generate_series(1, {rows}) AS g"
+    )
+    conn.execute(f"UPDATE public.{name} SET original = token")
+
+
+def once(conn: psycopg.Connection, name: str) -> tuple[int, int]:
+    """(rows rotated exactly once with a hex:32 token, rows)."""
+    row = conn.execute(
+        f"SELECT count(*) FILTER (WHERE previous = original AND token <> original AND length(token) = 64),"
+        f" count(*) FROM public.{name}"
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def slow_call(name: str, workers: int = 2, batch: int = 100, sleep: str = "10 ms") -> str:
+    """The psql CALL that rotates public.<name> in hex:32 with a previous column, in small batches with a
+    sleep (so that a test can act in the middle of it)."""
+    return (
+        f"CALL token_rotation.rotate('public.{name}', p_format => 'hex:32', p_previous_column => 'previous',"
+        f" p_batch_size => {batch}, p_sleep => '{sleep}', p_workers => {workers}, p_quiet => true)"
+    )
+
+
+def placement(conn: psycopg.Connection, shardid: int) -> tuple[str, int]:
+    row = conn.execute(
+        "SELECT n.nodename, n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)"
+        " WHERE p.shardid = %s",
+        (shardid,),
+    ).fetchone()
+    assert row is not None
+    return str(row[0]), int(row[1])
+
+
+def move(conn: psycopg.Connection, shardid: int, port: int) -> None:
+    """citus_move_shard_placement() of a shard to the node on `port` (logical replication, as a rebalance)."""
+    host, source = placement(conn, shardid)
+    conn.execute(
+        "SELECT citus_move_shard_placement(%s, %s, %s, %s, %s, shard_transfer_mode => 'force_logical')",
+        (shardid, host, source, host, port),
+    )
+
+
+def half_done_on_a_worker(citus: Cluster, shardid: int) -> bool:
+    """Whether a worker has an open run of that shard with rows done."""
+    for dsn in citus.workers:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            if conn.execute(
+                "SELECT 1 FROM token_rotation.progress WHERE state = 'active' AND rows_done > 0"
+                " AND (options->'citus'->>'shard')::bigint = %s",
+                (shardid,),
+            ).fetchone():
+                return True
+    return False
+
+
+def coordinator_run(conn: psycopg.Connection, name: str) -> tuple[str, int, int]:
+    row = conn.execute(
+        "SELECT state, rows_done, rows_total FROM token_rotation.progress"
+        " WHERE table_name = %s::regclass ORDER BY run_id DESC LIMIT 1",
+        (f"public.{name}",),
+    ).fetchone()
+    assert row is not None
+    return str(row[0]), int(row[1]), int(row[2])
+
+
+def shard_runs(citus: Cluster, name: str) -> list[tuple[str, int, int]]:
+    """Every worker's runs of shards of public.<name>, live: (state, rows done, batches logged there)."""
+    found = []
+    for dsn in citus.workers:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            found += conn.execute(
+                "SELECT p.state, p.rows_done::integer, coalesce(p.batches_done, 0)::integer"
+                " FROM token_rotation.progress p WHERE p.options ? 'citus' AND p.table_name::text LIKE %s",
+                (f"{name}\\_%",),
+            ).fetchall()
+    return found
+
+
+def in_background(dsn: str, statement: str) -> tuple[threading.Thread, list[BaseException], list[int]]:
+    """Runs a statement in its own session on a thread; returns the thread, its error (if any) and its pid."""
+    errors: list[BaseException] = []
+    pids: list[int] = []
+
+    def work() -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                pids.append(conn.info.backend_pid)
+                conn.execute(statement)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread, errors, pids
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_install_covers_every_node_and_a_worker_refuses_it(citus: Cluster) -> None:
+    """`install` on the coordinator put the tool on each worker, local to it; on a worker it is refused with
+    what to do, exit 2."""
+    for dsn in citus.workers:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT to_regclass('token_rotation.runs') IS NOT NULL").fetchone() == (True,)
+            assert conn.execute("SELECT token_rotation.citus_node()").fetchone() == ("worker",)
+    done = run_cli(citus.workers[0], "install")
+    assert done.returncode == 2
+    assert "Citus worker node: install from the coordinator" in done.stderr
+
+
+def test_a_psql_call_on_the_coordinator_rotates_every_row_once_each_shard_on_its_node(
+    citus: Cluster, coordinator: psycopg.Connection
+) -> None:
+    """200,000 rows over 16 shards, composite key, hex:32 with a previous column: one CALL from psql on the
+    coordinator; every row rotated once; the coordinator's run finished with every row; each shard's run
+    finished on the node that holds it, with its batches (its checkpoints) logged there."""
+    make_table(coordinator, "tickets")
+    out = citus.psql(
+        citus.coordinator,
+        "CALL token_rotation.rotate('public.tickets', p_format => 'hex:32', p_previous_column => 'previous',"
+        " p_workers => 2)",
+    )
+    assert out.strip() == "CALL" or out == ""
+    assert once(coordinator, "tickets") == (ROWS, ROWS)
+    assert coordinator_run(coordinator, "tickets") == ("finished", ROWS, ROWS)
+    runs = shard_runs(citus, "tickets")
+    assert len(runs) == SHARDS
+    assert all(state == "finished" and batches >= 1 for state, _, batches in runs)
+    assert sum(rows for _, rows, _ in runs) == ROWS
+    checked = run_cli(citus.coordinator, "verify", "--table", "public.tickets")
+    assert checked.returncode == 0 and "all 5 checks passed" in checked.stdout, checked.stdout
+    # the last batch of one shard's run removed from its node's log: verify names that run and node
+    with psycopg.connect(citus.workers[0], autocommit=True) as worker:
+        worker.execute(
+            "DELETE FROM token_rotation.batches WHERE (run_id, batch_no) = (SELECT run_id, max(batch_no)"
+            " FROM token_rotation.batches WHERE run_id = (SELECT min(run_id) FROM token_rotation.batches)"
+            " GROUP BY run_id)"
+        )
+    checked = run_cli(citus.coordinator, "verify", "--table", "public.tickets")
+    assert checked.returncode == 1
+    assert "FAIL  each shard's run verifies on its node" in checked.stdout and ":9701 (" in checked.stdout
+
+
+def test_the_command_line_rotates_a_distributed_table_with_sessions_per_node(
+    citus: Cluster, coordinator: psycopg.Connection
+) -> None:
+    """`rotate --table --workers 2 --json` on the coordinator: a finished event with every row, each rotated
+    once; a second `rotate` starts a new run (the first is over)."""
+    make_table(coordinator, "cli_tickets", rows=50_000)
+    done = run_cli(
+        citus.coordinator, "rotate", "--table", "public.cli_tickets", "--format", "hex:32",
+        "--previous-column", "previous", "--workers", "2", "--json", timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    finished = [e for e in events if e.get("event") == "finished"]
+    assert finished and finished[0]["rows_done"] == 50_000, events[-3:]
+    assert once(coordinator, "cli_tickets") == (50_000, 50_000)
+
+
+def test_an_interrupted_call_resumes_each_shard_from_its_checkpoint_exactly_once(
+    citus: Cluster, coordinator: psycopg.Connection
+) -> None:
+    """The coordinator's CALL is cancelled while shards are half done; the same CALL again finishes the run,
+    and every row was rotated exactly once."""
+    make_table(coordinator, "cut_tickets", rows=50_000)
+    call = slow_call("cut_tickets")
+    thread, errors, pids = in_background(citus.coordinator, call)
+    wait_for(lambda: any(rows > 0 for _, rows, _ in shard_runs(citus, "cut_tickets")))
+    wait_for(lambda: bool(pids))
+    coordinator.execute("SELECT pg_cancel_backend(%s::integer)", (pids[0],))
+    thread.join(120)
+    assert errors, "the CALL was not interrupted"
+    state, _, _ = coordinator_run(coordinator, "cut_tickets")
+    assert state == "active"
+    partial, total = once(coordinator, "cut_tickets")
+    assert 0 < partial < total
+    citus.psql(citus.coordinator, call)
+    assert once(coordinator, "cut_tickets") == (50_000, 50_000)
+    assert coordinator_run(coordinator, "cut_tickets") == ("finished", 50_000, 50_000)
+
+
+def test_a_shard_move_during_the_run_waits_for_its_wave_and_no_row_is_rotated_twice(
+    citus: Cluster, coordinator: psycopg.Connection
+) -> None:
+    """citus_move_shard_placement() of a shard not yet rotated, while the run goes on: the move completes
+    while the run still goes on (it waits only for the wave that holds the shards' metadata lock), the run
+    finishes, every row once, the shard on its new node."""
+    make_table(coordinator, "moved_tickets", rows=50_000)
+    shardid = coordinator.execute(
+        "SELECT max(shardid) FROM pg_dist_shard WHERE logicalrelid = 'public.moved_tickets'::regclass"
+    ).fetchone()[0]  # type: ignore[index]
+    _, source = placement(coordinator, shardid)
+    target = 9701 if source == 9702 else 9702
+    thread, errors, _ = in_background(citus.coordinator, slow_call("moved_tickets", workers=1, sleep="20 ms"))
+    wait_for(lambda: any(rows > 0 for _, rows, _ in shard_runs(citus, "moved_tickets")))
+    move(coordinator, shardid, target)
+    assert thread.is_alive(), "the run ended before the move: it tested nothing"
+    thread.join(600)
+    assert not errors, errors
+    assert once(coordinator, "moved_tickets") == (50_000, 50_000)
+    assert coordinator_run(coordinator, "moved_tickets") == ("finished", 50_000, 50_000)
+    assert placement(coordinator, shardid)[1] == target
+
+
+def test_a_shard_moved_away_from_its_unfinished_run_is_refused_until_it_is_back(
+    citus: Cluster, coordinator: psycopg.Connection
+) -> None:
+    """The CALL is cancelled with a shard's run half done on its node; the shard is then moved to the other
+    node (no wave holds it now). The same CALL refuses to give that shard a second run there, naming the
+    shard and both nodes, and rotates nothing twice; moved back, the CALL finishes, every row once."""
+    make_table(coordinator, "away_tickets", rows=50_000)
+    thread, errors, pids = in_background(
+        citus.coordinator, slow_call("away_tickets", workers=1, sleep="20 ms")
+    )
+    wait_for(
+        lambda: any(state == "active" and rows > 0 for state, rows, _ in shard_runs(citus, "away_tickets"))
+    )
+    coordinator.execute("SELECT pg_cancel_backend(%s::integer)", (pids[0],))
+    thread.join(120)
+    assert errors
+    half = coordinator.execute(
+        "SELECT s.shardid FROM token_rotation.shards s JOIN token_rotation.runs r USING (run_id)"
+        " WHERE r.target = 'public.away_tickets'::regclass AND NOT s.done ORDER BY s.shardid"
+    ).fetchall()
+    unfinished = [shardid for (shardid,) in half if half_done_on_a_worker(citus, shardid)]
+    assert unfinished, "no shard was left half done"
+    shardid = unfinished[0]
+    _, source = placement(coordinator, shardid)
+    move(coordinator, shardid, 9701 if source == 9702 else 9702)
+    before = once(coordinator, "away_tickets")
+    with pytest.raises(psycopg.errors.ConnectionException) as refused:
+        coordinator.execute(slow_call("away_tickets", batch=5000, sleep="0"))
+    assert f"moved from node {citus.directory}:{source}" in str(refused.value)
+    assert once(coordinator, "away_tickets") == before
+    move(coordinator, shardid, source)
+    citus.psql(citus.coordinator, slow_call("away_tickets", batch=5000, sleep="0"))
+    assert once(coordinator, "away_tickets") == (50_000, 50_000)
+
+
+def test_a_worker_stopped_mid_run_is_named_and_the_same_call_resumes_exactly_once(
+    citus: Cluster, coordinator: psycopg.Connection
+) -> None:
+    """A worker stopped with -m immediate in the middle of the run: the CALL stops naming that node (the
+    run stays open, never finished); the worker restarted, the same CALL finishes, every row rotated once."""
+    make_table(coordinator, "crash_tickets", rows=50_000)
+    call = slow_call("crash_tickets")
+    thread, errors, _ = in_background(citus.coordinator, call)
+    wait_for(lambda: any(rows > 0 for _, rows, _ in shard_runs(citus, "crash_tickets")))
+    node = citus.directory / "n2"
+    pg_ctl = [str(citus.bindir / "pg_ctl"), "-D", str(node)]
+    subprocess.run(["su", "postgres", "-c", " ".join([*pg_ctl, "-m", "immediate", "stop"])], check=True)
+    thread.join(300)
+    assert errors, "the CALL went on without its worker"
+    assert "node" in str(errors[0]) and "9702" in str(errors[0])
+    assert coordinator_run(coordinator, "crash_tickets")[0] == "active"
+    subprocess.run(
+        ["su", "postgres", "-c", " ".join([*pg_ctl, "-l", f"{node}.log", "-w", "start"])],
+        check=True,
+        timeout=120,
+    )
+    citus.psql(citus.coordinator, call)
+    assert once(coordinator, "crash_tickets") == (50_000, 50_000)
+    assert coordinator_run(coordinator, "crash_tickets") == ("finished", 50_000, 50_000)
+
+
+def test_a_reference_table_is_refused_with_why(citus: Cluster, coordinator: psycopg.Connection) -> None:
+    """A reference table (a copy on every node): refused before anything changes, saying why and what to
+    do."""
+    coordinator.execute("DROP TABLE IF EXISTS public.ref_keys")
+    coordinator.execute("CREATE TABLE public.ref_keys (id bigint PRIMARY KEY, token uuid NOT NULL)")
+    coordinator.execute("SELECT create_reference_table('public.ref_keys')")
+    coordinator.execute(
+        "INSERT INTO public.ref_keys SELECT g, gen_random_uuid() FROM generate_series(1, 100) g"
+    )
+    before = coordinator.execute("SELECT array_agg(token ORDER BY id) FROM public.ref_keys").fetchone()
+    with pytest.raises(psycopg.errors.FeatureNotSupported) as refused:
+        coordinator.execute("CALL token_rotation.rotate('public.ref_keys')")
+    assert "reference table" in str(refused.value) and refused.value.diag.message_hint
+    assert (
+        coordinator.execute("SELECT array_agg(token ORDER BY id) FROM public.ref_keys").fetchone() == before
+    )
+    assert coordinator.execute(
+        "SELECT count(*) FROM token_rotation.runs WHERE target = 'public.ref_keys'::regclass"
+    ).fetchone() == (0,)
