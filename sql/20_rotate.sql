@@ -132,6 +132,9 @@ BEGIN
     v_search_path := concat_ws(', ', 'pg_catalog', nullif(btrim(v_search_path), ''), 'pg_temp');
     PERFORM token_rotation.check_transaction();
     PERFORM token_rotation.check_privileges();
+    IF p_citus IS NOT NULL THEN  -- the tag of a Citus shard's run: only on that shard
+        PERFORM token_rotation.citus_check_tag(p_table, p_citus);
+    END IF;
     v_given := jsonb_build_object('column', p_column, 'batch_size', p_batch_size, 'sleep', p_sleep,
                                   'lock_timeout', p_lock_timeout, 'lock_retries', p_lock_retries,
                                   'target_batch_time', p_target_batch_time, 'max_replication_lag', p_max_replication_lag,

@@ -21,7 +21,7 @@ CREATE OR REPLACE FUNCTION token_rotation.citus_shards(
       p_table   regclass
     , OUT kind    text     -- hash, single (one shard: schema-based sharding, a Citus local table), reference
     , OUT shardid bigint
-    , OUT shard   text     -- the shard's name on its node, schema-qualified
+    , OUT shard   text     -- the shard's name on its node, schema-qualified (shard_name() leaves out public)
     , OUT node    text
     , OUT port    integer
 )
@@ -39,8 +39,11 @@ BEGIN
     RETURN QUERY EXECUTE pg_catalog.format(
         'SELECT CASE WHEN p.repmodel = ''t'' THEN ''reference'' WHEN p.partmethod = ''h'' THEN ''hash''
                      ELSE ''single'' END,
-                s.shardid, %s(p.logicalrelid, s.shardid), d.nodename::text, d.nodeport
+                s.shardid, CASE WHEN n.nspname = ''public'' THEN ''public.'' ELSE '''' END
+                           || %1$s(p.logicalrelid, s.shardid), d.nodename::text, d.nodeport
            FROM pg_catalog.pg_dist_partition p
+           JOIN pg_catalog.pg_class c ON c.oid = p.logicalrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
            JOIN pg_catalog.pg_dist_shard s ON s.logicalrelid = p.logicalrelid
            LEFT JOIN pg_catalog.pg_dist_placement pl ON pl.shardid = s.shardid
            LEFT JOIN pg_catalog.pg_dist_node d ON d.groupid = pl.groupid AND d.noderole = ''primary''
@@ -168,6 +171,43 @@ $$;
 
 COMMENT ON FUNCTION token_rotation.citus_record(bigint, jsonb, interval, text) IS
     'Books a wave of a distributed table''s run: its shards'' nodes, runs, rows and ends; finishes the run.';
+
+-- token_rotation.citus_check_tag(table, citus): raises unless the table is the shard the tag names, on this
+-- node (pg_dist_shard, which Citus keeps on every node): a tag is what the coordinator's census and verify() trust,
+-- so a role may only tag runs of a shard of a distributed table it may rotate, never of a table of its own.
+CREATE OR REPLACE FUNCTION token_rotation.citus_check_tag(
+      p_table regclass
+    , p_citus jsonb
+)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_shard regclass;
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL
+       AND jsonb_typeof(p_citus->'shard') = 'number' AND jsonb_typeof(p_citus->'run') = 'number' THEN
+        -- shard_name() leaves out the schema public only
+        EXECUTE pg_catalog.format('SELECT pg_catalog.to_regclass(CASE WHEN n.nspname = ''public'' THEN ''public.''
+                                                                     ELSE '''' END || %s(s.logicalrelid, s.shardid))
+                                     FROM pg_catalog.pg_dist_shard s
+                                     JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid
+                                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                                    WHERE s.shardid = $1', 'pg_catalog.shard_name')
+           INTO v_shard USING (p_citus->>'shard')::bigint;
+    END IF;
+    IF v_shard IS DISTINCT FROM p_table THEN
+        RAISE EXCEPTION 'p_citus does not name % on this node', p_table
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('p_citus is %s', p_citus),
+                  HINT = 'p_citus is set by the coordinator''s rotate() of a distributed table: leave it out';
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_check_tag(regclass, jsonb) IS
+    'Raises unless the table is, on this node, the Citus shard that a p_citus tag names.';
 
 -- token_rotation.citus_adopt(shard, citus): on a worker, before a shard's CALL: an open run with this tag
 -- whose table no longer exists is this shard's run from before the shard was moved away and back (a move
@@ -523,10 +563,12 @@ BEGIN
                                                                 'started', extract(epoch FROM v_run.started_at))),
                            ARRAY[cardinality(v_nodes.names)])
     LOOP
-        IF v_ok THEN
+        IF v_ok THEN  -- the runs of this run's shards (a tag names a shard of its own table only)
             v_found := v_found || (SELECT coalesce(jsonb_agg(e || jsonb_build_object('node', v_node, 'port', v_port)),
                                                    '[]')
-                                     FROM jsonb_array_elements(v_text::jsonb) AS e);
+                                     FROM jsonb_array_elements(v_text::jsonb) AS e
+                                    WHERE EXISTS (SELECT FROM token_rotation.shards s WHERE s.run_id = p_run_id
+                                                     AND s.shardid = (e->>'shardid')::bigint));
         ELSE
             v_failed := concat_ws('; ', v_failed, pg_catalog.format('node %s:%s: %s', v_node, v_port, v_text));
         END IF;

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from citus_cluster import Cluster, cluster
+from psycopg.conninfo import make_conninfo
 
 from background import run_cli
 
@@ -342,3 +343,61 @@ def test_a_reference_table_is_refused_with_why(citus: Cluster, coordinator: psyc
     assert coordinator.execute(
         "SELECT count(*) FROM token_rotation.runs WHERE target = 'public.ref_keys'::regclass"
     ).fetchone() == (0,)
+
+
+def test_a_rotating_role_cannot_tag_its_own_tables_run_as_a_shard_of_anothers_run(
+    citus: Cluster, coordinator: psycopg.Connection
+) -> None:
+    """Issue 17's model on Citus: the recipe's role for a distributed table of its own, on a worker, CALLs
+    rotate() of its own shard with p_citus naming a shard of another table's finished run (the census would
+    take that run as the shard's): refused with 22023, no run started. Tagged with the other run but its own
+    shard's id (allowed: it may rotate its own shard), its run is ignored: that run still verifies, its rows
+    each rotated once."""
+    make_table(coordinator, "victim_tickets", rows=4000, shards=4)
+    make_table(coordinator, "own_tickets", rows=4000, shards=4)
+    citus.psql(citus.coordinator, slow_call("victim_tickets", batch=1000, sleep="0"))
+    run = coordinator.execute(
+        "SELECT run_id, extract(epoch FROM started_at) FROM token_rotation.runs"
+        " WHERE target = 'public.victim_tickets'::regclass"
+    ).fetchone()
+    assert run is not None
+    role = "tr_citus_attacker"
+    coordinator.execute(f"DROP ROLE IF EXISTS {role}")
+    coordinator.execute(f"CREATE ROLE {role} LOGIN")  # Citus creates it on every node
+    coordinator.execute(f"GRANT SELECT, UPDATE ON public.own_tickets TO {role}")  # and on every shard
+    for dsn in citus.workers:  # the recipe's grants on the tool, on each node's own install
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SET citus.enable_ddl_propagation = off")
+            conn.execute(f"GRANT USAGE ON SCHEMA token_rotation TO {role}")
+            conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA token_rotation TO {role}")
+            conn.execute(f"GRANT pg_monitor TO {role}")
+    shards = coordinator.execute(
+        "SELECT s.logicalrelid::text, s.shardid, n.nodeport FROM pg_dist_shard s"
+        " JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid)"
+        " WHERE s.logicalrelid IN ('public.victim_tickets'::regclass, 'public.own_tickets'::regclass)"
+    ).fetchall()
+    own_id, port = next((i, p) for t, i, p in shards if t == "own_tickets")
+    victim_id = next(i for t, i, p in shards if t == "victim_tickets" and p == port)
+    worker = next(d for d in citus.workers if f"port={port}" in d)
+    tag = {"run": run[0], "started": float(run[1])}
+    with psycopg.connect(make_conninfo(worker, user=role), autocommit=True) as attacker:
+        attacker.execute("SET citus.override_table_visibility = off")  # shards are hidden from users
+        call = (
+            f"CALL token_rotation.rotate('public.own_tickets_{own_id}', p_format => 'hex:32',"
+            " p_quiet => true, p_citus => %s)"
+        )
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            attacker.execute(call, (json.dumps({**tag, "shard": victim_id}),))
+        assert attacker.execute(
+            "SELECT count(*) FROM token_rotation.runs WHERE target::text LIKE 'own\\_tickets\\_%'"
+        ).fetchone() == (0,)
+        attacker.execute(call, (json.dumps({**tag, "shard": own_id}),))  # its own shard: it may
+    checked = run_cli(citus.coordinator, "verify", "--table", "public.victim_tickets")
+    assert checked.returncode == 0 and "all 5 checks passed" in checked.stdout, checked.stdout
+    assert once(coordinator, "victim_tickets") == (4000, 4000)
+    for dsn in citus.workers:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SET citus.enable_ddl_propagation = off")
+            conn.execute(f"DROP OWNED BY {role}")
+    coordinator.execute(f"DROP OWNED BY {role}")
+    coordinator.execute(f"DROP ROLE {role}")
