@@ -78,7 +78,7 @@ stop: venv ## stop the embedded server
 bench-driver: venv ## the CLI vs a bare CALL on ROWS rows, alternated: overhead ratio and peak memory
 	$(BIN)/python -m token_rotation.bench.driver_overhead --rows $(ROWS) $(BENCH_ARGS)
 
-.PHONY: bench bench-eta bench-subset bench-engine bench-formats bench-seed bench-scale bench-growth bench-app bench-app-control bench-partitions
+.PHONY: bench bench-citus bench-eta bench-subset bench-engine bench-formats bench-seed bench-scale bench-growth bench-app bench-app-control bench-partitions
 bench: venv ## benchmark table, JSON and chart: bare UPDATE vs the procedure vs client-side (ROWS, BENCH_ARGS)
 	$(CLI) bench --rows $(ROWS) $(BENCH_ARGS)
 
@@ -109,6 +109,9 @@ bench-eta: venv ## real runs' ETA against their real finish, polled every 50 ms:
 
 bench-subset: venv ## a 1% and a 10% subset (--where, tenants of an indexed column) vs the full rotation of ROWS rows: ratios
 	$(BIN)/python -m token_rotation.bench.subset --rows $(ROWS) $(BENCH_ARGS)
+
+bench-citus: venv ## a Citus distributed table (2M rows, 32 shards, 2 workers, local cluster) vs run_command_on_shards' UPDATE: ratios
+	$(BIN)/python -m token_rotation.bench.citus $(BENCH_ARGS)
 
 bench-seed: venv ## seed of ROWS rows vs one bare INSERT ... SELECT FROM generate_series: median ratio
 	$(BIN)/python -m token_rotation.bench.seed_speed --rows $(ROWS) $(BENCH_ARGS)

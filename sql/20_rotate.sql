@@ -184,7 +184,8 @@ BEGIN
     -- claims serialised per table; a new run is planned here, reading the table with the caller's rights,
     -- and written by claim_slice() as the tool's owner
     PERFORM pg_advisory_xact_lock(token_rotation.lock_space() + 1, p_table::oid::integer);
-    IF p_citus IS NOT NULL THEN  -- a shard moved away and back: its open run goes on on its table of now
+    IF p_citus IS NOT NULL THEN  -- a shard's open run of an older coordinator run is over; one moved away and
+        PERFORM token_rotation.citus_retire(p_table, p_citus);  -- back goes on on the shard's table of now
         PERFORM token_rotation.citus_adopt(p_table, p_citus);
     END IF;
     IF NOT EXISTS (SELECT FROM token_rotation.runs r WHERE r.target = p_table AND r.state IN ('active', 'paused'))

@@ -243,6 +243,55 @@ $$;
 COMMENT ON FUNCTION token_rotation.citus_adopt(regclass, jsonb) IS
     'A shard''s open run whose table is gone (moved away and back) goes on on the shard''s table as it is now.';
 
+-- token_rotation.citus_retire(shard, citus): on a worker, before a shard's CALL: an open run of the shard
+-- tagged with another coordinator run (one that was cancelled, or lost) is over: it is cancelled, so that this
+-- run gives the shard a run of its own (rotating every row again, as a new run does). As the tool's owner, for a
+-- role that may rotate the shard (set_run_state()'s authorize_run()).
+CREATE OR REPLACE FUNCTION token_rotation.citus_retire(
+      p_shard regclass
+    , p_citus jsonb
+)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_run_id bigint;
+BEGIN
+    SELECT r.run_id INTO v_run_id FROM token_rotation.runs r
+     WHERE r.target = p_shard AND r.state IN ('active', 'paused') AND r.options ? 'citus'
+       AND (r.options->'citus') - 'shard' IS DISTINCT FROM p_citus - 'shard';
+    IF v_run_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM token_rotation.authorize_run(v_run_id, NULL, 'control');
+    UPDATE token_rotation.runs SET state = 'cancelled', state_changed_at = clock_timestamp() WHERE run_id = v_run_id;
+    RETURN v_run_id;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_retire(regclass, jsonb) IS
+    'Cancels a shard''s open run tagged with another coordinator run, before this run gives the shard its own.';
+
+-- token_rotation.citus_cancel(run): on a node, cancels its open runs of the shards of a coordinator's run (the
+-- tag less its shard), for a role that may control each (cancel()); returns how many. Sent by the coordinator
+-- when its run was cancelled.
+CREATE OR REPLACE FUNCTION token_rotation.citus_cancel(
+      p_run jsonb
+)
+RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(token_rotation.cancel(r.target))
+      FROM token_rotation.runs r
+     WHERE (r.options->'citus') - 'shard' = p_run AND r.state IN ('active', 'paused')
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_cancel(jsonb) IS
+    'Cancels this node''s open runs of the shards of a coordinator''s run; returns how many.';
+
 -- token_rotation.citus_census(run): this node's runs of shards of a coordinator's run (the tag p_citus less its
 -- shard: {"run", "started"}), as JSON text for the coordinator's master_run_on_worker(): shardid, node_run_id,
 -- rows_done, state, busy (a session works on it now: another CALL of the coordinator's, or of a DBA's).
@@ -480,6 +529,19 @@ BEGIN
         PERFORM token_rotation.pin_settings();
         EXIT WHEN v_failed IS NOT NULL OR p_max_batches IS NOT NULL;
     END LOOP;
+    IF v_run.state = 'cancelled' AND v_failed IS NULL THEN  -- and so are its shards' runs, on every node
+        FOR v_node, v_port, v_ok, v_text IN
+            EXECUTE pg_catalog.format('SELECT * FROM %s($1, $2, $3, true)', 'pg_catalog.master_run_on_worker')
+              USING v_nodes.names, v_nodes.ports,
+                    array_fill(pg_catalog.format('SELECT token_rotation.citus_cancel(%L::jsonb)', v_tag),
+                               ARRAY[cardinality(v_nodes.names)])
+        LOOP
+            IF NOT v_ok THEN
+                v_failed := pg_catalog.format('run %s is cancelled, but its shards'' runs on node %s:%s could not '
+                                              'be: %s', v_run.run_id, v_node, v_port, v_text);
+            END IF;
+        END LOOP;
+    END IF;
     IF v_failed IS NOT NULL THEN
         ROLLBACK;
         PERFORM token_rotation.pin_settings();

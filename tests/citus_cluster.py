@@ -1,107 +1,24 @@
-"""A real Citus cluster for the tests: Citus 14 built from the upstream source beside the project
-(../shared/citus: its build.sh compiles it against the venv's embedded PostgreSQL 18 into a copy of that
-server, once per machine, cached) and started by its cluster.sh: a coordinator and 2 workers on Unix sockets
-in a temporary directory, as OS user postgres. Where that source is absent (a plain clone), the tests that
-need it skip, saying so; a build that fails is an error, not a skip."""
+"""The real Citus cluster of the Citus tests (token_rotation.bench.citus_cluster: Citus 14 built from
+../shared/citus, a coordinator and 2 workers). Where it cannot start (a plain clone without that source, or
+not root), the tests that need it skip, saying why; a build that fails is an error, not a skip."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sysconfig
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from psycopg.conninfo import make_conninfo
 
-from background import ROOT
+from token_rotation.bench.citus_cluster import Cluster, Unavailable, local_cluster
 
-# where the source may be: TOKEN_ROTATION_CITUS_SOURCE, beside the checkout, or the machine's shared folder
-CANDIDATES = [
-    Path(p)
-    for p in (
-        os.environ.get("TOKEN_ROTATION_CITUS_SOURCE"),
-        ROOT.parent / "shared" / "citus",
-        "/work/shared/citus",
-    )
-    if p
-]
-# the build is reused across runs (build.sh is idempotent: a copy that has citus.so is kept)
-BUILD_DIR = Path(os.environ.get("TOKEN_ROTATION_CITUS_BUILD", "/tmp/token-rotation-citus-pg18"))
-
-
-@dataclass(frozen=True)
-class Cluster:
-    coordinator: str  # DSN
-    workers: tuple[str, ...]
-    directory: Path
-    bindir: Path
-
-    def psql(self, dsn: str, command: str) -> str:
-        """psql -c as the tests' operator would type it; returns stdout, raises on error."""
-        done = subprocess.run(
-            [str(self.bindir / "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-At", dsn, "-c", command],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if done.returncode != 0:
-            raise AssertionError(f"psql failed: {done.stderr}")
-        return done.stdout
-
-
-def source() -> Path | None:
-    """The folder with build.sh, cluster.sh and the Citus source tarball, or None."""
-    return next((p for p in CANDIDATES if (p / "build.sh").exists() and (p / "cluster.sh").exists()), None)
-
-
-def build(folder: Path) -> Path:
-    """The bin directory of a PostgreSQL 18 with Citus (build.sh, cached in BUILD_DIR)."""
-    site = Path(sysconfig.get_paths()["purelib"])
-    done = subprocess.run(
-        ["bash", str(folder / "build.sh"), str(site), str(BUILD_DIR)],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"building Citus failed: {done.stdout}{done.stderr}")
-    return Path(done.stdout.strip().splitlines()[-1])
+__all__ = ["Cluster", "cluster"]
 
 
 @contextmanager
 def cluster(base: Path, workers: int = 2) -> Iterator[Cluster]:
-    """A coordinator and `workers` workers (cluster.sh); stopped with -m immediate and removed afterwards."""
-    folder = source()
-    if folder is None:
-        pytest.skip(f"no Citus source (build.sh, cluster.sh) in {', '.join(map(str, CANDIDATES))}")
-    if os.geteuid() != 0:
-        pytest.skip("cluster.sh starts the nodes as OS user postgres: the tests must run as root")
-    bindir = build(folder)
-    directory = base / "citus"
-    for parent in [base, *base.parents]:
-        parent.chmod(parent.stat().st_mode | 0o011)  # the nodes (user postgres) reach their directory
-    port = 9700  # on a socket in the cluster's own directory: no other server's
     try:
-        done = subprocess.run(
-            ["bash", str(folder / "cluster.sh"), str(bindir), str(directory), str(workers), str(port)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"starting the Citus cluster failed: {done.stdout}{done.stderr}")
-        dsns = [
-            make_conninfo(host=str(directory), port=str(port + i), user="postgres", dbname="postgres")
-            for i in range(workers + 1)
-        ]
-        yield Cluster(dsns[0], tuple(dsns[1:]), directory, bindir)
-    finally:
-        subprocess.run(
-            ["bash", str(folder / "cluster.sh"), "stop", str(directory)], capture_output=True, timeout=120
-        )
-        shutil.rmtree(directory, ignore_errors=True)
+        with local_cluster(base, workers) as made:
+            yield made
+    except Unavailable as reason:
+        pytest.skip(str(reason))

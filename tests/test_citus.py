@@ -401,3 +401,38 @@ def test_a_rotating_role_cannot_tag_its_own_tables_run_as_a_shard_of_anothers_ru
             conn.execute(f"DROP OWNED BY {role}")
     coordinator.execute(f"DROP OWNED BY {role}")
     coordinator.execute(f"DROP ROLE {role}")
+
+
+@pytest.mark.parametrize("when", ["during its CALL", "between CALLs"])
+def test_a_cancelled_run_cancels_its_shards_runs_and_the_next_call_rotates_every_row_anew(
+    citus: Cluster, coordinator: psycopg.Connection, when: str
+) -> None:
+    """cancel() of the coordinator's run, during its CALL (it ends after its wave and cancels the shards'
+    runs on their nodes) or between CALLs (a shard's open run of that run is cancelled when the next run
+    reaches it): no shard run is left open, and the next CALL starts a new run that rotates every row once
+    more (each row's previous token is its token from before that CALL)."""
+    name = "cancel_during" if when.startswith("during") else "cancel_between"
+    make_table(coordinator, name, rows=50_000)
+    thread, errors, pids = in_background(citus.coordinator, slow_call(name, workers=1, sleep="20 ms"))
+    wait_for(lambda: any(rows > 0 for _, rows, _ in shard_runs(citus, name)))
+    if when.startswith("between"):
+        coordinator.execute("SELECT pg_cancel_backend(%s::integer)", (pids[0],))
+        thread.join(120)
+        assert errors and any(state == "active" for state, _, _ in shard_runs(citus, name))
+    coordinator.execute(f"SELECT token_rotation.cancel('public.{name}')")
+    thread.join(300)
+    assert coordinator_run(coordinator, name)[0] == "cancelled"
+    if when.startswith("during"):
+        assert not errors, errors
+        assert not any(state in ("active", "paused") for state, _, _ in shard_runs(citus, name))
+    partial, total = once(coordinator, name)
+    assert 0 < partial < total
+    coordinator.execute(f"CREATE TABLE public.{name}_before AS SELECT tenant, id, token FROM public.{name}")
+    citus.psql(citus.coordinator, slow_call(name, batch=5000, sleep="0"))
+    assert coordinator_run(coordinator, name) == ("finished", 50_000, 50_000)
+    anew = coordinator.execute(
+        f"SELECT count(*) FROM public.{name} t JOIN public.{name}_before b USING (tenant, id)"
+        " WHERE t.previous = b.token AND t.token <> b.token AND length(t.token) = 64"
+    ).fetchone()
+    assert anew == (50_000,)
+    assert not any(state in ("active", "paused") for state, _, _ in shard_runs(citus, name))

@@ -25,6 +25,7 @@ SECURITY_DEFINER = {
     "token_rotation.citus_open_run",
     "token_rotation.citus_record",
     "token_rotation.citus_adopt",
+    "token_rotation.citus_retire",
 }
 
 
