@@ -23,7 +23,10 @@ SELECT r.run_id
      , coalesce(s.elapsed, r.elapsed)              AS elapsed
      , round(coalesce(s.rows_done, r.rows_done)
              / greatest(extract(epoch FROM coalesce(s.elapsed, r.elapsed)), 0.001))::bigint AS rows_per_second
-     , CASE WHEN r.state IN ('active', 'paused')
+     , CASE WHEN r.state IN ('active', 'paused') AND cs.rows_done > 0  -- a distributed run: its overall rate
+            THEN make_interval(secs => round(((r.rows_expected - cs.rows_done) * extract(epoch FROM cs.elapsed)
+                                              / cs.rows_done)::numeric, 1))
+            WHEN r.state IN ('active', 'paused')
             THEN token_rotation.run_eta(r.run_id, r.rows_expected, s.rows_done, s.batches_done, s.elapsed)
        END                                         AS eta
      , s.batches_done
@@ -37,6 +40,14 @@ SELECT r.run_id
      , r.options
      , CASE WHEN r.hold_until > clock_timestamp() THEN r.hold_reason END AS held
   FROM token_rotation.runs r
+  -- a Citus distributed table's open run: its rows and time live from every node (its slices are shards'
+  -- runs on their nodes); without Citus this is never called
+  LEFT JOIN LATERAL (
+        SELECT c.rows_done, NULL::bigint AS batches_done, NULL::timestamptz AS heartbeat_at, NULL::text AS throttled,
+               NULL::integer AS sessions, NULL::integer AS slices_left, NULL::integer AS free_slices, c.elapsed
+          FROM token_rotation.citus_progress(r.run_id) AS c
+         WHERE r.state IN ('active', 'paused') AND EXISTS (SELECT FROM token_rotation.shards sh WHERE sh.run_id = r.run_id)
+       ) cs ON true
   LEFT JOIN LATERAL (
         SELECT sum(sl.rows_done)::bigint AS rows_done
              , sum(sl.batches_done)::bigint AS batches_done
@@ -51,6 +62,9 @@ SELECT r.run_id
           FROM token_rotation.slices sl
          CROSS JOIN LATERAL (SELECT token_rotation.slice_holder(sl.slice_id) AS pid) lk
          WHERE sl.run_id = r.run_id
+        HAVING count(*) > 0
+         UNION ALL
+        SELECT cs.* WHERE cs.rows_done IS NOT NULL
        ) s ON true;
 
 COMMENT ON VIEW token_rotation.progress IS

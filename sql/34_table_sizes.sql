@@ -2,7 +2,8 @@
 -- tuples, for the report after a run: every rotated row leaves a dead tuple and new index entries (an indexed
 -- token column makes the updates non-HOT) until VACUUM reclaims them. The driver reads it before and after a
 -- run to show the growth, and offers VACUUM (ANALYZE). Tuple counts come from the statistics system, so they
--- lag the last transactions by up to a second or so. For a partitioned table: the sums over its leaf partitions.
+-- lag the last transactions by up to a second or so. For a partitioned table: the sums over its leaf partitions;
+-- for a Citus distributed table: the sizes over its shards (citus_sizes()), no tuple counts.
 --   SELECT * FROM token_rotation.table_sizes('public.tickets');
 CREATE OR REPLACE FUNCTION token_rotation.table_sizes(p_table regclass)
 RETURNS TABLE (
@@ -25,6 +26,12 @@ AS $$
             UNION ALL
             SELECT pt.relid FROM pg_partition_tree(p_table) AS pt WHERE pt.isleaf AND pt.relid <> p_table) AS t (relid)
       LEFT JOIN pg_stat_all_tables s ON s.relid = t.relid
+    HAVING NOT EXISTS (SELECT FROM token_rotation.citus_shards(p_table))
+    UNION ALL
+    -- a Citus distributed table: its shards on every node (their tuple counts are the nodes' own)
+    SELECT c.table_bytes, c.indexes_bytes, c.total_bytes, NULL, NULL, NULL, NULL
+      FROM token_rotation.citus_sizes(p_table) AS c
+     WHERE EXISTS (SELECT FROM token_rotation.citus_shards(p_table))
 $$;
 
 COMMENT ON FUNCTION token_rotation.table_sizes(regclass) IS

@@ -14,71 +14,6 @@
 -- node named, so that no row is rotated twice; every other shard is sent to the node that holds it, where an
 -- open tagged run resumes and a finished one returns at once.
 
--- token_rotation.citus_shards(table): the shards of a Citus table and the node of each (one row per placement:
--- a reference table has one on every node); no rows for a table Citus does not manage, or without Citus.
---   SELECT * FROM token_rotation.citus_shards('public.tickets');
-CREATE OR REPLACE FUNCTION token_rotation.citus_shards(
-      p_table   regclass
-    , OUT kind    text     -- hash, single (one shard: schema-based sharding, a Citus local table), reference
-    , OUT shardid bigint
-    , OUT shard   text     -- the shard's name on its node, schema-qualified (shard_name() leaves out public)
-    , OUT node    text
-    , OUT port    integer
-)
-RETURNS SETOF record
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
-        RETURN;
-    END IF;
-    -- @plpgsql_check_options: extra_warnings = false
-    -- (its OUT values are set by RETURN QUERY EXECUTE, formatted, as every use of a Citus object here: they
-    -- exist only where Citus is installed, and plpgsql_check would resolve a constant query without it)
-    RETURN QUERY EXECUTE pg_catalog.format(
-        'SELECT CASE WHEN p.repmodel = ''t'' THEN ''reference'' WHEN p.partmethod = ''h'' THEN ''hash''
-                     ELSE ''single'' END,
-                s.shardid, CASE WHEN n.nspname = ''public'' THEN ''public.'' ELSE '''' END
-                           || %1$s(p.logicalrelid, s.shardid), d.nodename::text, d.nodeport
-           FROM pg_catalog.pg_dist_partition p
-           JOIN pg_catalog.pg_class c ON c.oid = p.logicalrelid
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-           JOIN pg_catalog.pg_dist_shard s ON s.logicalrelid = p.logicalrelid
-           LEFT JOIN pg_catalog.pg_dist_placement pl ON pl.shardid = s.shardid
-           LEFT JOIN pg_catalog.pg_dist_node d ON d.groupid = pl.groupid AND d.noderole = ''primary''
-          WHERE p.logicalrelid = $1
-          ORDER BY s.shardid, d.nodeport', 'pg_catalog.shard_name')
-        USING p_table;
-END
-$$;
-
-COMMENT ON FUNCTION token_rotation.citus_shards(regclass) IS
-    'The shards of a Citus table (hash, single or reference) with the node of each placement; none without Citus.';
-
--- token_rotation.citus_node(): this server's place in a Citus cluster: 'coordinator', 'worker', or NULL
--- without Citus (or before any node was added).
-CREATE OR REPLACE FUNCTION token_rotation.citus_node()
-RETURNS text
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_group integer;
-BEGIN
-    IF pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
-        RETURN NULL;
-    END IF;
-    -- a formatted EXECUTE, as every use of a Citus object here: they exist only where Citus is installed, and
-    -- plpgsql_check would resolve a constant query on a server without it
-    EXECUTE pg_catalog.format('SELECT groupid FROM %s', 'pg_catalog.pg_dist_local_group') INTO v_group;
-    RETURN CASE WHEN v_group = 0 THEN 'coordinator' WHEN v_group > 0 THEN 'worker' END;
-END
-$$;
-
-COMMENT ON FUNCTION token_rotation.citus_node() IS
-    'This server in a Citus cluster: coordinator, worker, or NULL without Citus.';
-
 -- token_rotation.citus_open_run(table, column, key, options, rows, after_run): the coordinator's open run of a
 -- distributed table, or a new one with a row per shard (rows: the count the caller read with its rights);
 -- NULL when no run is open and one newer than p_after_run exists (the run that CALL was meant for has ended).
@@ -291,6 +226,27 @@ $$;
 
 COMMENT ON FUNCTION token_rotation.citus_cancel(jsonb) IS
     'Cancels this node''s open runs of the shards of a coordinator''s run; returns how many.';
+
+-- token_rotation.citus_node_progress(run): on a node, the live rows done (progress view) of its runs of the
+-- shards of a coordinator's run (the tag less its shard), and the longest working time of those still open
+-- (the shards of the wave in progress), as JSON text.
+CREATE OR REPLACE FUNCTION token_rotation.citus_node_progress(
+      p_run jsonb
+)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT json_build_object(
+               'rows_done', coalesce(sum(p.rows_done) FILTER (WHERE p.state <> 'cancelled'), 0),
+               'open_seconds', coalesce(max(extract(epoch FROM p.elapsed)) FILTER (WHERE p.state IN ('active', 'paused')),
+                                        0))::text
+      FROM token_rotation.progress p
+     WHERE (p.options->'citus') - 'shard' = p_run
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_node_progress(jsonb) IS
+    'This node''s live rows done and longest open working time of the shards of a coordinator''s run (JSON text).';
 
 -- token_rotation.citus_census(run): this node's runs of shards of a coordinator's run (the tag p_citus less its
 -- shard: {"run", "started"}), as JSON text for the coordinator's master_run_on_worker(): shardid, node_run_id,
