@@ -108,6 +108,24 @@ def half_done_on_a_worker(citus: Cluster, shardid: int) -> bool:
     return False
 
 
+def shards_done(conn: psycopg.Connection) -> int:
+    """How many shards the coordinator's open run has booked as done."""
+    row = conn.execute(
+        "SELECT count(*) FROM token_rotation.shards s JOIN token_rotation.runs r USING (run_id)"
+        " WHERE r.state = 'active' AND s.done"
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def live_rows(conn: psycopg.Connection, name: str) -> int:
+    """Rows done of the table's open run as the progress view shows them now (0 before it starts)."""
+    row = conn.execute(
+        "SELECT rows_done FROM token_rotation.progress WHERE table_name = %s::regclass AND state = 'active'",
+        (f"public.{name}",),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def coordinator_run(conn: psycopg.Connection, name: str) -> tuple[str, int, int]:
     row = conn.execute(
         "SELECT state, rows_done, rows_total FROM token_rotation.progress"
@@ -221,12 +239,13 @@ def test_the_command_line_rotates_a_distributed_table_with_sessions_per_node(
 def test_an_interrupted_call_resumes_each_shard_from_its_checkpoint_exactly_once(
     citus: Cluster, coordinator: psycopg.Connection
 ) -> None:
-    """The coordinator's CALL is cancelled while shards are half done; the same CALL again finishes the run,
-    and every row was rotated exactly once."""
+    """The coordinator's CALL is cancelled while shards are half done (its progress live meanwhile: rows done
+    before any wave ended); the same CALL again finishes the run, and every row was rotated exactly once."""
     make_table(coordinator, "cut_tickets", rows=50_000)
-    call = slow_call("cut_tickets")
+    call = slow_call("cut_tickets", sleep="20 ms")
     thread, errors, pids = in_background(citus.coordinator, call)
-    wait_for(lambda: any(rows > 0 for _, rows, _ in shard_runs(citus, "cut_tickets")))
+    # the coordinator's progress is live: rows done before its first wave (of 4 shards) has ended
+    wait_for(lambda: live_rows(coordinator, "cut_tickets") > 0 and shards_done(coordinator) == 0)
     wait_for(lambda: bool(pids))
     coordinator.execute("SELECT pg_cancel_backend(%s::integer)", (pids[0],))
     thread.join(120)
