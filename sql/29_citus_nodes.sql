@@ -66,6 +66,58 @@ $$;
 COMMENT ON FUNCTION token_rotation.citus_node() IS
     'This server in a Citus cluster: coordinator, worker, or NULL without Citus.';
 
+-- token_rotation.citus_on_nodes(table, command): runs one SQL command on every node that holds a shard of a
+-- Citus table, all at once (master_run_on_worker(), as the caller), and returns each node's answer: its name,
+-- port, whether the command succeeded, and its result (the first value of its first row, or the error). For the
+-- coordinator's questions to every node (census, progress, verify, cancel).
+CREATE OR REPLACE FUNCTION token_rotation.citus_on_nodes(
+      p_table   regclass
+    , p_command text
+    , OUT node  text
+    , OUT port  integer
+    , OUT ok    boolean
+    , OUT result text
+)
+RETURNS SETOF record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_names text[];
+    v_ports integer[];
+BEGIN
+    SELECT array_agg(d.node), array_agg(d.port) INTO v_names, v_ports
+      FROM (SELECT DISTINCT c.node, c.port FROM token_rotation.citus_shards(p_table) AS c) AS d;
+    IF v_names IS NULL THEN
+        RETURN;
+    END IF;
+    FOR node, port, ok, result IN
+        EXECUTE pg_catalog.format('SELECT * FROM %s($1, $2, $3, true)', 'pg_catalog.master_run_on_worker')
+          USING v_names, v_ports, array_fill(p_command, ARRAY[cardinality(v_names)])
+    LOOP
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_on_nodes(regclass, text) IS
+    'Runs one command on every node holding a shard of a Citus table, at once; returns each node''s answer.';
+
+-- token_rotation.citus_tag(run): the tag of a coordinator's run that its shards' runs carry (with the shard):
+-- {"run", "started"}, the start as epoch seconds (a text form would follow the session's time zone).
+CREATE OR REPLACE FUNCTION token_rotation.citus_tag(
+      p_run token_rotation.runs
+)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_build_object('run', p_run.run_id, 'started', extract(epoch FROM p_run.started_at))
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_tag(token_rotation.runs) IS
+    'The tag {"run", "started"} of a coordinator''s run that its shards'' runs carry.';
+
 -- token_rotation.citus_progress(run): the live progress of a coordinator's open run of a distributed table,
 -- for the progress view: the rows done on every node now, and the working time (the waves booked, plus the
 -- longest-working open shard run: the wave in progress). NULLs without Citus, or when a node does not answer
@@ -80,35 +132,26 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_run   token_rotation.runs;
-    v_nodes record;
     v_ok    boolean;
     v_text  text;
     v_open  float8 := 0;
 BEGIN
     SELECT * INTO v_run FROM token_rotation.runs WHERE run_id = p_run_id;
-    SELECT array_agg(d.node) AS names, array_agg(d.port) AS ports INTO v_nodes
-      FROM (SELECT DISTINCT c.node, c.port FROM token_rotation.citus_shards(v_run.target) AS c) AS d;
-    IF v_nodes.names IS NULL THEN
-        RETURN;
-    END IF;
-    rows_done := 0;
     FOR v_ok, v_text IN
-        EXECUTE pg_catalog.format('SELECT success, result FROM %s($1, $2, $3, true)',
-                                  'pg_catalog.master_run_on_worker')
-          USING v_nodes.names, v_nodes.ports,
-                array_fill(pg_catalog.format('SELECT token_rotation.citus_node_progress(%L::jsonb)',
-                                             jsonb_build_object('run', v_run.run_id,
-                                                                'started', extract(epoch FROM v_run.started_at))),
-                           ARRAY[cardinality(v_nodes.names)])
+        SELECT n.ok, n.result FROM token_rotation.citus_on_nodes(v_run.target, pg_catalog.format(
+            'SELECT token_rotation.citus_node_progress(%L::jsonb)', token_rotation.citus_tag(v_run))) AS n
     LOOP
         IF NOT v_ok THEN
             rows_done := NULL;
             elapsed := NULL;
             RETURN;
         END IF;
-        rows_done := rows_done + (v_text::jsonb->>'rows_done')::bigint;
+        rows_done := coalesce(rows_done, 0) + (v_text::jsonb->>'rows_done')::bigint;
         v_open := greatest(v_open, (v_text::jsonb->>'open_seconds')::float8);
     END LOOP;
+    IF rows_done IS NULL THEN  -- no node: not a Citus table (any more)
+        RETURN;
+    END IF;
     elapsed := v_run.elapsed + make_interval(secs => v_open);
 END
 $$;

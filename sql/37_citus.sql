@@ -331,7 +331,6 @@ DECLARE
     v_kind     text;
     v_rows     bigint;
     v_tag      jsonb;     -- the coordinator run's tag in its shards' runs options, less the shard
-    v_nodes    record;    -- every node of the cluster: names and ports
     v_census   jsonb;     -- the shards' runs of this run, on every node: [{shardid, node, port, node_run_id, ...}]
     v_wave     record;    -- the shards sent in this wave: ids, nodes, ports, commands
     v_node     text;      -- master_run_on_worker()'s answer for one command: node, port, success, result
@@ -368,9 +367,7 @@ BEGIN
     IF v_run.run_id IS NULL THEN
         RETURN;
     END IF;
-    v_tag := jsonb_build_object('run', v_run.run_id, 'started', extract(epoch FROM v_run.started_at));
-    SELECT array_agg(d.node) AS names, array_agg(d.port) AS ports INTO v_nodes
-      FROM (SELECT DISTINCT c.node, c.port FROM token_rotation.citus_shards(p_table) AS c) AS d;
+    v_tag := token_rotation.citus_tag(v_run);
     LOOP
         EXIT WHEN v_run.state <> 'active';
         EXIT WHEN pg_catalog.clock_timestamp() >= p_stop_at;
@@ -381,10 +378,8 @@ BEGIN
         -- the census: every node's runs of this run (a node that cannot be reached stops the CALL, named)
         v_census := '[]';
         FOR v_node, v_port, v_ok, v_text IN
-            EXECUTE pg_catalog.format('SELECT * FROM %s($1, $2, $3, true)', 'pg_catalog.master_run_on_worker')
-              USING v_nodes.names, v_nodes.ports,
-                    array_fill(pg_catalog.format('SELECT token_rotation.citus_census(%L::jsonb)', v_tag),
-                               ARRAY[cardinality(v_nodes.names)])
+            SELECT * FROM token_rotation.citus_on_nodes(p_table, pg_catalog.format(
+                'SELECT token_rotation.citus_census(%L::jsonb)', v_tag))
         LOOP
             IF NOT v_ok THEN
                 v_failed := pg_catalog.format('node %s:%s: %s', v_node, v_port, v_text);
@@ -487,10 +482,8 @@ BEGIN
     END LOOP;
     IF v_run.state = 'cancelled' AND v_failed IS NULL THEN  -- and so are its shards' runs, on every node
         FOR v_node, v_port, v_ok, v_text IN
-            EXECUTE pg_catalog.format('SELECT * FROM %s($1, $2, $3, true)', 'pg_catalog.master_run_on_worker')
-              USING v_nodes.names, v_nodes.ports,
-                    array_fill(pg_catalog.format('SELECT token_rotation.citus_cancel(%L::jsonb)', v_tag),
-                               ARRAY[cardinality(v_nodes.names)])
+            SELECT * FROM token_rotation.citus_on_nodes(p_table, pg_catalog.format(
+                'SELECT token_rotation.citus_cancel(%L::jsonb)', v_tag))
         LOOP
             IF NOT v_ok THEN
                 v_failed := pg_catalog.format('run %s is cancelled, but its shards'' runs on node %s:%s could not '
@@ -560,7 +553,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_run    token_rotation.runs;
-    v_nodes  record;
+    v_asked  integer := 0;
     v_node   text;
     v_port   integer;
     v_ok     boolean;
@@ -571,16 +564,11 @@ DECLARE
     v_n      bigint;
 BEGIN
     SELECT * INTO v_run FROM token_rotation.runs WHERE run_id = p_run_id;
-    SELECT array_agg(d.node) AS names, array_agg(d.port) AS ports INTO v_nodes
-      FROM (SELECT DISTINCT c.node, c.port FROM token_rotation.citus_shards(v_run.target) AS c) AS d;
     FOR v_node, v_port, v_ok, v_text IN
-        EXECUTE pg_catalog.format('SELECT * FROM %s($1, $2, $3, true)', 'pg_catalog.master_run_on_worker')
-          USING v_nodes.names, v_nodes.ports,
-                array_fill(pg_catalog.format('SELECT token_rotation.citus_node_verify(%L::jsonb)',
-                                             jsonb_build_object('run', v_run.run_id,
-                                                                'started', extract(epoch FROM v_run.started_at))),
-                           ARRAY[cardinality(v_nodes.names)])
+        SELECT * FROM token_rotation.citus_on_nodes(v_run.target, pg_catalog.format(
+            'SELECT token_rotation.citus_node_verify(%L::jsonb)', token_rotation.citus_tag(v_run)))
     LOOP
+        v_asked := v_asked + 1;
         IF v_ok THEN  -- the runs of this run's shards (a tag names a shard of its own table only)
             v_found := v_found || (SELECT coalesce(jsonb_agg(e || jsonb_build_object('node', v_node, 'port', v_port)),
                                                    '[]')
@@ -599,7 +587,7 @@ BEGIN
 
     check_name := 'every node answered';
     ok := v_failed IS NULL;
-    detail := coalesce(v_failed, format('%s node(s)', coalesce(cardinality(v_nodes.names), 0)));
+    detail := coalesce(v_failed, format('%s node(s)', v_asked));
     RETURN NEXT;
 
     -- each shard: exactly one run, finished, on the node that holds the shard now
