@@ -117,6 +117,15 @@ def shards_done(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+def pg_ctl(citus: Cluster, node: str, *args: str) -> None:
+    """pg_ctl on a node's data directory (n0 the coordinator, n1, n2 the workers), as OS user postgres."""
+    data = citus.directory / node
+    command = [str(citus.bindir / "pg_ctl"), "-D", str(data), *args]
+    if "start" in args:
+        command[3:3] = ["-l", f"{data}.log", "-w"]
+    subprocess.run(["su", "postgres", "-c", " ".join(command)], check=True, timeout=120)
+
+
 def live_rows(conn: psycopg.Connection, name: str) -> int:
     """Rows done of the table's open run as the progress view shows them now (0 before it starts)."""
     row = conn.execute(
@@ -326,18 +335,12 @@ def test_a_worker_stopped_mid_run_is_named_and_the_same_call_resumes_exactly_onc
     call = slow_call("crash_tickets")
     thread, errors, _ = in_background(citus.coordinator, call)
     wait_for(lambda: any(rows > 0 for _, rows, _ in shard_runs(citus, "crash_tickets")))
-    node = citus.directory / "n2"
-    pg_ctl = [str(citus.bindir / "pg_ctl"), "-D", str(node)]
-    subprocess.run(["su", "postgres", "-c", " ".join([*pg_ctl, "-m", "immediate", "stop"])], check=True)
+    pg_ctl(citus, "n2", "-m", "immediate", "stop")
     thread.join(300)
     assert errors, "the CALL went on without its worker"
     assert "node" in str(errors[0]) and "9702" in str(errors[0])
     assert coordinator_run(coordinator, "crash_tickets")[0] == "active"
-    subprocess.run(
-        ["su", "postgres", "-c", " ".join([*pg_ctl, "-l", f"{node}.log", "-w", "start"])],
-        check=True,
-        timeout=120,
-    )
+    pg_ctl(citus, "n2", "start")
     citus.psql(citus.coordinator, call)
     assert once(coordinator, "crash_tickets") == (50_000, 50_000)
     assert coordinator_run(coordinator, "crash_tickets") == ("finished", 50_000, 50_000)
@@ -455,3 +458,55 @@ def test_a_cancelled_run_cancels_its_shards_runs_and_the_next_call_rotates_every
     ).fetchone()
     assert anew == (50_000,)
     assert not any(state in ("active", "paused") for state, _, _ in shard_runs(citus, name))
+
+
+def test_the_coordinator_stopped_mid_run_and_restarted_the_same_call_resumes_exactly_once(
+    citus: Cluster, coordinator: psycopg.Connection
+) -> None:
+    """The coordinator stopped with -m immediate in the middle of a wave (its bookkeeping of that wave lost)
+    and restarted: the same CALL finishes the run from what the nodes hold, every row rotated once."""
+    name = "coordinator_crash"
+    make_table(coordinator, name, rows=50_000)
+    thread, errors, _ = in_background(citus.coordinator, slow_call(name))
+    wait_for(lambda: any(rows > 0 for _, rows, _ in shard_runs(citus, name)))
+    pg_ctl(citus, "n0", "-m", "immediate", "stop")
+    thread.join(120)
+    assert errors, "the CALL went on without its coordinator"
+    pg_ctl(citus, "n0", "start")
+    citus.psql(citus.coordinator, slow_call(name, batch=5000, sleep="0"))
+    with psycopg.connect(citus.coordinator, autocommit=True) as conn:
+        assert once(conn, name) == (50_000, 50_000)
+        assert coordinator_run(conn, name) == ("finished", 50_000, 50_000)
+
+
+def test_a_single_shard_table_of_a_distributed_schema_is_rotated_on_its_node(
+    citus: Cluster, coordinator: psycopg.Connection
+) -> None:
+    """Schema-based sharding: a table of a distributed schema is one shard on one node; the CALL on the
+    coordinator rotates it there, every row once."""
+    coordinator.execute("DROP SCHEMA IF EXISTS tenant_a CASCADE")
+    coordinator.execute("CREATE SCHEMA tenant_a")
+    coordinator.execute("SELECT citus_schema_distribute('tenant_a')")
+    coordinator.execute(
+        "CREATE TABLE tenant_a.keys (id bigint PRIMARY KEY, token text NOT NULL, previous text,"
+        " original text)"
+    )
+    coordinator.execute(
+        "INSERT INTO tenant_a.keys (id, token) SELECT g, md5(g::text) FROM generate_series(1, 10000) AS g"
+    )
+    coordinator.execute("UPDATE tenant_a.keys SET original = token")
+    assert coordinator.execute(
+        "SELECT DISTINCT kind FROM token_rotation.citus_shards('tenant_a.keys')"
+    ).fetchall() == [("single",)]
+    coordinator.execute(
+        "CALL token_rotation.rotate('tenant_a.keys', p_format => 'base64url:24',"
+        " p_previous_column => 'previous', p_quiet => true)"
+    )
+    row = coordinator.execute(
+        "SELECT count(*) FILTER (WHERE previous = original AND token <> original AND length(token) = 32)"
+        " FROM tenant_a.keys"
+    ).fetchone()
+    assert row == (10_000,)
+    assert coordinator.execute(
+        "SELECT state, rows_done FROM token_rotation.runs WHERE target = 'tenant_a.keys'::regclass"
+    ).fetchone() == ("finished", 10_000)
