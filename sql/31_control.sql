@@ -22,6 +22,7 @@ BEGIN
     v_run_id := token_rotation.open_run(p_table);
     PERFORM token_rotation.authorize_run(v_run_id, NULL, 'control');
     UPDATE token_rotation.runs SET state = p_state, state_changed_at = clock_timestamp() WHERE run_id = v_run_id;
+    PERFORM token_rotation.citus_control(v_run_id);  -- a Citus distributed table: its shards' runs too
     RETURN v_run_id;
 END
 $$;
@@ -83,6 +84,7 @@ BEGIN
        SET hold_reason = left(token_rotation.redact(p_reason, options->>'format', options->>'prefix'), 200),
            hold_until = CASE WHEN p_reason IS NOT NULL THEN clock_timestamp() + p_for END
      WHERE run_id = v_run_id;
+    PERFORM token_rotation.citus_control(v_run_id);  -- a Citus distributed table: its shards' runs too
     RETURN v_run_id;
 END
 $$;

@@ -56,6 +56,7 @@ BEGIN
     v_changes := token_rotation.option_changes(v_stored, v_options);
     IF v_changes IS NOT NULL THEN
         UPDATE token_rotation.runs SET options = v_options WHERE run_id = v_run_id;
+        PERFORM token_rotation.citus_control(v_run_id);  -- a Citus distributed table: its shards' runs too
         RAISE NOTICE 'run %: options changed for the rest of the run: %', v_run_id, v_changes
             USING ERRCODE = 'TROPT', HINT = 'its workers take them before their next batch';
     END IF;

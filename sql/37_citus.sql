@@ -343,6 +343,8 @@ DECLARE
     v_booked   jsonb;
     v_seen     record;    -- rows done and shards done after the last wave, and how many waves changed neither
     v_idle     integer := 0;
+    v_left     bigint;    -- shards not finished, by the census
+    v_done     bigint;    -- rows done by the shards' runs, by the census
 BEGIN
     PERFORM token_rotation.pin_settings();
     v_kind := (SELECT c.kind FROM token_rotation.citus_shards(p_table) AS c LIMIT 1);
@@ -369,6 +371,14 @@ BEGIN
     END IF;
     v_tag := token_rotation.citus_tag(v_run);
     LOOP
+        -- the run as other sessions left it (pause, cancel): read, not locked, so that they never wait for a wave
+        SELECT * INTO v_run FROM token_rotation.runs r WHERE r.run_id = v_run.run_id;
+        IF v_run.state = 'paused' THEN  -- its shards' runs pause too (citus_control()); this CALL waits
+            COMMIT;
+            PERFORM token_rotation.pin_settings();
+            PERFORM pg_catalog.pg_sleep(1);
+            CONTINUE;
+        END IF;
         EXIT WHEN v_run.state <> 'active';
         EXIT WHEN pg_catalog.clock_timestamp() >= p_stop_at;
         v_started := pg_catalog.clock_timestamp();
@@ -419,20 +429,25 @@ BEGIN
                                                'port', e->'port', 'node_run_id', e->'node_run_id',
                                                'rows_done', e->'rows_done', 'done', e->>'state' = 'finished')), '[]')
                        FROM jsonb_array_elements(v_census) AS e);
-        v_run := token_rotation.citus_record(v_run.run_id, v_booked, NULL, NULL);
-        EXIT WHEN v_run.state <> 'active';
-        -- a wave whose shards all returned without a row or a shard more done: a shard's CALL that cannot go on
+        -- booked with the wave's time after it (a row lock on the run held through a wave would make pause,
+        -- hold and set wait for it); every shard finished: the run is
+        SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT FROM jsonb_array_elements(v_census) AS e
+                                                   WHERE (e->>'shardid')::bigint = s.shardid
+                                                     AND e->>'state' = 'finished')),
+               (SELECT coalesce(sum((e->>'rows_done')::bigint), 0) FROM jsonb_array_elements(v_census) AS e)
+          INTO v_left, v_done
+          FROM token_rotation.shards s WHERE s.run_id = v_run.run_id;
+        IF v_left = 0 THEN
+            v_run := token_rotation.citus_record(v_run.run_id, v_booked, NULL, NULL);
+            EXIT;
+        END IF;
+        -- waves whose shards all returned without a row or a shard more done: a shard's CALL that cannot go on
         -- (it would be sent again for ever)
-        v_idle := CASE WHEN (v_run.rows_done, (SELECT count(*) FROM token_rotation.shards s
-                                                WHERE s.run_id = v_run.run_id AND s.done)) = v_seen
-                       THEN v_idle + 1 ELSE 0 END;
-        v_seen := (v_run.rows_done, (SELECT count(*) FROM token_rotation.shards s
-                                      WHERE s.run_id = v_run.run_id AND s.done));
+        v_idle := CASE WHEN (v_done, v_left) = v_seen THEN v_idle + 1 ELSE 0 END;
+        v_seen := (v_done, v_left);
         IF v_idle >= 3 THEN
-            v_failed := pg_catalog.format('3 waves in a row rotated nothing: shards %s returned at once on their '
-                                          'nodes', (SELECT string_agg(s.shard, ', ' ORDER BY s.shardid)
-                                                      FROM token_rotation.shards s
-                                                     WHERE s.run_id = v_run.run_id AND NOT s.done));
+            v_failed := pg_catalog.format('3 waves in a row rotated nothing: %s shard(s) returned at once on their '
+                                          'nodes', v_left);
             EXIT;
         END IF;
         -- the wave: per node, up to p_workers unfinished shards
@@ -446,11 +461,13 @@ BEGIN
                        row_number() OVER (PARTITION BY c.node, c.port ORDER BY s.shardid) AS n
                   FROM token_rotation.shards s
                   JOIN token_rotation.citus_shards(p_table) AS c ON c.shardid = s.shardid
-                 WHERE s.run_id = v_run.run_id AND NOT s.done
-                   AND NOT EXISTS (SELECT FROM jsonb_array_elements(v_census) AS e  -- another session's now
-                                    WHERE (e->>'shardid')::bigint = s.shardid AND (e->>'busy')::boolean)) AS w
+                 WHERE s.run_id = v_run.run_id
+                   AND NOT EXISTS (SELECT FROM jsonb_array_elements(v_census) AS e  -- finished, or another session's
+                                    WHERE (e->>'shardid')::bigint = s.shardid
+                                      AND (e->>'state' = 'finished' OR (e->>'busy')::boolean))) AS w
          WHERE w.n <= p_workers;
         IF v_wave.ids IS NULL THEN  -- every unfinished shard is another session's now: wait for them
+            v_run := token_rotation.citus_record(v_run.run_id, v_booked, NULL, NULL);
             COMMIT;
             PERFORM token_rotation.pin_settings();
             PERFORM pg_catalog.pg_sleep(1);
@@ -458,8 +475,7 @@ BEGIN
         END IF;
         IF NOT p_quiet THEN
             RAISE NOTICE 'run %: % of % shard(s) done; rotating % shard(s) on % node(s)', v_run.run_id,
-                (SELECT count(*) FROM token_rotation.shards s WHERE s.run_id = v_run.run_id AND s.done),
-                v_run.workers, cardinality(v_wave.ids),
+                v_run.workers - v_left, v_run.workers, cardinality(v_wave.ids),
                 (SELECT count(DISTINCT (n, p)) FROM unnest(v_wave.names, v_wave.ports) AS u(n, p));
         END IF;
         FOR v_node, v_port, v_ok, v_text, v_id IN
@@ -475,7 +491,7 @@ BEGIN
                     v_node, v_port, v_text);
             END IF;
         END LOOP;
-        v_run := token_rotation.citus_record(v_run.run_id, NULL, pg_catalog.clock_timestamp() - v_started, NULL);
+        v_run := token_rotation.citus_record(v_run.run_id, v_booked, pg_catalog.clock_timestamp() - v_started, NULL);
         COMMIT;
         PERFORM token_rotation.pin_settings();
         EXIT WHEN v_failed IS NOT NULL OR p_max_batches IS NOT NULL;
@@ -628,3 +644,74 @@ $$;
 
 COMMENT ON FUNCTION token_rotation.citus_verify(bigint) IS
     'verify() of a distributed table''s run: each shard has one finished run on its node that verifies there.';
+
+-- token_rotation.citus_follow(run, control): on a node, makes this node's open runs of the shards of a
+-- coordinator's run (the tag less its shard) follow its control: its state (paused, active, cancelled), its
+-- hold, and the options set_options() may change. Sent by citus_control() as the tool's owner (it writes the
+-- tool's tables: no other role can); the shards' CALLs read it before their next batch. Returns how many runs.
+CREATE OR REPLACE FUNCTION token_rotation.citus_follow(
+      p_run     jsonb
+    , p_control jsonb
+)
+RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH followed AS (
+        UPDATE token_rotation.runs r
+           SET state = CASE WHEN p_control->>'state' = 'cancelled' THEN 'cancelled'
+                            WHEN p_control->>'state' IN ('active', 'paused') THEN p_control->>'state'
+                            ELSE r.state END,
+               state_changed_at = CASE WHEN p_control->>'state' IS DISTINCT FROM r.state THEN clock_timestamp()
+                                       ELSE r.state_changed_at END,
+               hold_reason = p_control->>'hold_reason',
+               hold_until = (p_control->>'hold_until')::timestamptz,
+               options = r.options || coalesce(p_control->'options', '{}')
+         WHERE (r.options->'citus') - 'shard' = p_run AND r.state IN ('active', 'paused')
+        RETURNING 1
+    )
+    SELECT count(*) FROM followed
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_follow(jsonb, jsonb) IS
+    'This node''s open runs of a coordinator''s shards follow its state, hold and retunable options.';
+
+-- token_rotation.citus_control(run): after pause, unpause, cancel, hold or set_options of a coordinator's run of
+-- a distributed table (they call it, as the tool's owner, once they have authorized the caller), sends the run's
+-- state, hold and retunable options to every node (citus_follow()), so that the shards' CALLs in progress
+-- follow within a batch, not only at the next wave. A node that cannot be reached: a WARNING naming it (the
+-- coordinator's next wave follows the run anyway). Nothing for another run.
+CREATE OR REPLACE FUNCTION token_rotation.citus_control(
+      p_run_id bigint
+)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_run    token_rotation.runs;
+    v_answer record;
+BEGIN
+    SELECT * INTO v_run FROM token_rotation.runs WHERE run_id = p_run_id;
+    IF NOT EXISTS (SELECT FROM token_rotation.shards s WHERE s.run_id = p_run_id) THEN
+        RETURN;
+    END IF;
+    FOR v_answer IN
+        SELECT n.node, n.port, n.ok, n.result
+          FROM token_rotation.citus_on_nodes(v_run.target, pg_catalog.format(
+                   'SELECT token_rotation.citus_follow(%L::jsonb, %L::jsonb)', token_rotation.citus_tag(v_run),
+                   jsonb_build_object('state', v_run.state, 'hold_reason', v_run.hold_reason,
+                                      'hold_until', v_run.hold_until,
+                                      'options', v_run.options - ARRAY['column', 'format', 'prefix', 'previous_column',
+                                                                       'rotated_at_column', 'where', 'older_than',
+                                                                       'rotated_before', 'fill_null', 'citus']))) AS n
+         WHERE NOT n.ok
+    LOOP
+        RAISE WARNING 'node %:% did not follow run % (its shards follow at the next wave): %', v_answer.node,
+                      v_answer.port, p_run_id, token_rotation.redact(v_answer.result);
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION token_rotation.citus_control(bigint) IS
+    'Sends a distributed run''s state, hold and retunable options to its shards'' runs on every node.';

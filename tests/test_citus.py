@@ -510,3 +510,45 @@ def test_a_single_shard_table_of_a_distributed_schema_is_rotated_on_its_node(
     assert coordinator.execute(
         "SELECT state, rows_done FROM token_rotation.runs WHERE target = 'tenant_a.keys'::regclass"
     ).fetchone() == ("finished", 10_000)
+
+
+def shard_options(citus: Cluster, key: str) -> set[str | None]:
+    """The value of one option of every open shard run on every node."""
+    values: set[str | None] = set()
+    for dsn in citus.workers:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            values |= {
+                row[0]
+                for row in conn.execute(
+                    "SELECT options->>%s FROM token_rotation.runs WHERE options ? 'citus'"
+                    " AND state IN ('active', 'paused')",
+                    (key,),
+                ).fetchall()
+            }
+    return values
+
+
+def test_pause_set_and_unpause_on_the_coordinator_reach_the_shards_runs_within_a_batch(
+    citus: Cluster, coordinator: psycopg.Connection
+) -> None:
+    """`pause` on the coordinator while a wave runs: the shards' runs on their nodes pause within a batch (no
+    row rotated while paused, the CALL still there); `set --sleep 0` reaches their options; `unpause` lets the
+    same CALL finish, every row once."""
+    name = "paused_tickets"
+    make_table(coordinator, name, rows=50_000)
+    thread, errors, _ = in_background(citus.coordinator, slow_call(name, workers=1, sleep="20 ms"))
+    wait_for(lambda: live_rows(coordinator, name) > 0)
+    assert run_cli(citus.coordinator, "pause", "--table", f"public.{name}").returncode == 0
+    wait_for(lambda: {state for state, _, _ in shard_runs(citus, name)} - {"finished"} == {"paused"})
+    rows = "SELECT rows_done FROM token_rotation.progress WHERE table_name = %s::regclass"
+    frozen = coordinator.execute(rows, (f"public.{name}",)).fetchone()
+    time.sleep(1.5)
+    assert coordinator.execute(rows, (f"public.{name}",)).fetchone() == frozen
+    assert thread.is_alive()
+    assert run_cli(citus.coordinator, "set", "--table", f"public.{name}", "--sleep", "0").returncode == 0
+    assert shard_options(citus, "sleep") == {"00:00:00"}
+    assert run_cli(citus.coordinator, "unpause", "--table", f"public.{name}").returncode == 0
+    thread.join(300)
+    assert not errors, errors
+    assert once(coordinator, name) == (50_000, 50_000)
+    assert coordinator_run(coordinator, name) == ("finished", 50_000, 50_000)
