@@ -240,6 +240,8 @@ def test_the_command_line_rotates_a_distributed_table_with_sessions_per_node(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stdout.splitlines()]
+    started = [e for e in events if e.get("event") == "started"]
+    assert started and "16 shard(s), 2 session(s) per node" in started[0]["message"], started
     finished = [e for e in events if e.get("event") == "finished"]
     assert finished and finished[0]["rows_done"] == 50_000, events[-3:]
     assert once(coordinator, "cli_tickets") == (50_000, 50_000)
@@ -552,3 +554,31 @@ def test_pause_set_and_unpause_on_the_coordinator_reach_the_shards_runs_within_a
     assert not errors, errors
     assert once(coordinator, name) == (50_000, 50_000)
     assert coordinator_run(coordinator, name) == ("finished", 50_000, 50_000)
+
+
+def test_django_rotate_tokens_rotates_a_distributed_table(
+    citus: Cluster, coordinator: psycopg.Connection
+) -> None:
+    """The test project migrated on the coordinator, its myapp_ticket distributed by id (its unique token
+    dropped: Citus allows a unique index only with the distribution column): `manage.py rotate_tokens
+    myapp.Ticket --workers 2` rotates every row once, one run of the distributed table."""
+    from test_django import manage
+
+    dsn = f"postgresql://postgres@/postgres?host={citus.directory}&port=9700"
+    done = manage(dsn, "migrate")
+    assert done.returncode == 0, done.stderr
+    coordinator.execute("ALTER TABLE myapp_ticket DROP CONSTRAINT IF EXISTS myapp_ticket_token_key")
+    coordinator.execute("SELECT create_distributed_table('myapp_ticket', 'id', shard_count => 8)")
+    coordinator.execute(
+        "INSERT INTO myapp_ticket (token, title, created_at)"
+        " SELECT gen_random_uuid(), 'ticket ' || g, now() FROM generate_series(1, 20000) AS g"
+    )
+    coordinator.execute("CREATE TABLE myapp_ticket_before AS SELECT id, token FROM myapp_ticket")
+    done = manage(dsn, "rotate_tokens", "myapp.Ticket", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert "8 shard(s), 2 session(s) per node" in done.stdout
+    changed = coordinator.execute(
+        "SELECT count(*) FROM myapp_ticket t JOIN myapp_ticket_before b USING (id) WHERE t.token <> b.token"
+    ).fetchone()
+    assert changed == (20_000,)
+    assert coordinator_run(coordinator, "myapp_ticket") == ("finished", 20_000, 20_000)

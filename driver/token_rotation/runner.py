@@ -335,7 +335,9 @@ class Runner:
                     kept = progress.run_options(self.monitor, self.last.run_id)
                     errors.protect(kept.get("format"), kept.get("prefix"))
                     self.renderer.started(
-                        started_info(self.db, self.last, self.resumed, rotation, self.request, kept)
+                        started_info(
+                            self.db, self.last, self.resumed, rotation, self.request, kept, self.distributed
+                        )
                     )
                     self._announced = True
                 if not ended:
@@ -504,16 +506,24 @@ def started_info(
     rotation: Rotation,
     request: Request,
     kept: dict[str, Any] | None = None,
+    distributed: bool = False,
 ) -> dict[str, Any]:
-    """The `started` event; `kept` is the run's stored options (runs.options), which a resume goes on with."""
+    """The `started` event; `kept` is the run's stored options (runs.options), which a resume goes on with;
+    `distributed`: a Citus distributed table."""
     kept = kept or {}
     verb = "resuming" if resumed else "rotating"
     total = format_count(p.rows_total) if p.rows_total_exact else f"about {format_count(p.rows_total)}"
     workers = rotation.workers
     token_format = kept.get("format") or request.token_format or "uuid"
+    # a Citus distributed table: one CALL on the coordinator, its slices the shards, --workers per node
+    spread = (
+        f"{p.slices} shard(s), {rotation.options.slices} session(s) per node"
+        if distributed
+        else f"{p.slices} slice(s), {workers} worker(s)"
+    )
     message = (
-        f"{verb} run {p.run_id}: {total} rows of {p.table_name}.{p.token_column}, {p.slices} slice(s), "
-        f"{workers} worker(s), {batches_text(request, kept)}, format {token_format}, in {db.masked()}"
+        f"{verb} run {p.run_id}: {total} rows of {p.table_name}.{p.token_column}, {spread}, "
+        f"{batches_text(request, kept)}, format {token_format}, in {db.masked()}"
     )
     subset = subset_text(kept)
     if subset:
