@@ -126,6 +126,18 @@ def pg_ctl(citus: Cluster, node: str, *args: str) -> None:
     subprocess.run(["su", "postgres", "-c", " ".join(command)], check=True, timeout=120)
 
 
+def placements(conn: psycopg.Connection, name: str) -> list[tuple[int, int]]:
+    """(shard id, port of its node) of every shard of public.<name>."""
+    return [
+        (int(shardid), int(port))
+        for shardid, port in conn.execute(
+            "SELECT s.shardid, n.nodeport FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)"
+            " JOIN pg_dist_node n USING (groupid) WHERE s.logicalrelid = %s::regclass ORDER BY s.shardid",
+            (f"public.{name}",),
+        ).fetchall()
+    ]
+
+
 def live_rows(conn: psycopg.Connection, name: str) -> int:
     """Rows done of the table's open run as the progress view shows them now (0 before it starts)."""
     row = conn.execute(
@@ -582,3 +594,66 @@ def test_django_rotate_tokens_rotates_a_distributed_table(
     ).fetchone()
     assert changed == (20_000,)
     assert coordinator_run(coordinator, "myapp_ticket") == ("finished", 20_000, 20_000)
+
+
+def test_a_rebalance_during_the_run_moves_shards_between_waves_and_no_row_is_rotated_twice(
+    citus: Cluster, coordinator: psycopg.Connection
+) -> None:
+    """Four shards moved onto one node (12 against 4), then rebalance_table_shards() while the run goes on:
+    the rebalance completes, moving shards between the run's waves, the run finishes, every row once."""
+    name = "rebalanced"
+    make_table(coordinator, name, rows=50_000)
+    for shardid, _ in [row for row in placements(coordinator, name) if row[1] == 9701][:4]:
+        move(coordinator, shardid, 9702)
+    unbalanced = placements(coordinator, name)
+    thread, errors, _ = in_background(citus.coordinator, slow_call(name, workers=1, sleep="20 ms"))
+    wait_for(lambda: live_rows(coordinator, name) > 0)
+    coordinator.execute(
+        "SELECT rebalance_table_shards(%s::regclass, shard_transfer_mode => 'force_logical')",
+        (f"public.{name}",),
+    )
+    thread.join(600)
+    assert not errors, errors
+    assert once(coordinator, name) == (50_000, 50_000)
+    assert coordinator_run(coordinator, name) == ("finished", 50_000, 50_000)
+    assert placements(coordinator, name) != unbalanced, "the rebalance moved nothing: it tested nothing"
+
+
+def test_a_plain_table_on_the_coordinator_is_rotated_as_on_any_server(
+    citus: Cluster, coordinator: psycopg.Connection
+) -> None:
+    """A table Citus does not manage, on the coordinator: an ordinary run there, no shard involved."""
+    coordinator.execute("DROP TABLE IF EXISTS public.local_keys")
+    coordinator.execute("CREATE TABLE public.local_keys (id bigint PRIMARY KEY, token uuid NOT NULL)")
+    coordinator.execute(
+        "INSERT INTO public.local_keys SELECT g, gen_random_uuid() FROM generate_series(1, 5000) g"
+    )
+    coordinator.execute("CREATE TABLE public.local_keys_before AS SELECT * FROM public.local_keys")
+    coordinator.execute("CALL token_rotation.rotate('public.local_keys', p_quiet => true)")
+    changed = coordinator.execute(
+        "SELECT count(*) FROM public.local_keys k JOIN public.local_keys_before b USING (id)"
+        " WHERE k.token <> b.token"
+    ).fetchone()
+    assert changed == (5000,)
+    run = coordinator.execute(
+        "SELECT r.state, r.rows_done,"
+        " (SELECT count(*) FROM token_rotation.shards s WHERE s.run_id = r.run_id),"
+        " (SELECT count(*) FROM token_rotation.batches b WHERE b.run_id = r.run_id) > 0"
+        " FROM token_rotation.runs r WHERE r.target = 'public.local_keys'::regclass"
+    ).fetchone()
+    assert run == ("finished", 5000, 0, True)
+
+
+def test_zz_uninstall_on_the_coordinator_removes_the_tool_from_every_node(citus: Cluster) -> None:
+    """`uninstall` on the coordinator (after every other test of the module: zz) leaves no token_rotation on
+    any node; `install` brings it back on every node."""
+    done = run_cli(citus.coordinator, "uninstall")
+    assert done.returncode == 0, done.stderr
+    assert "and its 2 Citus worker node(s)" in done.stdout
+    for dsn in (citus.coordinator, *citus.workers):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT to_regnamespace('token_rotation')").fetchone() == (None,)
+    assert run_cli(citus.coordinator, "install").returncode == 0
+    for dsn in citus.workers:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT to_regclass('token_rotation.runs') IS NOT NULL").fetchone() == (True,)
