@@ -7,10 +7,11 @@ DSN of a cluster of yours with the tool installed), two identical hash-distribut
 --shards shards. Each round, in alternation and after a VACUUM of both: the tool's rotation of one
 (`CALL token_rotation.rotate(..., p_workers => --workers)`, its defaults otherwise: batches, checkpoints,
 progress log, on each shard's node) and, as the reference, `run_command_on_shards(twin, UPDATE %s SET token =
-gen_random_uuid())` of the other: every shard in one statement, all at once, no batch, no checkpoint. Then the
-rotation with 1 session per node against --workers per node (what this machine can show of scaling: its 2
-cores serve every node). It prints each round and the medians and spreads of the ratios; goal: the rotation
-<= 1.15x the reference.
+gen_random_uuid())` of the other: every shard in one statement, all at once, no batch, no checkpoint. Then
+the rotation of a third identical table whose shards are all on one node (created while the other worker
+takes no shards), with the same sessions per node: one node's sessions only against both nodes' (what this
+machine can show of scaling: its 2 cores serve every node), and the rotation with 1 session per node. It
+prints each round and the medians and spreads of the ratios; goal: the rotation <= 1.15x the reference.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from token_rotation import citus, migrate
 from token_rotation.bench import common
 from token_rotation.bench.citus_cluster import local_cluster
 
-TABLES = ("bench_citus_tickets", "bench_citus_twin")
+TABLES = ("bench_citus_tickets", "bench_citus_twin", "bench_citus_one_node")
 
 
 def make_tables(dsn: str, rows: int, shards: int) -> None:
@@ -41,11 +42,21 @@ def make_tables(dsn: str, rows: int, shards: int) -> None:
                 " token uuid NOT NULL DEFAULT gen_random_uuid(), title text NOT NULL,"
                 " PRIMARY KEY (tenant, id))"
             )
+            one_node = table == TABLES[2]
+            others = conn.execute(
+                "SELECT nodename, nodeport FROM pg_dist_node WHERE groupid <> 0 ORDER BY nodeid OFFSET 1"
+            ).fetchall()
+            for host, port in others if one_node else []:  # its shards all go to the first worker
+                conn.execute(
+                    "SELECT citus_set_node_property(%s, %s, 'shouldhaveshards', false)", (host, port)
+                )
             conn.execute(
                 f"SELECT create_distributed_table('public.{table}', 'tenant', shard_count => %s,"
                 " colocate_with => 'none')",
                 (shards,),
             )
+            for host, port in others if one_node else []:
+                conn.execute("SELECT citus_set_node_property(%s, %s, 'shouldhaveshards', true)", (host, port))
             conn.execute(
                 f"INSERT INTO public.{table} (tenant, id, title) SELECT g %% 1000, g, 'ticket ' || g"
                 " FROM generate_series(1, %s) AS g",
@@ -60,17 +71,17 @@ def vacuum(dsn: str) -> None:
             conn.execute(f"VACUUM public.{table}")
 
 
-def rotation(dsn: str, workers: int) -> float:
-    """Seconds of one CALL of the tool on the distributed table; checks that it finished every row."""
+def rotation(dsn: str, workers: int, table: str = TABLES[0]) -> float:
+    """Seconds of one CALL of the tool on a distributed table; checks that it finished every row."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         started = time.perf_counter()
         conn.execute(
-            f"CALL token_rotation.rotate('public.{TABLES[0]}', p_workers => %s, p_quiet => true)", (workers,)
+            f"CALL token_rotation.rotate('public.{table}', p_workers => %s, p_quiet => true)", (workers,)
         )
         seconds = time.perf_counter() - started
         row = conn.execute(
             "SELECT state, rows_done, rows_expected FROM token_rotation.runs"
-            f" WHERE target = 'public.{TABLES[0]}'::regclass ORDER BY run_id DESC LIMIT 1"
+            f" WHERE target = 'public.{table}'::regclass ORDER BY run_id DESC LIMIT 1"
         ).fetchone()
     if row is None or row[0] != "finished" or row[1] != row[2]:
         raise RuntimeError(f"the rotation did not finish every row: {row}")
@@ -114,7 +125,7 @@ def coordinator(dsn: str | None) -> Iterator[str]:
 def main(rows: int, shards: int, rounds: int, workers: int, dsn: str | None) -> None:
     with coordinator(dsn) as url:
         make_tables(url, rows, shards)
-        ratios, scaling = [], []
+        ratios, nodes, sessions = [], [], []
         print(f"{rows:,} rows over {shards} shards; {rounds} round(s), alternated")
         for n in range(rounds):
             vacuum(url)
@@ -123,18 +134,26 @@ def main(rows: int, shards: int, rounds: int, workers: int, dsn: str | None) -> 
             else:
                 ref, tool = reference(url), rotation(url, workers)
             vacuum(url)
-            one = rotation(url, 1)
+            alone = rotation(url, workers, TABLES[2])
+            single = rotation(url, 1)
             ratios.append(tool / ref)
-            scaling.append(tool / one)
+            nodes.append(tool / alone)
+            sessions.append(tool / single)
             print(
-                f"round {n + 1}: rotation ({workers}/node) {tool:.2f}s, run_command_on_shards {ref:.2f}s "
-                f"({tool / ref:.3f}x); rotation (1/node) {one:.2f}s ({workers}/node: {tool / one:.3f}x of it)"
+                f"round {n + 1}: rotation ({workers}/node, 2 nodes) {tool:.2f}s, run_command_on_shards "
+                f"{ref:.2f}s ({tool / ref:.3f}x); every shard on 1 node {alone:.2f}s (2 nodes: "
+                f"{tool / alone:.3f}x of it); 1 session/node {single:.2f}s "
+                f"({workers}/node: {tool / single:.3f}x of it)"
             )
         ratio = common.median(ratios)
         print(f"rotation / run_command_on_shards: median {ratio:.3f}x, spread {common.spread(ratios):.0%}")
         print(
-            f"{workers} sessions per node / 1: median {common.median(scaling):.3f}x, "
-            f"spread {common.spread(scaling):.0%}"
+            f"both nodes / one node's sessions only: median {common.median(nodes):.3f}x, "
+            f"spread {common.spread(nodes):.0%}"
+        )
+        print(
+            f"{workers} sessions per node / 1: median {common.median(sessions):.3f}x, "
+            f"spread {common.spread(sessions):.0%}"
         )
         print(common.goal(18, "the rotation against run_command_on_shards", ratio, 1.15))
     sys.exit(0)
