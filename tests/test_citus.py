@@ -254,6 +254,7 @@ def test_the_command_line_rotates_a_distributed_table_with_sessions_per_node(
     events = [json.loads(line) for line in done.stdout.splitlines()]
     started = [e for e in events if e.get("event") == "started"]
     assert started and "16 shard(s), 2 session(s) per node" in started[0]["message"], started
+    assert (started[0]["slices"], started[0]["workers"]) == (16, 2)
     finished = [e for e in events if e.get("event") == "finished"]
     assert finished and finished[0]["rows_done"] == 50_000, events[-3:]
     assert once(coordinator, "cli_tickets") == (50_000, 50_000)
@@ -542,12 +543,27 @@ def shard_options(citus: Cluster, key: str) -> set[str | None]:
     return values
 
 
+def shard_holds(citus: Cluster) -> set[str | None]:
+    """The hold reason of every open shard run on every node (None: no hold)."""
+    reasons: set[str | None] = set()
+    for dsn in citus.workers:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            reasons |= {
+                row[0]
+                for row in conn.execute(
+                    "SELECT hold_reason FROM token_rotation.runs WHERE options ? 'citus'"
+                    " AND state IN ('active', 'paused')"
+                ).fetchall()
+            }
+    return reasons
+
+
 def test_pause_set_and_unpause_on_the_coordinator_reach_the_shards_runs_within_a_batch(
     citus: Cluster, coordinator: psycopg.Connection
 ) -> None:
     """`pause` on the coordinator while a wave runs: the shards' runs on their nodes pause within a batch (no
-    row rotated while paused, the CALL still there); `set --sleep 0` reaches their options; `unpause` lets the
-    same CALL finish, every row once."""
+    row rotated while paused, the CALL still there); `set --sleep 0` reaches their options, `hold` and its
+    lifting their hold; `unpause` lets the same CALL finish, every row once."""
     name = "paused_tickets"
     make_table(coordinator, name, rows=50_000)
     thread, errors, _ = in_background(citus.coordinator, slow_call(name, workers=1, sleep="20 ms"))
@@ -561,6 +577,12 @@ def test_pause_set_and_unpause_on_the_coordinator_reach_the_shards_runs_within_a
     assert thread.is_alive()
     assert run_cli(citus.coordinator, "set", "--table", f"public.{name}", "--sleep", "0").returncode == 0
     assert shard_options(citus, "sleep") == {"00:00:00"}
+    held = run_cli(citus.coordinator, "hold", "--table", f"public.{name}", "--reason", "backup")
+    assert held.returncode == 0, held.stderr
+    assert shard_holds(citus) == {"backup"}
+    lifted = run_cli(citus.coordinator, "hold", "--table", f"public.{name}")  # no --reason: lifts it
+    assert lifted.returncode == 0, lifted.stderr
+    assert shard_holds(citus) == {None}
     assert run_cli(citus.coordinator, "unpause", "--table", f"public.{name}").returncode == 0
     thread.join(300)
     assert not errors, errors

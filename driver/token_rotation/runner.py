@@ -539,7 +539,7 @@ def started_info(
         "rows_total": p.rows_total,
         "rows_done": p.rows_done,
         "slices": p.slices,
-        "workers": workers,
+        "workers": rotation.options.slices if distributed else workers,  # a distributed table: per node
         "batch_size": kept.get("batch_size") or request.first_batch,
         "target_batch_time": DEFAULT_TARGET_BATCH_TIME
         if request.adaptive_default
