@@ -59,7 +59,8 @@ def test_rotate_rotates_every_row_once_and_ends_with_a_one_line_summary(
 
 def test_json_lines_tell_started_progress_finished_and_a_summary(dsn: str, conn: psycopg.Connection) -> None:
     """--json prints one JSON object a line: started, progress..., finished, and a final summary with the
-    exit code; the numbers are the run's own."""
+    exit code; the numbers are the run's own. The run lasts at least 60 batches x 50 ms = 3 s, six times the
+    driver's poll interval (it once lasted 0.3 s and finished before a progress line: issue 21's flake)."""
     make_table(conn, rows=30_000)
     result = run(
         dsn,
@@ -70,7 +71,7 @@ def test_json_lines_tell_started_progress_finished_and_a_summary(dsn: str, conn:
         "--batch-size",
         "500",
         "--sleep",
-        "5ms",
+        "50ms",
         "--progress-interval",
         "0",
     )
