@@ -85,7 +85,7 @@ bench: venv ## benchmark table, JSON and chart: bare UPDATE vs the procedure vs 
 bench-growth: venv ## the CLI's defaults vs a bare UPDATE of fresh ROWS-row tables: growth and time ratios
 	$(BIN)/python -m token_rotation.bench.growth --rows $(ROWS) $(BENCH_ARGS)
 
-bench-app: venv ## an application at a fixed rate (pgbench -R) alone vs during+after a rotation: p50/p99/worst
+bench-app: venv ## an application at a fixed rate (pgbench -R) beside a rotation vs beside a bare UPDATE of a twin: p99/worst, growth, time ratios
 	$(BIN)/python -m token_rotation.bench.app --rows $(ROWS) $(BENCH_ARGS)
 
 bench-app-control: venv ## bench-app's application alone, beside a CPU-bound backend, beside a bare UPDATE of another table
