@@ -431,6 +431,7 @@ class Runner:
         if self.reclaimer is not None:
             data["reclaim"] = {
                 "vacuums": len(self.reclaimer.done),
+                "index_vacuums": sum(v.indexes for v in self.reclaimer.done),
                 "vacuum_seconds": round(sum(v.seconds for v in self.reclaimer.done), 3),
                 "every_percent": self.request.reclaim_every,
             }
