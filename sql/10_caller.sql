@@ -2,7 +2,7 @@
 -- them current_user is the tool's owner): the role of SET ROLE, else the session's user (session_user, which
 -- SET SESSION AUTHORIZATION changes). It is the role whose rights every bookkeeping function checks
 -- (authorize()). A role's own code run from another role's SECURITY DEFINER function is checked as the
--- session's role: README, "Security model".
+-- session's role: docs/security.md.
 --   SELECT token_rotation.caller();
 CREATE OR REPLACE FUNCTION token_rotation.caller()
 RETURNS name

@@ -1,6 +1,7 @@
-"""The README, the Makefile and docker-compose.yml agree with the code: the newcomer's two commands come
-first, every procedure parameter and exit code is documented, and the compose file is valid and consistent
-(no Docker engine runs here, so it is checked, not started)."""
+"""The README, docs/, the Makefile and docker-compose.yml agree with the code: the newcomer's two commands
+come first in a README short enough to finish, every procedure parameter and exit code is documented, every
+relative link leads to a file, and the compose file is valid and consistent (no Docker engine runs here, so
+it is checked, not started)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ from token_rotation.errors import EXIT_CODES
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+DOCS_DIR = ROOT / "docs"
+SQL_DOC = (DOCS_DIR / "sql.md").read_text()
+CLI_DOC = (DOCS_DIR / "cli.md").read_text()
+ALL_DOCS = "\n".join([README] + [p.read_text() for p in sorted(DOCS_DIR.glob("*.md"))])
 MAKEFILE = (ROOT / "Makefile").read_text()
 
 
@@ -34,9 +39,26 @@ def test_readme_starts_with_make_demo_and_make_test() -> None:
     assert any(line.strip().startswith("make test") for line in first)
 
 
-def test_readme_documents_every_parameter_of_rotate_with_its_default() -> None:
-    """Each parameter of token_rotation.rotate in sql/20_rotate.sql has a README row with its default: a
-    stored option's SQL default is NULL ("not given") and its new run's default is the comment after it."""
+def test_the_readme_is_short_and_links_to_every_page_of_docs() -> None:
+    """A newcomer finishes the README: at most 150 lines, and it links every page of docs/."""
+    assert len(README.splitlines()) <= 150
+    for page in DOCS_DIR.glob("*.md"):
+        assert f"(docs/{page.name})" in README, page.name
+
+
+def test_every_relative_link_of_the_docs_leads_to_a_file() -> None:
+    """Links between README.md, BENCHMARKS.md and docs/*.md (the files moved once; a link must move too)."""
+    pages = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted(DOCS_DIR.glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", page.read_text()):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            assert (page.parent / target).exists(), f"{page.name}: {target}"
+
+
+def test_the_docs_give_every_parameter_of_rotate_with_its_default() -> None:
+    """Each parameter of token_rotation.rotate in sql/20_rotate.sql has a row in docs/sql.md with its
+    default: a stored option's SQL default is NULL ("not given"), a new run's is the comment after it."""
     source = (ROOT / "sql" / "20_rotate.sql").read_text()
     signature = source[source.index("PROCEDURE token_rotation.rotate(") : source.index("LANGUAGE plpgsql")]
     params = re.findall(
@@ -44,28 +66,28 @@ def test_readme_documents_every_parameter_of_rotate_with_its_default() -> None:
     )  # a type may be name[]
     assert len(params) >= 14
     for name, default, new_run_default in params:
-        row = next((line for line in README.splitlines() if line.startswith(f"| `{name}`")), None)
+        row = next((line for line in SQL_DOC.splitlines() if line.startswith(f"| `{name}`")), None)
         assert row is not None, f"{name} is not documented"
         documented = row.split("|")[2].strip()
         expected = f"`{new_run_default or default}`" if default else "(required)"
         assert documented == expected or documented.startswith(expected + " for "), f"{name}: {row!r}"
 
 
-def test_readme_lists_the_exit_codes_the_cli_uses() -> None:
-    """The README's exit-code table has exactly the codes of token_rotation.errors."""
-    section = README[README.index("## Exit codes") :]
-    section = section[: section.index("\n## ", 3)]
+def test_the_docs_list_the_exit_codes_the_cli_uses() -> None:
+    """The exit-code table of docs/cli.md has exactly the codes of token_rotation.errors."""
+    section = CLI_DOC[CLI_DOC.index("## Exit codes") :]
+    section = section[: section.index("\n## ", 3)] if "\n## " in section[3:] else section
     documented = {int(code) for code in re.findall(r"^\| (\d+) \|", section, re.MULTILINE)}
     assert documented == set(EXIT_CODES)
 
 
-def test_readme_mentions_every_command_and_the_make_targets_it_names_exist() -> None:
-    """Every CLI command appears in the README, and every `make X` in the README is a Makefile target."""
+def test_the_docs_mention_every_command_and_the_make_targets_they_name_exist() -> None:
+    """Every CLI command appears in the docs, and every `make X` they name is a Makefile target."""
     assert isinstance(cli, click.Group)
     for command in cli.list_commands(click.Context(cli)):
-        assert f"`{command}" in README or f"{command}`" in README, command
+        assert f"`{command}" in CLI_DOC or f"{command}`" in CLI_DOC, command
     targets = set(re.findall(r"^([a-z][a-z-]*):", MAKEFILE, re.MULTILINE))
-    for target in set(re.findall(r"\bmake ([a-z][a-z-]+)", README)):
+    for target in set(re.findall(r"\bmake ([a-z][a-z-]+)", ALL_DOCS)):
         assert target in targets, f"make {target} is not a Makefile target"
     for target in ("demo", "rotate", "seed", "status", "install", "test", "lint", "help", "bench-driver"):
         assert target in targets
@@ -96,9 +118,9 @@ def test_compose_file_is_valid_and_its_services_fit_together() -> None:
         env["POSTGRES_PASSWORD"],
         env["POSTGRES_DB"],
     )
-    assert f"localhost:{host_port}/{env['POSTGRES_DB']}" in README
+    assert f"localhost:{host_port}/{env['POSTGRES_DB']}" in ALL_DOCS
     for name in ("`postgres`", "`demo`", "docker compose up", demo["environment"]["DATABASE_URL"]):
-        assert name in README
+        assert name in ALL_DOCS
 
 
 def test_compose_citus_profile_is_a_coordinator_two_workers_and_a_demo_that_waits_for_them() -> None:
@@ -119,7 +141,7 @@ def test_compose_citus_profile_is_a_coordinator_two_workers_and_a_demo_that_wait
     assert "citus_add_node" in script and "create_distributed_table" in script
     commands = [line.split()[1] for line in script.splitlines() if line.strip().startswith("token-rotation")]
     assert commands == ["install", "rotate", "status"]
-    assert "docker compose --profile citus up citus-demo" in README
+    assert "docker compose --profile citus up citus-demo" in ALL_DOCS
 
 
 def test_compose_demo_runs_only_commands_and_options_the_cli_has() -> None:

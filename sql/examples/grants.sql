@@ -1,7 +1,7 @@
 -- The grants a role needs to rotate a table with token-rotation, and nothing more (least privilege).
 -- Not installed by the migrations (this file is outside the sql/*.sql glob): a DBA runs it by hand, with the
 -- role and table names replaced. Validated by tests/test_privileges.py and tests/security/ against
--- PostgreSQL 15 and 18. The model behind it: README.md, "Security model".
+-- PostgreSQL 15 and 18. The model behind it: docs/security.md.
 --
 -- rotate() runs with the caller's rights (SECURITY INVOKER): the role itself must be able to read the key and
 -- update the token of the table. It writes the tool's run, checkpoint and progress-log tables only through
