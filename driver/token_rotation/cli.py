@@ -93,6 +93,8 @@ def target(ctx: click.Context) -> connection.Target:
     """The database chosen by --dsn / DATABASE_URL / PG* / the embedded server (said on stderr)."""
     try:
         db = connection.resolve(ctx.obj["dsn"])
+    except ToolError:  # no database, and no embedded server installed: says how to get one
+        raise
     except Exception as exc:  # the embedded server could not start
         raise ToolError(f"could not start the embedded PostgreSQL: {redact(str(exc))}") from None
     notice = connection.embedded_notice(db)

