@@ -98,18 +98,6 @@ def stats(latencies: list[float], failed: int, seconds: float) -> dict[str, floa
     }
 
 
-def sizes(dsn: str, table: str) -> tuple[int, int]:
-    """Heap bytes and heap + index bytes of a table."""
-    with common.connect(dsn) as conn:
-        row = conn.execute(
-            "SELECT pg_relation_size(%s::regclass), pg_relation_size(%s::regclass)"
-            " + pg_indexes_size(%s::regclass)",
-            (table, table, table),
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
-
-
 def fresh(dsn: str, rows: int, table: str) -> None:
     """A freshly seeded table with autovacuum on (as a real table), vacuumed."""
     common.make_scratch_table(dsn, rows, table)
@@ -184,7 +172,7 @@ def measure(dsn: str, rows: int, rate: int, config: Config) -> Result:
         fresh(dsn, rows, TWIN)
     with common.connect(dsn) as conn:
         conn.execute("CHECKPOINT")
-    heap0, total0 = sizes(dsn, config.table)
+    heap0, total0 = common.sizes(dsn, config.table)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         proc = pgbench(dsn, rows, rate, 900, workdir, "tx")
@@ -194,7 +182,7 @@ def measure(dsn: str, rows: int, rate: int, config: Config) -> Result:
         start = time.time()
         config.work(dsn)
         end = time.time()
-        heap1, total1 = sizes(dsn, config.table)
+        heap1, total1 = common.sizes(dsn, config.table)
         time.sleep(AFTER + 3)  # pgbench buffers its log: what it loses when stopped is past the window
         proc.terminate()
         output = proc.communicate()[0]

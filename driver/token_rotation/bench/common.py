@@ -57,6 +57,18 @@ def make_scratch_table(
         conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(ident))
 
 
+def sizes(dsn: str, table: str) -> tuple[int, int]:
+    """Heap bytes and heap + index bytes of a table."""
+    with connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT pg_relation_size(%s::regclass), pg_relation_size(%s::regclass)"
+            " + pg_indexes_size(%s::regclass)",
+            (table, table, table),
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 def reset(conn: psycopg.Connection, table: str = SCRATCH_TABLE) -> None:
     """Puts the table in the same state before each measured run: dead tuples reclaimed, no dirty pages."""
     conn.execute(sql.SQL("VACUUM {}").format(sql.Identifier(table)))

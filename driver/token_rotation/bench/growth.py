@@ -29,14 +29,7 @@ TABLE = "bench_growth"
 
 def sizes(dsn: str) -> tuple[int, int]:
     """Heap bytes and heap + index bytes of the table."""
-    with common.connect(dsn) as conn:
-        row = conn.execute(
-            "SELECT pg_relation_size(%s::regclass), pg_relation_size(%s::regclass)"
-            " + pg_indexes_size(%s::regclass)",
-            (TABLE, TABLE, TABLE),
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
+    return common.sizes(dsn, TABLE)
 
 
 def fresh(dsn: str, rows: int) -> None:
