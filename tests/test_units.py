@@ -66,6 +66,8 @@ def test_exit_codes_follow_the_sqlstate() -> None:
     assert exit_code_for("42501") == EXIT_OTHER
     assert exit_code_for("55P03") == EXIT_OTHER
     assert exit_code_for(None) == EXIT_OTHER
+    assert exit_code_for("TROPT") == EXIT_OTHER  # a code of the tool's own, which psycopg does not know
+    assert [exit_code_for(s) for s in ("42883", "3F000", "2BP01", "P0002", "42P16")] == [2] * 5
     assert EXIT_BAD_INPUT == 2
 
 

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import click
 import psycopg
+from psycopg import errors as pg_errors
 
 EXIT_OK = 0
 EXIT_OTHER = 1
@@ -34,20 +35,17 @@ EXIT_CODES = {
 }
 
 # SQLSTATEs that mean "the input was wrong" although their class says otherwise
-_BAD_INPUT_STATES = {
-    "0A000",
-    "23502",
-    "02000",
-    "P0002",
-    "3F000",
-    "42P01",
-    "42703",
-    "42804",
-    "42809",
-    "42P16",
-    "42883",
-    "2BP01",  # dependent_objects_still_exist: a foreign key to the token without ON UPDATE CASCADE
-}
+# exit code 2 (bad input): what the caller fixes by asking otherwise: these, every data exception (class 22)
+# and every syntax or access rule violation (class 42) but permission denied
+_BAD_INPUT_CLASSES = ("22", "42")
+_BAD_INPUT = (
+    pg_errors.FeatureNotSupported,
+    pg_errors.NotNullViolation,
+    pg_errors.NoData,
+    pg_errors.NoDataFound,
+    pg_errors.InvalidSchemaName,
+    pg_errors.DependentObjectsStillExist,  # a foreign key to the token without ON UPDATE CASCADE
+)
 # What redact() hides, in this order: (pattern, replacement), each written so that Python's re and
 # PostgreSQL's regular expressions (AREs) read it alike, flags embedded ((?i)); sql/10_redact.sql applies the
 # same list with regexp_replace(..., 'g') (a test compares the two on samples).
@@ -78,7 +76,8 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _PARAMETER = re.compile(r"(?<![\w.\"])p_([a-z][a-z0-9]*(?:_[a-z0-9]+)*)\b(?![.\"])")
 # SQLSTATEs of a session the server ended: admin_shutdown (also pg_terminate_backend), crash_shutdown,
 # connection_failure
-_LOST_STATES = {"57P01", "57P02", "08006"}
+# the server's goodbye: pg_terminate_backend or a shutdown, a crash, a connection failure
+_LOST = (pg_errors.AdminShutdown, pg_errors.CrashShutdown, pg_errors.ConnectionFailure)
 
 
 class ToolError(click.ClickException):
@@ -164,7 +163,7 @@ def connection_lost(exc: BaseException) -> bool:
     goodbye SQLSTATE, or libpq's own "server closed the connection" / "consuming input failed"."""
     if not isinstance(exc, psycopg.OperationalError):
         return False
-    if exc.sqlstate in _LOST_STATES:
+    if isinstance(exc, _LOST):
         return True
     text = str(exc).lower()
     return not exc.sqlstate and any(phrase in text for phrase in _LOST_PHRASES)
@@ -182,16 +181,18 @@ def lost_message(exc: BaseException, resume: str | None = None) -> str:
 
 
 def exit_code_for(sqlstate: str | None) -> int:
-    """The exit code for a PostgreSQL error, by its SQLSTATE."""
-    if not sqlstate:
-        return EXIT_OTHER
-    if sqlstate == "57014":  # query_canceled: Ctrl-C, pg_cancel_backend
+    """The exit code for a PostgreSQL error, by its SQLSTATE (through psycopg's class for it)."""
+    try:
+        error = pg_errors.lookup(sqlstate) if sqlstate else None
+    except KeyError:  # a code of the tool's own (TROPT ...) or one psycopg does not know
+        error = None
+    if error is not None and issubclass(error, pg_errors.QueryCanceled):  # Ctrl-C, pg_cancel_backend
         return EXIT_INTERRUPTED
-    if sqlstate == "55006":  # object_in_use: another run holds the table
+    if error is not None and issubclass(error, pg_errors.ObjectInUse):  # another run holds the table
         return EXIT_BUSY
-    if sqlstate in _BAD_INPUT_STATES or sqlstate.startswith("22"):
-        return EXIT_BAD_INPUT
-    if sqlstate.startswith("42") and sqlstate != "42501":  # 42501: permission denied is not bad input
+    if error is not None and issubclass(error, pg_errors.InsufficientPrivilege):  # not bad input
+        return EXIT_OTHER
+    if (error is not None and issubclass(error, _BAD_INPUT)) or (sqlstate or "")[:2] in _BAD_INPUT_CLASSES:
         return EXIT_BAD_INPUT
     return EXIT_OTHER
 
@@ -202,8 +203,7 @@ def describe(exc: psycopg.Error, *, with_detail: bool = False) -> str:
     diag = exc.diag
     message = diag.message_primary or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     parts = [message]
-    sqlstate = diag.sqlstate or ""
-    if with_detail and diag.message_detail and not sqlstate.startswith("23"):
+    if with_detail and diag.message_detail and not isinstance(exc, psycopg.IntegrityError):  # class 23
         parts.append(diag.message_detail)
     line = "; ".join(parts)
     if diag.message_hint:
@@ -219,9 +219,11 @@ def from_pg(exc: psycopg.Error) -> ToolError:
     if isinstance(exc, psycopg.OperationalError) and sqlstate is None:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
         return ToolError(f"cannot connect: {first}", EXIT_OTHER)
-    if sqlstate in ("3F000", "42883") and "token_rotation" in (exc.diag.message_primary or ""):
+    missing = (pg_errors.InvalidSchemaName, pg_errors.UndefinedFunction)
+    if isinstance(exc, missing) and "token_rotation" in (exc.diag.message_primary or ""):
         return ToolError(
             "token_rotation is not installed in this database (run: token-rotation install)", EXIT_OTHER
         )
     code = exit_code_for(sqlstate)
-    return ToolError(describe(exc, with_detail=sqlstate in ("55006", "57014", "55P03")), code)
+    detailed = (pg_errors.ObjectInUse, pg_errors.QueryCanceled, pg_errors.LockNotAvailable)
+    return ToolError(describe(exc, with_detail=isinstance(exc, detailed)), code)

@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.rows import dict_row
 
@@ -43,8 +44,6 @@ POLL_SECONDS = 0.5  # the progress view is read about twice a second
 # waits at most that); the first batch has this many rows: BENCHMARKS.md, "The application during a run"
 DEFAULT_TARGET_BATCH_TIME = 0.010
 DEFAULT_FIRST_BATCH = 1000
-BUSY = "55006"  # object_in_use: every unfinished slice of the run is taken
-CANCELED = "57014"  # query_canceled
 
 
 @dataclass(frozen=True)
@@ -387,11 +386,12 @@ class Runner:
         lost = [e for e in rotation.errors if connection_lost(e)]
         if lost:
             raise ToolError(lost_message(lost[0], self.resume), EXIT_OTHER)
-        busy = [e for e in rotation.errors if e.sqlstate == BUSY]
-        others = [e for e in rotation.errors if e.sqlstate != BUSY]
+        # object_in_use: every unfinished slice of the run is taken
+        busy = [e for e in rotation.errors if isinstance(e, pg_errors.ObjectInUse)]
+        others = [e for e in rotation.errors if not isinstance(e, pg_errors.ObjectInUse)]
         if first and busy and rotation.calls_done == 0 and not others:
             raise from_pg(busy[0])  # every slice was taken before we began: exit 3, naming the holders
-        canceled = [e for e in others if e.sqlstate == CANCELED]
+        canceled = [e for e in others if isinstance(e, pg_errors.QueryCanceled)]
         if canceled and len(canceled) == len(others):
             self.renderer.note(f"a worker's CALL was canceled: {describe(canceled[0])}")
             self.renderer.interrupted(self.last, self.resume)
