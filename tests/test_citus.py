@@ -527,35 +527,30 @@ def test_a_single_shard_table_of_a_distributed_schema_is_rotated_on_its_node(
     ).fetchone() == ("finished", 10_000)
 
 
-def shard_options(citus: Cluster, key: str) -> set[str | None]:
-    """The value of one option of every open shard run on every node."""
+def open_shard_runs(citus: Cluster, column: str, params: tuple[str, ...] = ()) -> set[str | None]:
+    """One column (an SQL expression) of every open shard run on every node."""
     values: set[str | None] = set()
     for dsn in citus.workers:
         with psycopg.connect(dsn, autocommit=True) as conn:
             values |= {
                 row[0]
                 for row in conn.execute(
-                    "SELECT options->>%s FROM token_rotation.runs WHERE options ? 'citus'"
+                    f"SELECT {column} FROM token_rotation.runs WHERE options ? 'citus'"
                     " AND state IN ('active', 'paused')",
-                    (key,),
+                    params,
                 ).fetchall()
             }
     return values
 
 
+def shard_options(citus: Cluster, key: str) -> set[str | None]:
+    """The value of one option of every open shard run on every node."""
+    return open_shard_runs(citus, "options->>%s", (key,))
+
+
 def shard_holds(citus: Cluster) -> set[str | None]:
     """The hold reason of every open shard run on every node (None: no hold)."""
-    reasons: set[str | None] = set()
-    for dsn in citus.workers:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            reasons |= {
-                row[0]
-                for row in conn.execute(
-                    "SELECT hold_reason FROM token_rotation.runs WHERE options ? 'citus'"
-                    " AND state IN ('active', 'paused')"
-                ).fetchall()
-            }
-    return reasons
+    return open_shard_runs(citus, "hold_reason")
 
 
 def test_pause_set_and_unpause_on_the_coordinator_reach_the_shards_runs_within_a_batch(

@@ -10,6 +10,7 @@ patterns (REDACTIONS), for what the database stores.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +35,6 @@ EXIT_CODES = {
     EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM, pg_cancel_backend); committed batches are kept",
 }
 
-# SQLSTATEs that mean "the input was wrong" although their class says otherwise
 # exit code 2 (bad input): what the caller fixes by asking otherwise: these, every data exception (class 22)
 # and every syntax or access rule violation (class 42) but permission denied
 _BAD_INPUT_CLASSES = ("22", "42")
@@ -74,8 +74,6 @@ _BREAKS = str.maketrans({"\n": " ", "\r": " ", "\t": " "})
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # a parameter name of a routine (p_column), not part of a qualified or quoted name (public.p_x, "p_x")
 _PARAMETER = re.compile(r"(?<![\w.\"])p_([a-z][a-z0-9]*(?:_[a-z0-9]+)*)\b(?![.\"])")
-# SQLSTATEs of a session the server ended: admin_shutdown (also pg_terminate_backend), crash_shutdown,
-# connection_failure
 # the server's goodbye: pg_terminate_backend or a shutdown, a crash, a connection failure
 _LOST = (pg_errors.AdminShutdown, pg_errors.CrashShutdown, pg_errors.ConnectionFailure)
 
@@ -182,17 +180,17 @@ def lost_message(exc: BaseException, resume: str | None = None) -> str:
 
 def exit_code_for(sqlstate: str | None) -> int:
     """The exit code for a PostgreSQL error, by its SQLSTATE (through psycopg's class for it)."""
-    try:
-        error = pg_errors.lookup(sqlstate) if sqlstate else None
-    except KeyError:  # a code of the tool's own (TROPT ...) or one psycopg does not know
-        error = None
-    if error is not None and issubclass(error, pg_errors.QueryCanceled):  # Ctrl-C, pg_cancel_backend
+    error: type[psycopg.Error] = psycopg.Error  # none, a code of the tool's own (TROPT ...) or unknown
+    if sqlstate:
+        with contextlib.suppress(KeyError):
+            error = pg_errors.lookup(sqlstate)
+    if issubclass(error, pg_errors.QueryCanceled):  # Ctrl-C, pg_cancel_backend
         return EXIT_INTERRUPTED
-    if error is not None and issubclass(error, pg_errors.ObjectInUse):  # another run holds the table
+    if issubclass(error, pg_errors.ObjectInUse):  # another run holds the table
         return EXIT_BUSY
-    if error is not None and issubclass(error, pg_errors.InsufficientPrivilege):  # not bad input
+    if issubclass(error, pg_errors.InsufficientPrivilege):  # permission denied is not bad input
         return EXIT_OTHER
-    if (error is not None and issubclass(error, _BAD_INPUT)) or (sqlstate or "")[:2] in _BAD_INPUT_CLASSES:
+    if issubclass(error, _BAD_INPUT) or (sqlstate or "")[:2] in _BAD_INPUT_CLASSES:
         return EXIT_BAD_INPUT
     return EXIT_OTHER
 

@@ -107,18 +107,20 @@ def fresh(dsn: str, rows: int, table: str) -> None:
 
 @dataclass(frozen=True)
 class Config:
-    """One way of doing the work: the control's bare UPDATE of the twin, or `rotate ARGS` (with environment
-    variables for its process, e.g. PGOPTIONS, given as leading NAME=value words)."""
+    """One way of doing the work: the control's bare UPDATE of the twin, a psql user's CALL statement, or
+    `rotate ARGS` (with environment variables for its process, e.g. PGOPTIONS, given as leading NAME=value
+    words)."""
 
     name: str
     env: dict[str, str]
     args: tuple[str, ...]
     control: bool = False
+    statement: str | None = None  # a CALL, run as written on one connection, without the driver
 
     @classmethod
     def parse(cls, text: str) -> Config:
         if text.upper().startswith("CALL"):  # a psql user's CALL, as written
-            return cls(text, {}, (text,))
+            return cls(text, {}, (), statement=text)
         words = shlex.split(text)
         env = {}
         while words and "=" in words[0] and not words[0].startswith("-"):
@@ -135,9 +137,9 @@ class Config:
             with common.connect(dsn) as conn:
                 common.bare_update(conn, TWIN)
             return
-        if self.args and self.args[0].upper().startswith("CALL"):  # a psql user's CALL, no driver
+        if self.statement is not None:
             with common.connect(dsn) as conn:
-                conn.execute(self.args[0])
+                conn.execute(self.statement)
             return
         subprocess.run(
             [sys.executable, "-m", "token_rotation", "--dsn", dsn, "rotate", "--table", TABLE, "--json"]
@@ -161,7 +163,7 @@ class Result:
     total: float
     windows: dict[str, dict[str, float]]
 
-    def ms(self, field: str, window: str = "during_after") -> float:
+    def stat(self, field: str, window: str = "during_after") -> float:
         return self.windows[window][field]
 
 
@@ -220,14 +222,14 @@ def run(
             found[config.name].append(r)
             log(
                 f"round {round_no}/{rounds} {config.name}: {r.seconds:.1f} s, heap {r.heap:.2f}x, "
-                f"+indexes {r.total:.2f}x; during+after p99 {r.ms('p99_ms'):.2f} ms, worst "
-                f"{r.ms('worst_ms'):.2f} ms, failed {r.ms('failed'):.0f}"
+                f"+indexes {r.total:.2f}x; during+after p99 {r.stat('p99_ms'):.2f} ms, worst "
+                f"{r.stat('worst_ms'):.2f} ms, failed {r.stat('failed'):.0f}"
             )
         control = this[CONTROL.name]
         for config in configs:
             mine, mine_ratios = this[config.name], ratios[config.name]
-            mine_ratios["p99"].append(mine.ms("p99_ms") / max(control.ms("p99_ms"), 0.001))
-            mine_ratios["worst"].append(mine.ms("worst_ms") / max(control.ms("worst_ms"), 0.001))
+            mine_ratios["p99"].append(mine.stat("p99_ms") / max(control.stat("p99_ms"), 0.001))
+            mine_ratios["worst"].append(mine.stat("worst_ms") / max(control.stat("worst_ms"), 0.001))
             mine_ratios["time"].append(mine.seconds / control.seconds)
     summary: dict[str, dict[str, float]] = {}
     for config in everything:
@@ -236,11 +238,11 @@ def run(
             "seconds": common.median([r.seconds for r in rs]),
             "heap": common.median([r.heap for r in rs]),
             "total": common.median([r.total for r in rs]),
-            "alone_p99_ms": common.median([r.ms("p99_ms", "alone") for r in rs]),
-            "alone_worst_ms": common.median([r.ms("worst_ms", "alone") for r in rs]),
-            "p99_ms": common.median([r.ms("p99_ms") for r in rs]),
-            "worst_ms": common.median([r.ms("worst_ms") for r in rs]),
-            "failed": sum(r.ms("failed") for r in rs),
+            "alone_p99_ms": common.median([r.stat("p99_ms", "alone") for r in rs]),
+            "alone_worst_ms": common.median([r.stat("worst_ms", "alone") for r in rs]),
+            "p99_ms": common.median([r.stat("p99_ms") for r in rs]),
+            "worst_ms": common.median([r.stat("worst_ms") for r in rs]),
+            "failed": sum(r.stat("failed") for r in rs),
         }
         for key, values in ratios.get(config.name, {}).items():
             s[f"{key}_ratio"] = common.median(values)

@@ -42,11 +42,15 @@ def make_tables(dsn: str, rows: int, shards: int) -> None:
                 " token uuid NOT NULL DEFAULT gen_random_uuid(), title text NOT NULL,"
                 " PRIMARY KEY (tenant, id))"
             )
-            one_node = table == TABLES[2]
-            others = conn.execute(
-                "SELECT nodename, nodeport FROM pg_dist_node WHERE groupid <> 0 ORDER BY nodeid OFFSET 1"
-            ).fetchall()
-            for host, port in others if one_node else []:  # its shards all go to the first worker
+            # the one-node table's shards all go to the first worker: the others take none while it is made
+            others = (
+                conn.execute(
+                    "SELECT nodename, nodeport FROM pg_dist_node WHERE groupid <> 0 ORDER BY nodeid OFFSET 1"
+                ).fetchall()
+                if table == TABLES[2]
+                else []
+            )
+            for host, port in others:
                 conn.execute(
                     "SELECT citus_set_node_property(%s, %s, 'shouldhaveshards', false)", (host, port)
                 )
@@ -55,7 +59,7 @@ def make_tables(dsn: str, rows: int, shards: int) -> None:
                 " colocate_with => 'none')",
                 (shards,),
             )
-            for host, port in others if one_node else []:
+            for host, port in others:
                 conn.execute("SELECT citus_set_node_property(%s, %s, 'shouldhaveshards', true)", (host, port))
             conn.execute(
                 f"INSERT INTO public.{table} (tenant, id, title) SELECT g %% 1000, g, 'ticket ' || g"
