@@ -36,8 +36,8 @@
 --
 -- A run keeps its options (run_options(), keep_options()): the column, batch size, sleep, lock timeout and
 -- retries, target batch time, replication lag limit, synchronous commit, format, prefix and grace columns are
--- stored with the run (runs.options). NULL means "not given": a new run takes the documented defaults (in the
--- comments of the parameter list), a resumed run the values it was started with, and a value given on a resume
+-- stored with the run (runs.options). NULL means "not given": a new run takes the defaults (default_options(),
+-- repeated in the comments of the parameter list), a resumed run the values it was started with, and a value given on a resume
 -- changes it for the rest of the run (a NOTICE says so). p_max_batches, p_quiet, p_workers, p_after_run and
 -- p_trust_table_owner are per CALL (a resume by another role decides again whether to trust the table's
 -- owner). p_after_run is for drivers that CALL from several sessions and again after a CALL ends: a new run
@@ -55,14 +55,14 @@
 CREATE OR REPLACE PROCEDURE token_rotation.rotate(
       p_table               regclass
     , p_column              name     DEFAULT NULL  -- 'token'
-    , p_batch_size          integer  DEFAULT NULL  -- 3000
+    , p_batch_size          integer  DEFAULT NULL  -- 1000 (the first batch; given alone: a fixed size)
     , p_max_batches         integer  DEFAULT NULL
     , p_sleep               interval DEFAULT NULL  -- '0'
     , p_lock_timeout        interval DEFAULT NULL  -- '1s'
     , p_lock_retries        integer  DEFAULT NULL  -- 5
     , p_quiet               boolean  DEFAULT false
     , p_workers             integer  DEFAULT 1
-    , p_target_batch_time   interval DEFAULT NULL
+    , p_target_batch_time   interval DEFAULT NULL  -- '10ms' for a new run given no batch size
     , p_max_replication_lag bigint   DEFAULT NULL
     , p_synchronous_commit  boolean  DEFAULT NULL  -- false
     , p_format              text     DEFAULT NULL  -- 'uuid' for a uuid column
@@ -214,7 +214,8 @@ BEGIN
     SELECT * INTO v_run FROM token_rotation.runs WHERE run_id = v_slice.run_id;
     v_key := v_run.key_columns;
     v_options := v_run.options;
-    SELECT * INTO v_opt FROM token_rotation.option_values(token_rotation.default_options() || v_options);
+    SELECT * INTO v_opt
+      FROM token_rotation.option_values((token_rotation.default_options() - 'target_batch_time') || v_options);
     v_relations := p_table || coalesce(v_run.partitions, '{}');
     COMMIT;
     PERFORM token_rotation.pin_settings();
@@ -243,7 +244,8 @@ BEGIN
         END IF;
         IF v_wait.options IS DISTINCT FROM v_options THEN
             v_options := v_wait.options;
-            SELECT * INTO v_opt FROM token_rotation.option_values(token_rotation.default_options() || v_options);
+            SELECT * INTO v_opt
+      FROM token_rotation.option_values((token_rotation.default_options() - 'target_batch_time') || v_options);
             IF v_opt.target_batch_time IS NULL THEN
                 v_batch_size := v_opt.batch_size;  -- fixed batches from now on (lock-timeout halvings start anew)
             END IF;

@@ -14,10 +14,10 @@
 --   SELECT * FROM token_rotation.plan('public.tickets', p_sample => true);
 CREATE OR REPLACE FUNCTION token_rotation.plan(
       p_table        regclass
-    , p_column       name     DEFAULT 'token'
-    , p_batch_size   integer  DEFAULT 3000
+    , p_column       name     DEFAULT NULL  -- NULL: default_options(), as for rotate()
+    , p_batch_size   integer  DEFAULT NULL
     , p_workers      integer  DEFAULT 1
-    , p_lock_timeout interval DEFAULT '1s'
+    , p_lock_timeout interval DEFAULT NULL
     , p_sample            boolean DEFAULT false
     , p_format            text    DEFAULT NULL
     , p_prefix            text    DEFAULT NULL
@@ -56,34 +56,42 @@ DECLARE
     v_per_row   double precision;
     v_options   jsonb;
     v_filter    text;
+    v_given     jsonb;    -- the options given, over the defaults (a new run's first batch size)
+    v_column    name;
+    v_batch     integer;
+    v_lock      interval;
 BEGIN
-    PERFORM token_rotation.check_arguments(token_rotation.default_options()
-                                           || jsonb_build_object('batch_size', p_batch_size, 'lock_timeout', p_lock_timeout),
-                                           p_workers);
+    v_given := (token_rotation.default_options() - 'target_batch_time')
+               || jsonb_strip_nulls(jsonb_build_object('column', p_column, 'batch_size', p_batch_size,
+                                                       'lock_timeout', p_lock_timeout));
+    PERFORM token_rotation.check_arguments(v_given, p_workers);
+    v_column := v_given->>'column';
+    v_batch := (v_given->>'batch_size')::integer;
+    v_lock := (v_given->>'lock_timeout')::interval;
     SELECT d.qualified, d.key_columns INTO table_name, key_columns
-      FROM token_rotation.describe_target(p_table, p_column, p_key, p_trust_table_owner) AS d;
+      FROM token_rotation.describe_target(p_table, v_column, p_key, p_trust_table_owner) AS d;
     SELECT * INTO v_value
-      FROM token_rotation.token_value(p_table, p_column, p_format, p_prefix, p_previous_column, p_rotated_at_column,
+      FROM token_rotation.token_value(p_table, v_column, p_format, p_prefix, p_previous_column, p_rotated_at_column,
                                       p_trust_table_owner);
     v_options := jsonb_build_object('where', token_rotation.check_where(p_table, p_where, 'pg_catalog, pg_temp',
                                                                         p_trust_table_owner,
-                                                                        ARRAY[p_column, p_previous_column]),
+                                                                        ARRAY[v_column, p_previous_column]),
                                     'fill_null', p_fill_null, 'older_than', p_older_than,
                                     'rotated_before', clock_timestamp() - p_older_than,
                                     'rotated_at_column', p_rotated_at_column);
     PERFORM token_rotation.check_rows(p_table, NULL, '{}', jsonb_strip_nulls(v_options));
-    v_filter := token_rotation.run_filter(p_table, p_column, jsonb_strip_nulls(v_options));
-    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, key_columns, p_column, v_value.set_list, v_filter);
+    v_filter := token_rotation.run_filter(p_table, v_column, jsonb_strip_nulls(v_options));
+    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, key_columns, v_column, v_value.set_list, v_filter);
     EXECUTE v_sql.first_last INTO v_upper, v_max;
 
-    batch_size := p_batch_size;
+    batch_size := v_batch;
     rows_total := 0;
     rows_exact := true;
     slices := 0;
     batches := 0;
     IF v_max IS NOT NULL THEN
         SELECT sum(s.rows_expected)::bigint, bool_and(s.exact), count(*)::integer,
-               sum(ceil(s.rows_expected::numeric / p_batch_size))::bigint
+               sum(ceil(s.rows_expected::numeric / v_batch))::bigint
           INTO rows_total, rows_exact, slices, batches
           FROM token_rotation.plan_slices(p_table, key_columns, p_workers, v_max, p_filter => v_filter) AS s;
     END IF;
@@ -93,9 +101,9 @@ BEGIN
     sample_rows := 0;
     IF v_max IS NOT NULL AND p_sample THEN
         BEGIN
-            PERFORM set_config('lock_timeout', (extract(epoch FROM p_lock_timeout) * 1000)::bigint::text, true);
+            PERFORM set_config('lock_timeout', (extract(epoch FROM v_lock) * 1000)::bigint::text, true);
             v_started := clock_timestamp();
-            EXECUTE v_sql.end_first INTO v_upper USING NULL::text[], v_max, p_batch_size - 1;
+            EXECUTE v_sql.end_first INTO v_upper USING NULL::text[], v_max, v_batch - 1;
             EXECUTE v_sql.update_first USING NULL::text[], coalesce(v_upper, v_max);
             GET DIAGNOSTICS sample_rows = ROW_COUNT;
             sample_seconds := extract(epoch FROM clock_timestamp() - v_started);

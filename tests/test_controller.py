@@ -124,6 +124,39 @@ def test_a_fixed_batch_size_wins_without_a_target(conn: psycopg.Connection) -> N
     assert sizes == [500] * 5
 
 
+def test_a_bare_call_batches_as_every_way_in_does_and_a_fixed_run_stays_fixed(
+    conn: psycopg.Connection,
+) -> None:
+    """default_options() is the one place of the defaults: a bare CALL (a psql user's) keeps a target of
+    10 ms and starts at 1000 rows, as the CLI, Django and schedules do. p_batch_size alone is a fixed size,
+    and a bare CALL that resumes such a run keeps it fixed (the default target is not added to it)."""
+    make_table(conn, rows=5000)
+    conn.execute("CALL token_rotation.rotate('tickets', p_quiet => true, p_max_batches => 1)")
+    row = conn.execute(
+        "SELECT options->>'target_batch_time', options->>'batch_size' FROM token_rotation.runs"
+    )
+    assert row.fetchone() == ("00:00:00.01", "1000")
+    assert conn.execute("SELECT batch_size FROM token_rotation.batches").fetchall() == [(1000,)]
+    conn.execute("SELECT token_rotation.cancel('tickets')")
+
+    before = snapshot(conn)
+    conn.execute(
+        "CALL token_rotation.rotate('tickets', p_batch_size => 700, p_quiet => true, p_max_batches => 2)"
+    )
+    conn.execute("CALL token_rotation.rotate('tickets', p_quiet => true)")  # the resume: no option given
+    run_id = last_run_id(conn)
+    assert_rotated_exactly_once(conn, before, run_id)
+    options = conn.execute("SELECT options FROM token_rotation.runs WHERE run_id = %s", (run_id,)).fetchone()
+    assert options is not None and "target_batch_time" not in options[0]
+    sizes = [
+        r[0]
+        for r in conn.execute(
+            "SELECT batch_size FROM token_rotation.batches WHERE run_id = %s ORDER BY batch_no", (run_id,)
+        )
+    ]
+    assert sizes == [700] * 8  # the size asked for: the last batch finds 100 rows
+
+
 @pytest.mark.parametrize("target", ["0", "-1 second"])
 def test_a_target_batch_time_that_is_not_positive_is_refused(conn: psycopg.Connection, target: str) -> None:
     """p_target_batch_time must be positive: SQLSTATE 22023 and nothing happens."""

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import click
+import psycopg
 import yaml
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from token_rotation.cli import cli
@@ -71,6 +73,27 @@ def test_the_docs_give_every_parameter_of_rotate_with_its_default() -> None:
         documented = row.split("|")[2].strip()
         expected = f"`{new_run_default or default}`" if default else "(required)"
         assert documented == expected or documented.startswith(expected + " for "), f"{name}: {row!r}"
+
+
+def test_the_defaults_documented_are_those_of_default_options(conn: psycopg.Connection) -> None:
+    """The defaults of a new run are written once, in token_rotation.default_options(): each one the
+    parameter list of rotate() and docs/sql.md repeat is the same value (compared as the parameter's type),
+    and every key of default_options() is repeated there."""
+    source = (ROOT / "sql" / "20_rotate.sql").read_text()
+    signature = source[source.index("PROCEDURE token_rotation.rotate(") : source.index("LANGUAGE plpgsql")]
+    commented = re.findall(r"p_(\w+)\s+(\S+)\s+DEFAULT\s+NULL\s+--\s+('[^']*'|\S+)", signature)
+    row = conn.execute("SELECT token_rotation.default_options()").fetchone()
+    assert row is not None
+    defaults = row[0]
+    assert set(defaults) <= {name for name, _, _ in commented}
+    for name, sql_type, value in commented:
+        if name not in defaults:
+            continue  # a default that depends on the table (format) or means "off" (fill_null)
+        same = conn.execute(
+            sql.SQL("SELECT %s::{0} = {1}::{0}").format(sql.SQL(sql_type), sql.SQL(value)),  # our own file
+            (str(defaults[name]).lower(),),
+        ).fetchone()
+        assert same == (True,), f"p_{name}: the comment says {value}, default_options() {defaults[name]!r}"
 
 
 def test_the_docs_list_the_exit_codes_the_cli_uses() -> None:

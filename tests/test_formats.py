@@ -264,8 +264,8 @@ def test_a_resume_that_gives_another_value_changes_it_and_says_so(dsn: str, conn
 
 
 def test_a_null_option_means_not_given_and_a_new_run_takes_the_default(conn: psycopg.Connection) -> None:
-    """p_batch_size => NULL and p_lock_timeout => NULL on a new run are the documented defaults (3000, 1s),
-    stored with the run."""
+    """p_batch_size => NULL and p_lock_timeout => NULL on a new run are the defaults (default_options(): a
+    first batch of 1000 adapted to 10 ms, 1s), stored with the run."""
     api_keys(conn, rows=10)
     conn.execute(
         "CALL token_rotation.rotate('api_keys', p_column => 'api_key', p_format => 'hex:32',"
@@ -273,9 +273,10 @@ def test_a_null_option_means_not_given_and_a_new_run_takes_the_default(conn: psy
         " p_lock_timeout => NULL, p_quiet => true)"
     )
     row = conn.execute(
-        "SELECT options->>'batch_size', options->>'lock_timeout' FROM token_rotation.runs"
+        "SELECT options->>'batch_size', options->>'target_batch_time', options->>'lock_timeout'"
+        " FROM token_rotation.runs"
     ).fetchone()
-    assert row == ("3000", "00:00:01")
+    assert row == ("1000", "00:00:00.01", "00:00:01")
 
 
 def test_base64url_of_any_length_has_no_padding_and_no_line_breaks(conn: psycopg.Connection) -> None:

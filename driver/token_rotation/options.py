@@ -190,7 +190,7 @@ ROTATE_OPTIONS = [
         type=Duration(),
         default=None,
         help="Adapt the batch size so a batch takes about this long, e.g. 200ms (from --batch-size rows, "
-        "default 3000).  [default: 10ms unless --batch-size is given]",
+        "default 1000).  [default: 10ms unless --batch-size is given]",
     ),
     click.option(
         "--max-replication-lag",

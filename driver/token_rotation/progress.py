@@ -159,10 +159,20 @@ def open_run(conn: psycopg.Connection, table_oid: int) -> Progress | None:
 
 
 def run_options(conn: psycopg.Connection, run_id: int) -> dict[str, Any]:
-    """The options a run keeps (runs.options: format, batch size, sleep, ...); {} for a run that has none."""
+    """The options a run keeps (runs.options: format, batch size, sleep, ...); {} for a run that has none. Its
+    target batch time (kept as interval text) in seconds, absent for fixed batches."""
     with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute("SELECT options FROM token_rotation.runs WHERE run_id = %s", (run_id,)).fetchone()
-    return dict(row["options"]) if row and row["options"] else {}
+        row = cur.execute(
+            "SELECT options, extract(epoch FROM (options->>'target_batch_time')::interval)::float8 AS target"
+            " FROM token_rotation.runs WHERE run_id = %s",
+            (run_id,),
+        ).fetchone()
+    if not row or not row["options"]:
+        return {}
+    options = dict(row["options"])
+    if row["target"] is not None:
+        options["target_batch_time"] = row["target"]
+    return options
 
 
 def newest_run_id(conn: psycopg.Connection, table_oid: int) -> int:

@@ -40,10 +40,6 @@ from token_rotation.throttle import ThrottleQuery
 from token_rotation.units import format_count, format_duration, format_size
 
 POLL_SECONDS = 0.5  # the progress view is read about twice a second
-# without --batch-size, batches adapt to take about this long (an application waiting on a row of the batch
-# waits at most that); the first batch has this many rows: BENCHMARKS.md, "The application during a run"
-DEFAULT_TARGET_BATCH_TIME = 0.010
-DEFAULT_FIRST_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -90,30 +86,19 @@ class Request:
     def from_options(cls, options: dict[str, Any]) -> Request:
         return cls(**{f.name: options[f.name] for f in fields(cls) if f.name in options})
 
-    @property
-    def adaptive_default(self) -> bool:
-        """A new run with neither --batch-size nor --target-batch-time: batches of about
-        DEFAULT_TARGET_BATCH_TIME. A resume without them goes on with the run's own batch sizing."""
-        return self.batch_size is None and self.target_batch_time is None and not self.resuming
-
-    @property
-    def first_batch(self) -> int:
-        """The batch size passed to the procedure (the fixed size, or the adaptive one's start)."""
-        if self.batch_size is not None:
-            return self.batch_size
-        return DEFAULT_FIRST_BATCH if self.adaptive_default else 3000
-
     def options(self, table_oid: int) -> Options:
+        """The procedure's arguments: None where not given, so that a new run takes the defaults of
+        token_rotation.default_options() (the only place they are written) and a resume its own options."""
         return Options(
             table_oid=table_oid,
             column=self.column,
-            batch_size=self.batch_size if self.resuming else self.first_batch,
+            batch_size=self.batch_size,
             max_batches=self.max_batches,
             sleep=self.sleep,
             lock_timeout=self.lock_timeout,
             lock_retries=self.lock_retries,
             slices=self.workers or 1,
-            target_batch_time=DEFAULT_TARGET_BATCH_TIME if self.adaptive_default else self.target_batch_time,
+            target_batch_time=self.target_batch_time,
             max_replication_lag=self.max_replication_lag,
             synchronous_commit=self.synchronous_commit,
             token_format=self.token_format,
@@ -541,10 +526,8 @@ def started_info(
         "rows_done": p.rows_done,
         "slices": p.slices,
         "workers": rotation.options.slices if distributed else workers,  # a distributed table: per node
-        "batch_size": kept.get("batch_size") or request.first_batch,
-        "target_batch_time": DEFAULT_TARGET_BATCH_TIME
-        if request.adaptive_default
-        else request.target_batch_time,
+        "batch_size": kept.get("batch_size"),
+        "target_batch_time": kept.get("target_batch_time"),
         "format": token_format,
         "where": kept.get("where"),
         "older_than": kept.get("older_than"),
@@ -553,24 +536,15 @@ def started_info(
     }
 
 
-def batches_text(request: Request, kept: dict[str, Any] | None = None) -> str:
-    """How the batches are sized: fixed, or adapted towards a time per batch; on a resume that gives neither,
-    as the run keeps them (`kept`: its stored options)."""
-    if request.adaptive_default:
-        return (
-            f"batches adapted to about {format_duration(DEFAULT_TARGET_BATCH_TIME)} each "
-            f"(from {request.first_batch} rows; --batch-size N fixes the size)"
-        )
-    if request.target_batch_time is not None:
-        return (
-            f"batches adapted to about {format_duration(request.target_batch_time)} each "
-            f"(from {request.first_batch} rows)"
-        )
-    if request.batch_size is None and kept:
-        if kept.get("target_batch_time"):
-            return f"batches adapted to the run's kept target time ({kept['target_batch_time']})"
-        return f"batches of {kept.get('batch_size', 3000)} (the run's)"
-    return f"batches of {request.first_batch}"
+def batches_text(request: Request, kept: dict[str, Any]) -> str:
+    """How the batches are sized, from the run's stored options (`kept`: the defaults of a new run, or what a
+    resume goes on with): fixed, or adapted towards a time per batch."""
+    if kept.get("target_batch_time"):
+        text = f"batches adapted to about {format_duration(kept['target_batch_time'])} each"
+        if not request.resuming and request.target_batch_time is None:
+            return f"{text} (from {kept.get('batch_size')} rows; --batch-size N fixes the size)"
+        return f"{text} (from {kept.get('batch_size')} rows)"
+    return f"batches of {kept.get('batch_size')}"
 
 
 def resume_command(db: connection.Target, request: Request) -> str:
@@ -610,8 +584,8 @@ def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, re
             ).format(sql.SQL(timeout if request.lock_timeout is not None else "")),
             {
                 "oid": oid,
-                "column": request.column or "token",
-                "batch_size": request.first_batch,
+                "column": request.column,
+                "batch_size": request.batch_size,
                 "format": request.token_format,
                 "prefix": request.prefix,
                 "previous": request.previous_column,

@@ -15,7 +15,6 @@ from psycopg.rows import dict_row
 from token_rotation.errors import EXIT_BAD_INPUT, ToolError, redact
 from token_rotation.options import ROTATE_OPTIONS
 from token_rotation.rotation import INTERVALS
-from token_rotation.runner import DEFAULT_FIRST_BATCH, DEFAULT_TARGET_BATCH_TIME
 
 # the options of `rotate` a job takes (a job is one session: no --workers; the window is --for), and the
 # rotate() parameter each becomes where the name differs
@@ -61,7 +60,7 @@ def job_params() -> list[click.Parameter]:
 
 def job_options(given: dict[str, Any]) -> dict[str, Any]:
     """The job's options for token_rotation.schedule(): rotate()'s parameter names without p_, each value as
-    text its parameter's type reads; the CLI's default batching when neither batch option is given."""
+    text its parameter's type reads; what is not given is left to rotate()'s defaults (default_options())."""
     out: dict[str, Any] = {}
     for name, parameter in JOB_OPTIONS.items():
         value = given.get(name)
@@ -74,9 +73,6 @@ def job_options(given: dict[str, Any]) -> dict[str, Any]:
                 "{" + ",".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in value) + "}"
             )
         out[parameter] = value
-    if given.get("batch_size") is None and given.get("target_batch_time") is None:
-        out["batch_size"] = DEFAULT_FIRST_BATCH
-        out["target_batch_time"] = f"{DEFAULT_TARGET_BATCH_TIME} seconds"
     return out
 
 
