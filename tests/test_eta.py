@@ -1,6 +1,6 @@
 """The one ETA (token_rotation.eta_seconds, run_eta, the progress view's eta): the pure function on numbers,
 the recent window read from a progress log, and a real run's log feeding the view. How close the ETA comes to
-a real finish on this machine is measured by `make bench-eta` (token_rotation.bench.eta), not by a timed
+a real finish on this machine is measured by `make bench-eta` (benchmarks.eta), not by a timed
 test."""
 
 from __future__ import annotations

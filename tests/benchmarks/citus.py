@@ -1,8 +1,8 @@
 """A distributed table's rotation against Citus's own one-statement-per-shard UPDATE (issue 18).
 
-    python -m token_rotation.bench.citus --rows 2000000 --shards 32 --rounds 3      (or: make bench-citus)
+    python -m benchmarks.citus --rows 2000000 --shards 32 --rounds 3      (or: make bench-citus)
 
-On a local Citus cluster (a coordinator and 2 workers, token_rotation.bench.citus_cluster; or --coordinator
+On a local Citus cluster (a coordinator and 2 workers, benchmarks.citus_cluster; or --coordinator
 DSN of a cluster of yours with the tool installed), two identical hash-distributed tables of --rows rows over
 --shards shards. Each round, in alternation and after a VACUUM of both: the tool's rotation of one
 (`CALL token_rotation.rotate(..., p_workers => --workers)`, its defaults otherwise: batches, checkpoints,
@@ -27,8 +27,9 @@ import click
 import psycopg
 
 from token_rotation import citus, migrate
-from token_rotation.bench import common
-from token_rotation.bench.citus_cluster import local_cluster
+
+from benchmarks import common
+from benchmarks.citus_cluster import local_cluster
 
 TABLES = ("bench_citus_tickets", "bench_citus_twin", "bench_citus_one_node")
 

@@ -1,4 +1,4 @@
-"""`python -m token_rotation.bench.partitions` (`make bench-partitions`): a partitioned table against its own
+"""`python -m benchmarks.partitions` (`make bench-partitions`): a partitioned table against its own
 bare UPDATE, and the plain table against its own, in the same alternated rounds.
 
 Issue 10's speed goals: the plain table unchanged, and a partitioned table rotated by one CALL within 1.10x of
@@ -23,7 +23,7 @@ import click
 import psycopg
 from psycopg import sql
 
-from token_rotation.bench import common
+from benchmarks import common
 
 PLAIN = "bench_plain"
 PARTED = "bench_parted"

@@ -1,6 +1,6 @@
 """How far the ETA is from the real finish on real runs: the progress view's ETA read while a CALL works.
 
-    python -m token_rotation.bench.eta --rows 120000 --rounds 5      (or: make bench-eta)
+    python -m benchmarks.eta --rows 120000 --rounds 5      (or: make bench-eta)
 
 Each round rotates a fresh copy of a --rows-row table with one CALL (batches of --batch-size rows, each
 followed by --sleep, so that the pace is the server's and not only this shared machine's), polls
@@ -21,7 +21,7 @@ import threading
 
 import click
 
-from token_rotation.bench import common
+from benchmarks import common
 
 TABLE = "bench_eta_tickets"
 GOAL = 0.10

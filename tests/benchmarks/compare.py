@@ -1,4 +1,4 @@
-"""`token-rotation bench`: the original's comparison table, reproduced on this machine in one run.
+"""`make bench`: the original's comparison table, reproduced on this machine in one run.
 
 On a scratch table of --rows rows (demo-shaped: bigint key, unique uuid token), side by side:
 - reference: one bare `UPDATE t SET token = gen_random_uuid()`, one transaction;
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -31,13 +30,11 @@ import click
 import psycopg
 from psycopg import sql
 
-from token_rotation.bench import common
 from token_rotation.errors import ToolError
 
-NO_MATPLOTLIB = (
-    "token-rotation bench draws its chart with matplotlib, which is not installed:"
-    " pip install 'token-rotation[bench]' (or make venv in a checkout)"
-)
+from benchmarks import common
+
+NO_MATPLOTLIB = "make bench draws its chart with matplotlib, which is not installed: make venv installs it"
 
 DEFAULT_BATCH_SIZES = (500, 1000, 2000, 3000, 5000, 10000)
 CLIENT_BATCH = 3000
@@ -424,6 +421,7 @@ def parse_ints(value: str) -> tuple[int, ...]:
 
 
 @click.command(name="bench")
+@click.option("--dsn", envvar="DATABASE_URL", default=None, help="Database (default: the embedded server).")
 @click.option(
     "--rows", type=click.IntRange(1), default=1_000_000, show_default=True, help="Scratch table size."
 )
@@ -452,9 +450,8 @@ def parse_ints(value: str) -> tuple[int, ...]:
 @click.option("--per-row-sample", type=click.IntRange(1), default=20_000, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results"))
 @click.option("--reuse", is_flag=True, help="Reuse the scratch table if it has --rows rows.")
-@click.pass_context
 def bench(
-    ctx: click.Context,
+    dsn: str | None,
     rows: int,
     repeat: int,
     batch_sizes: str,
@@ -466,8 +463,7 @@ def bench(
     out: Path,
     reuse: bool,
 ) -> None:
-    """Benchmark the rotation against a bare UPDATE and the original's client-side ways (scratch table).
-    Needs the bench extra: pip install 'token-rotation[bench]'."""
+    """Benchmark the rotation against a bare UPDATE and the original's client-side ways (scratch table)."""
     try:
         import matplotlib  # noqa: F401 - checked first, so that a long run does not fail at its chart
     except ImportError:
@@ -476,7 +472,6 @@ def bench(
     unknown = set(chosen) - set(ALL_METHODS)
     if unknown:
         raise click.BadParameter(f"unknown: {', '.join(sorted(unknown))}; known: {', '.join(ALL_METHODS)}")
-    dsn = (ctx.obj or {}).get("dsn") if ctx.obj else None
     try:
         run(
             common.resolve_dsn(dsn),
@@ -497,4 +492,4 @@ def bench(
 
 
 if __name__ == "__main__":
-    bench(sys.argv[1:])
+    bench()

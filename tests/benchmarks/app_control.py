@@ -1,4 +1,4 @@
-"""`python -m token_rotation.bench.app_control`: the control of `bench-app`, without any rotation.
+"""`python -m benchmarks.app_control`: the control of `bench-app`, without any rotation.
 
 The same application as bench-app (pgbench at a fixed rate, a read and an update of a random row), measured
 alone, then while one backend keeps a core busy on arithmetic (no table, no lock, no WAL), then while a bare
@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import psycopg
 
-from token_rotation.bench import app, common
+from benchmarks import app, common
 
 OTHER = "bench_other"
 

@@ -1,4 +1,4 @@
-"""`python -m token_rotation.bench.seed_speed` (`make bench-seed`): seed vs one bare INSERT, alternated.
+"""`python -m benchmarks.seed_speed` (`make bench-seed`): seed vs one bare INSERT, alternated.
 
 Issue 3's goal: `token-rotation seed` of 1,000,000 rows takes at most 1.3x one bare
 `INSERT ... SELECT ... FROM generate_series` of the same rows into the same (fresh, empty) table definition.
@@ -14,8 +14,9 @@ import time
 import click
 from psycopg import sql
 
-from token_rotation.bench import common
 from token_rotation.seed import DEFAULT_BATCH, FILL_SQL, TABLE_SQL, seed
+
+from benchmarks import common
 
 BARE_TABLE = "bench_seed_bare"
 SEED_TABLE = "bench_seed"

@@ -1,4 +1,4 @@
-"""`python -m token_rotation.bench.formats` (`make bench-formats`): a hex text token against the same bare
+"""`python -m benchmarks.formats` (`make bench-formats`): a hex text token against the same bare
 UPDATE, and the plain uuid table as a control, alternated.
 
 Issue 10's speed must-show. Two tables of --rows rows: the demo-shaped uuid table (unique index on the
@@ -20,7 +20,7 @@ import click
 import psycopg
 from psycopg import sql
 
-from token_rotation.bench import common
+from benchmarks import common
 
 UUID_TABLE = "bench_engine"
 HEX_TABLE = "bench_formats"

@@ -1,4 +1,4 @@
-"""`python -m token_rotation.bench.app` (`make bench-app`): what an application feels while a rotation runs,
+"""`python -m benchmarks.app` (`make bench-app`): what an application feels while a rotation runs,
 against what it feels while the same amount of work runs beside it.
 
 pgbench drives an application at a fixed rate (-R): each transaction reads a random row's token and updates
@@ -35,7 +35,7 @@ from pathlib import Path
 import click
 from psycopg import sql
 
-from token_rotation.bench import common
+from benchmarks import common
 
 TABLE = "bench_app"
 TWIN = "bench_app_twin"

@@ -1,6 +1,6 @@
 """What the driver costs: `token-rotation rotate` against a bare CALL of the procedure, same table state.
 
-    python -m token_rotation.bench.driver_overhead --rows 1000000      (or: make bench-driver)
+    python -m benchmarks.driver_overhead --rows 1000000      (or: make bench-driver)
 
 On a scratch table of --rows rows it alternates the two, --rounds times (A B, B A, A B ...), resetting the
 table before each (VACUUM, CHECKPOINT: common.reset), because this machine is shared and noisy:
@@ -36,7 +36,7 @@ import click
 import psycopg
 from psycopg import sql
 
-from token_rotation.bench import common
+from benchmarks import common
 
 TABLE = "bench_driver_tickets"
 MAX_RATIO = 1.03

@@ -1,4 +1,4 @@
-"""`python -m token_rotation.bench.scale` (`make bench-scale`): time per row at 1M against 10M, interleaved.
+"""`python -m benchmarks.scale` (`make bench-scale`): time per row at 1M against 10M, interleaved.
 
 Issue 4's scale goal (time per row at 10M at most 1.3x that at 1M) compares two sizes; measured in two
 separate runs, half an hour apart on a shared machine, the drift between them is as large as the effect
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from token_rotation.bench import common
+from benchmarks import common
 
 
 def run(

@@ -1,6 +1,6 @@
 """What a run over a subset costs against the full rotation of the same table (issue 19).
 
-    python -m token_rotation.bench.subset --rows 1000000 --rounds 3      (or: make bench-subset)
+    python -m benchmarks.subset --rows 1000000 --rounds 3      (or: make bench-subset)
 
 A --rows-row table with 100 tenants interleaved in key order (tenant_id = id % 100: a tenant's rows are on
 nearly every page, the worst case for locality) and an index on tenant_id. Each round, in alternation and
@@ -18,7 +18,7 @@ import time
 import click
 from psycopg import sql
 
-from token_rotation.bench import common
+from benchmarks import common
 
 TABLE = "bench_subset_tickets"
 SUBSETS = (("1%", "tenant_id = 7", 0.10), ("10%", "tenant_id < 10", 0.25))

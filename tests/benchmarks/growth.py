@@ -1,4 +1,4 @@
-"""`python -m token_rotation.bench.growth` (`make bench-growth`): how much the table grows, and how long the
+"""`python -m benchmarks.growth` (`make bench-growth`): how much the table grows, and how long the
 run takes, with the CLI's defaults (batches of about 10 ms, VACUUM after each 5%: --reclaim) against one bare
 UPDATE of an identical fresh table, and against the CLI with --no-reclaim.
 
@@ -21,8 +21,9 @@ from pathlib import Path
 import click
 from psycopg import sql
 
-from token_rotation.bench import common
 from token_rotation.reclaim import DEFAULT_SHARE
+
+from benchmarks import common
 
 TABLE = "bench_growth"
 
