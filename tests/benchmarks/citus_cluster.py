@@ -24,7 +24,7 @@ CANDIDATES = [
     Path(p)
     for p in (
         os.environ.get("TOKEN_ROTATION_CITUS_SOURCE"),
-        Path(__file__).resolve().parents[3].parent / "shared" / "citus",  # beside a checkout
+        Path(__file__).resolve().parents[2].parent / "shared" / "citus",  # beside the checkout
         "/work/shared/citus",
     )
     if p
