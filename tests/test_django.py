@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -298,7 +299,7 @@ def test_rotate_tokens_in_an_atomic_migration_is_refused_before_anything_changes
             ["myapp.Ticket", "--field", "created_at"],
             "myapp.Ticket.created_at is a DateTimeField, not a token",
         ),
-        (["myapp.Ticket", "--field", "id"], "myapp.Ticket.id is the primary key"),
+        (["myapp.Ticket", "--field", "id"], "myapp.Ticket.id is a BigAutoField, not a token"),
         (["myapp.Ticket", "--field", "nope"], "myapp.Ticket has no field 'nope'"),
         (["myapp.Nope"], "no model 'myapp.Nope'"),
         (["myapp.Ticket", "--database", "other"], "no database 'other' in the Django settings"),
@@ -391,22 +392,63 @@ def test_rotate_tokens_rotates_a_subset_of_old_tokens_by_field_names(
     assert db.execute("SELECT rows_expected, rows_done FROM token_rotation.runs").fetchall() == [(1500, 1500)]
 
 
-def test_rotate_tokens_operation_keeps_its_subset_through_deconstruct() -> None:
-    """A migration file written by makemigrations keeps the subset: deconstruct() gives it back."""
+def test_rotate_tokens_operation_keeps_its_options_through_deconstruct_and_refuses_unknown_ones() -> None:
+    """A migration file written by makemigrations keeps the subset and every option: deconstruct() gives
+    them back. An option the CLI does not have (or a per-run one, as json) is refused, naming the known."""
     from token_rotation.django.operations import RotateTokens
 
     operation = RotateTokens(
-        "Ticket", where="tenant_id = 42", older_than=7_776_000.0, rotated_at_field="rotated_at"
+        "Ticket",
+        where="tenant_id = 42",
+        older_than=7_776_000.0,
+        rotated_at_field="rotated_at",
+        token_format="hex:16",
+        max_replay_lag=5.0,
     )
     name, args, kwargs = operation.deconstruct()
     again = RotateTokens(*args, **kwargs)
-    assert (again.where, again.older_than, again.rotated_at_field, again.fill_null) == (
-        "tenant_id = 42",
-        7_776_000.0,
-        "rotated_at",
-        False,
-    )
+    assert again.rotated_at_field == "rotated_at"
+    assert again.options == {
+        "where": "tenant_id = 42",
+        "older_than": 7_776_000.0,
+        "token_format": "hex:16",
+        "max_replay_lag": 5.0,
+    }
     assert RotateTokens("Ticket", fill_null=True).deconstruct()[2]["fill_null"] is True
+    for wrong in ("batch", "as_json", "table"):
+        unknown: dict[str, Any] = {wrong: 1}
+        with pytest.raises(TypeError, match=f"unknown options: {wrong}; it takes .*batch_size"):
+            RotateTokens("Ticket", **unknown)
+
+
+def test_rotate_tokens_takes_every_option_of_the_cli_that_a_model_takes_with_its_checks(
+    empty_dsn: str,
+) -> None:
+    """The command's options are derived from the CLI's declaration: --help lists each of `rotate`'s but
+    those the model gives (--table, --column, --key, ...), and a bad value is refused with click's check
+    (exit 2, before any database work)."""
+    from token_rotation.django.options import FROM_THE_MODEL
+    from token_rotation.options import rotate_params
+
+    done = manage(empty_dsn, "rotate_tokens", "--help")
+    assert done.returncode == 0 and "--batch-size" in done.stdout, done.stderr
+    listed = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c",
+         "import json\n"
+         "from django.core.management import load_command_class\n"
+         "parser = load_command_class('token_rotation.django', 'rotate_tokens').create_parser('m', 'r')\n"
+         "print(json.dumps([s for action in parser._actions for s in action.option_strings]))\n"],
+        cwd=PROJECT, env=env(empty_dsn), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    options = set(json.loads(listed.stdout.splitlines()[-1]))
+    for param in rotate_params():
+        for opt in [*param.opts, *param.secondary_opts]:
+            assert (opt in options) == (param.name not in FROM_THE_MODEL), opt
+    bad = manage(empty_dsn, "rotate_tokens", "myapp.Ticket", "--batch-size", "0")
+    assert bad.returncode == 2 and "0 is not in the range x>=1" in bad.stderr, bad.stderr
+    bad = manage(empty_dsn, "rotate_tokens", "myapp.Ticket", "--until", "25:00")
+    assert bad.returncode == 2 and "--until" in bad.stderr, bad.stderr
 
 
 def test_rotate_tokens_with_its_defaults_batches_and_reclaims_as_the_cli_does(
@@ -472,3 +514,65 @@ def test_rotate_tokens_rotates_a_text_key_with_a_format_and_asks_for_one_without
         " FROM myapp_apikey"
     ).fetchone()
     assert row == (2000, 2000, 2000)
+
+
+DRF_CHECK = """
+import sys
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+auth = TokenAuthentication()
+accepted = refused = 0
+for line in sys.stdin.read().splitlines()[1:]:
+    user_id, old, new = line.split()
+    user, token = auth.authenticate_credentials(new)
+    accepted += user.pk == int(user_id) and token.key == new
+    try:
+        auth.authenticate_credentials(old)
+    except AuthenticationFailed:
+        refused += 1
+print(accepted, refused)
+"""
+
+
+def test_drf_authtoken_rotated_by_rotate_tokens_is_accepted_by_drf_and_the_old_keys_are_refused(
+    empty_dsn: str, db: psycopg.Connection
+) -> None:
+    """The real Django REST framework: `migrate` creates its authtoken_token (key varchar(40), the primary
+    key; user_id one-to-one), DRF makes 1,000 users' keys; `rotate_tokens authtoken.Token --field key
+    --format hex:20` (stopped after one batch, then resumed) walks the rows by user_id and gives every
+    user a new 40-hex-digit key; DRF's own TokenAuthentication then accepts each new key for its user and
+    refuses each old one. No key is printed: they go to DRF's check on stdin."""
+    settings = "project.settings_drf"
+    assert manage(empty_dsn, "migrate", settings=settings).returncode == 0
+    made = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c",
+         "from django.contrib.auth.models import User\n"
+         "from rest_framework.authtoken.models import Token\n"
+         "User.objects.bulk_create([User(username=f'user{i}') for i in range(1000)])\n"
+         "Token.objects.bulk_create(\n"
+         "    [Token(user=u, key=Token.generate_key()) for u in User.objects.all()])\n"],
+        cwd=PROJECT, env=env(empty_dsn, settings), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    old: dict[int, str] = dict(db.execute("SELECT user_id, key FROM authtoken_token").fetchall())
+    assert len(old) == 1000
+
+    args = ["rotate_tokens", "authtoken.Token", "--field", "key", "--format", "hex:20"]
+    stopped = manage(empty_dsn, *args, "--batch-size", "300", "--max-batches", "1", settings=settings)
+    assert stopped.returncode == 0, stopped.stderr
+    done = manage(empty_dsn, *args, settings=settings)
+    assert done.returncode == 0, done.stderr
+    assert db.execute("SELECT key_columns FROM token_rotation.runs").fetchall() == [(["user_id"],)]
+    new: dict[int, str] = dict(db.execute("SELECT user_id, key FROM authtoken_token").fetchall())
+    assert new.keys() == old.keys()
+    assert all(len(k) == 40 and int(k, 16) >= 0 and k != old[u] for u, k in new.items())
+    assert len(set(new.values())) == 1000
+
+    pairs = "user old new\n" + "".join(f"{u} {old[u]} {new[u]}\n" for u in new)
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", DRF_CHECK],
+        cwd=PROJECT, env=env(empty_dsn, settings), input=pairs, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.splitlines()[-1].split() == ["1000", "1000"]  # after the shell's own lines

@@ -284,6 +284,18 @@ def rotate_options(command: F) -> F:
     return command
 
 
+def rotate_params() -> list[click.Option]:
+    """The click.Option objects of ROTATE_OPTIONS, in the order --help lists them: what the other ways in
+    (`schedule`, Django's `rotate_tokens` and `RotateTokens`) derive their own options from."""
+
+    def command(**_: Any) -> None:
+        pass
+
+    rotate_options(command)
+    params: list[click.Option] = command.__click_params__  # type: ignore[attr-defined]
+    return list(reversed(params))
+
+
 AS_SQL = click.option(
     "--sql",
     "as_sql",

@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from token_rotation.errors import EXIT_BAD_INPUT, ToolError, redact
-from token_rotation.options import ROTATE_OPTIONS
+from token_rotation.options import rotate_params
 from token_rotation.rotation import INTERVALS
 
 # the options of `rotate` a job takes (a job is one session: no --workers; the window is --for), and the
@@ -49,13 +49,7 @@ def job_params() -> list[click.Parameter]:
     """The click options of `rotate` that `schedule` takes too (declared once, in options.py), but --table,
     which `schedule` declares itself (not required with --list)."""
 
-    def command(**_: Any) -> None:
-        pass
-
-    for option in ROTATE_OPTIONS:
-        option(command)
-    params: list[click.Parameter] = list(command.__click_params__)  # type: ignore[attr-defined]
-    return [p for p in params if p.name in JOB_OPTIONS]
+    return [p for p in rotate_params() if p.name in JOB_OPTIONS]
 
 
 def job_options(given: dict[str, Any]) -> dict[str, Any]:

@@ -57,7 +57,7 @@ class TokenField:
     label: str  # app_label.Model
     table: str  # the model's db_table, quoted (found through the search_path, as Django does)
     column: str  # the field's db column
-    key: str  # the primary key's db column (the procedure walks the key it finds itself, and checks it)
+    key: list[str] | None  # the columns to walk the rows by; None: the primary key (the procedure finds it)
 
 
 def get_model(label: str) -> Any:
@@ -89,8 +89,10 @@ BYTES_FIELDS = ("BinaryField",)
 
 def token_field(model: Any, field_name: str, token_format: str | None = None) -> TokenField:
     """The table, token column and key of `model.field_name`; refuses, with what to pass instead, a field
-    that does not exist, is not a column, is the primary key, or cannot hold a token: a UUIDField, or with
-    --format a text field (hex:N, base64url:N, function:) or a BinaryField (bytes:N)."""
+    that does not exist, is not a column, or cannot hold a token: a UUIDField, or with --format a text field
+    (hex:N, base64url:N, function:) or a BinaryField (bytes:N). A token that is the primary key (Django REST
+    framework's Token.key) is walked by another unique NOT NULL field (its OneToOneField to the user); the
+    procedure refuses it if a foreign key references it without ON UPDATE CASCADE."""
     meta = model._meta
     label = f"{meta.app_label}.{meta.object_name}"
     uuid_fields = [
@@ -109,12 +111,20 @@ def token_field(model: Any, field_name: str, token_format: str | None = None) ->
             f"only a token field can be rotated{others}",
             EXIT_BAD_INPUT,
         )
+    key = None
     if field.primary_key:
-        raise ToolError(
-            f"{label}.{field_name} is the primary key: rotating it would break every reference to the rows; "
-            f"rotate a token field{others}",
-            EXIT_BAD_INPUT,
-        )
+        unique = [
+            f.column
+            for f in meta.concrete_fields
+            if f is not field and f.unique and not f.null and getattr(f, "column", None)
+        ]
+        if not unique:
+            raise ToolError(
+                f"{label}.{field_name} is the primary key, and {label} has no other unique NOT NULL field to "
+                f"walk the rows by while their keys change: rotate a token field{others}",
+                EXIT_BAD_INPUT,
+            )
+        key = unique[:1]
     kind = field.get_internal_type()
     if kind in TEXT_FIELDS + BYTES_FIELDS and not token_format:
         example = "bytes:32" if kind in BYTES_FIELDS else "hex:32 (or base64url:24, with --prefix ak_)"
@@ -139,5 +149,5 @@ def token_field(model: Any, field_name: str, token_format: str | None = None) ->
         label=label,
         table=sql.Identifier(meta.db_table).as_string(),
         column=field.column,
-        key=pk.column,
+        key=key,
     )

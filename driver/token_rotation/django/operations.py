@@ -22,6 +22,7 @@ from typing import Any
 from django.db import migrations
 
 from token_rotation import connection, render, runner
+from token_rotation.django import options as model_options
 from token_rotation.errors import EXIT_OK, ToolError
 
 
@@ -40,51 +41,27 @@ class RotateTokens(migrations.operations.base.Operation):
         self,
         model_name: str,
         field_name: str = "token",
-        batch_size: int | None = None,
-        workers: int | None = None,
-        sleep: float | None = None,
-        target_batch_time: float | None = None,
-        lock_timeout: float | None = None,
-        max_replication_lag: int | None = None,
-        where: str | None = None,
-        older_than: float | None = None,
         rotated_at_field: str | None = None,
-        fill_null: bool = False,
-        reclaim: bool = True,
+        **options: Any,
     ) -> None:
+        """`options`: those of `token-rotation rotate` by their Python names (batch_size, workers, sleep,
+        target_batch_time, where, older_than, fill_null, reclaim, token_format, ...: the names of
+        model_options.operation_names()), durations in seconds, sizes in bytes; not given: the CLI's."""
+        unknown = set(options) - model_options.operation_names()
+        if unknown:
+            raise TypeError(
+                f"RotateTokens() got unknown options: {', '.join(sorted(unknown))}; it takes "
+                f"{', '.join(sorted(model_options.operation_names()))}"
+            )
         self.model_name = model_name
         self.field_name = field_name
-        self.batch_size = batch_size
-        self.workers = workers
-        self.sleep = sleep
-        self.target_batch_time = target_batch_time
-        self.lock_timeout = lock_timeout
-        self.max_replication_lag = max_replication_lag
-        self.where = where  # a subset: SQL over the table's columns (column names)
-        self.older_than = older_than  # seconds: the tokens older than this, by rotated_at_field
         self.rotated_at_field = rotated_at_field
-        self.fill_null = fill_null
-        self.reclaim = reclaim  # VACUUM as the run goes, as the CLI and rotate_tokens do
+        self.options = options
 
     def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
-        kwargs: dict[str, Any] = {"field_name": self.field_name}
-        for name in (
-            "batch_size",
-            "workers",
-            "sleep",
-            "target_batch_time",
-            "lock_timeout",
-            "max_replication_lag",
-            "where",
-            "older_than",
-            "rotated_at_field",
-        ):
-            if getattr(self, name) is not None:
-                kwargs[name] = getattr(self, name)
-        if self.fill_null:
-            kwargs["fill_null"] = True
-        if not self.reclaim:
-            kwargs["reclaim"] = False
+        kwargs: dict[str, Any] = {"field_name": self.field_name, **self.options}
+        if self.rotated_at_field is not None:
+            kwargs["rotated_at_field"] = self.rotated_at_field
         return (self.__class__.__qualname__, [self.model_name], kwargs)
 
     def state_forwards(self, app_label: str, state: Any) -> None:
@@ -105,21 +82,16 @@ class RotateTokens(migrations.operations.base.Operation):
             model = to_state.apps.get_model(label)
         except LookupError:
             raise ToolError(f"{self.describe()}: no model {label} in the migration's state") from None
-        field = database.token_field(model, self.field_name)
-        request = runner.Request(
-            table=field.table,
-            column=field.column,
-            batch_size=self.batch_size,
-            workers=self.workers,
-            sleep=self.sleep,
-            target_batch_time=self.target_batch_time,
-            lock_timeout=self.lock_timeout,
-            max_replication_lag=self.max_replication_lag,
-            where=self.where,
-            older_than=self.older_than,
-            rotated_at_column=self.rotated_at_field and database.field_column(model, self.rotated_at_field),
-            fill_null=self.fill_null,
-            reclaim=self.reclaim,
+        field = database.token_field(model, self.field_name, self.options.get("token_format"))
+        request = runner.Request.from_options(
+            {
+                **self.options,
+                "table": field.table,
+                "column": field.column,
+                "key": field.key,
+                "rotated_at_column": self.rotated_at_field
+                and database.field_column(model, self.rotated_at_field),
+            }
         )
         code = runner.rotate(
             database.target(db.alias),
