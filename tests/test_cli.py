@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from psycopg.conninfo import make_conninfo
 
 from token_rotation.cli import cli
-from token_rotation.runner import memory_fit
+from token_rotation.dry_run import memory_fit
 from token_rotation.units import format_duration
 
 from background import BackgroundCall, wait_until
@@ -262,7 +262,6 @@ def wait_paused(conn: psycopg.Connection) -> None:
 def test_status_shows_the_same_eta_as_the_progress_view(dsn: str, conn: psycopg.Connection) -> None:
     """One ETA: `status` (JSON and the table) shows the eta column of token_rotation.progress, the number a
     DBA reads in psql (compared while the run is paused, so that it stands still)."""
-    install_control_functions(conn)
     make_table(conn, rows=20_000)
     dba = BackgroundCall(
         dsn, "CALL token_rotation.rotate('tickets', p_batch_size => 200, p_sleep => '20ms')", "dba-psql"
@@ -320,15 +319,8 @@ def test_max_batches_stops_early_and_rotate_again_resumes_exactly_once(
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
 
 
-def install_control_functions(conn: psycopg.Connection) -> None:
-    """Applies sql/31_control.sql (pause, unpause, cancel) to the test database, as every upgrade re-applies
-    the routine files of sql/ (until the migrations do so on this branch)."""
-    conn.execute((ROOT / "sql" / "31_control.sql").read_text())  # type: ignore[arg-type]
-
-
 def test_pause_unpause_and_cancel_change_the_open_run(dsn: str, conn: psycopg.Connection) -> None:
     """pause, unpause and cancel call the SQL functions on the table's open run and say which run."""
-    install_control_functions(conn)
     make_table(conn, rows=3000)
     assert (
         run(dsn, "rotate", "--table", "tickets", "--batch-size", "1000", "--max-batches", "1").exit_code == 0
@@ -549,7 +541,6 @@ def test_a_run_paused_and_unpaused_from_elsewhere_shows_paused_then_finishes(
     """A DBA pauses the run the driver is rotating (token_rotation.pause in another session): the progress
     says paused, the working clock stops, and the ETA the driver shows is the view's (the one psql shows);
     after unpause() the driver finishes the run exactly once."""
-    install_control_functions(conn)
     make_table(conn, rows=6000)
     before = snapshot(conn)
     seen: list[float | None] = []
