@@ -20,7 +20,7 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from token_rotation import migrate, server
+from token_rotation import embedded, migrate
 
 # the template database: TOKEN_ROTATION_TEST_DB gives concurrent test sessions on one server their own
 TEST_DBNAME = os.environ.get("TOKEN_ROTATION_TEST_DB", "token_rotation_test")
@@ -35,11 +35,11 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         yield {k: str(v) for k, v in params.items() if k in ("host", "port", "user", "password")}
         return
     pgdata = Path(tmp_path_factory.mktemp("embedded")) / "pgdata"
-    params = conninfo_to_dict(server.start(pgdata))
+    params = conninfo_to_dict(embedded.start(pgdata))
     try:
         yield {k: str(v) for k, v in params.items() if k in ("host", "port", "user", "password")}
     finally:
-        server.stop(pgdata, mode="immediate")
+        embedded.stop(pgdata, mode="immediate")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from token_rotation import migrate, server
+from token_rotation import embedded, migrate
 
 from background import (
     BackgroundCall,
@@ -199,7 +199,7 @@ def test_a_server_crash_under_the_driver_exits_1_and_rotate_after_restart_resume
     traceback); right after the restart the rows done are at most the 950 committed before the crash and
     the checkpoints match the data; `rotate` resumes the run and the full check holds."""
     pgdata = tmp_path / "pgdata"
-    url = server.start(pgdata)
+    url = embedded.start(pgdata)
     try:
         migrate.upgrade(url)
         with psycopg.connect(url, autocommit=True) as c:
@@ -213,12 +213,12 @@ def test_a_server_crash_under_the_driver_exits_1_and_rotate_after_restart_resume
             wait_until(lambda: waiting_for_locks(c, "tr-crash-cli") == 1, what="the driver in batch 20")
             committed = rows_done_of_mid_run(c)
             assert committed == 19 * 50
-            assert server.stop(pgdata, mode="immediate"), "the server did not stop"
+            assert embedded.stop(pgdata, mode="immediate"), "the server did not stop"
         out, err = proc.communicate(timeout=60)
         holder.close()
         assert proc.returncode == 1, err
         assert err.startswith("error: ") and "Traceback" not in err
-        url = server.start(pgdata)
+        url = embedded.start(pgdata)
         with psycopg.connect(url, autocommit=True) as c:
             assert c.execute("SELECT state FROM token_rotation.runs").fetchone() == ("active",)
             assert assert_checkpoints_match_the_data(c, before) <= committed
@@ -228,7 +228,7 @@ def test_a_server_crash_under_the_driver_exits_1_and_rotate_after_restart_resume
         with psycopg.connect(url, autocommit=True) as c:
             assert_rotated_exactly_once(c, before, last_run_id(c))
     finally:
-        server.stop(pgdata, mode="immediate")
+        embedded.stop(pgdata, mode="immediate")
 
 
 # --- wrong input --------------------------------------------------------------------------------------------

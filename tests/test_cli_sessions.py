@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from token_rotation import migrate, server
+from token_rotation import embedded, migrate
 
 from background import BackgroundCall, backends, batches_done, run_cli, spawn_cli, terminate, wait_until
 from helpers import (
@@ -178,7 +178,7 @@ def test_a_server_lost_mid_run_is_reported_with_the_command_that_resumes(tmp_pat
     to the server was lost, that every committed batch is kept, and the exact command that resumes; exit 1.
     Once the server is back, that command resumes the run and every row is rotated exactly once."""
     pgdata = tmp_path / "pgdata"
-    url = server.start(pgdata)
+    url = embedded.start(pgdata)
     try:
         migrate.upgrade(url)
         with psycopg.connect(url, autocommit=True) as c:
@@ -188,7 +188,7 @@ def test_a_server_lost_mid_run_is_reported_with_the_command_that_resumes(tmp_pat
         proc = spawn_cli(url, "tr-lost", *args)
         with psycopg.connect(url, autocommit=True) as c:
             wait_until(lambda: batches_done(c) >= 10, what="ten batches")
-            server.stop(pgdata, mode="immediate")
+            embedded.stop(pgdata, mode="immediate")
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 1, (out, err)
         resume = "token-rotation --dsn '<your DSN>' rotate --table tickets --batch-size 100 --workers 2"
@@ -201,7 +201,7 @@ def test_a_server_lost_mid_run_is_reported_with_the_command_that_resumes(tmp_pat
         ), lines[0]
         assert "cannot connect" not in err
 
-        url = server.start(pgdata)
+        url = embedded.start(pgdata)
         with psycopg.connect(url, autocommit=True) as c:  # after crash recovery, before the resume
             # with asynchronous commits the crash may take every batch since the last WAL flush (even all
             # of them), but each only together with its checkpoint and log row
@@ -212,4 +212,4 @@ def test_a_server_lost_mid_run_is_reported_with_the_command_that_resumes(tmp_pat
         with psycopg.connect(url, autocommit=True) as c:
             assert_rotated_exactly_once(c, before, last_run_id(c))
     finally:
-        server.stop(pgdata, mode="immediate")
+        embedded.stop(pgdata, mode="immediate")

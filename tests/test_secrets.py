@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from token_rotation import migrate, server
+from token_rotation import embedded, migrate
 
 from background import cli_env, cli_in_a_terminal, run_cli
 from helpers import make_table, snapshot
@@ -57,7 +57,7 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
     and message. No token value, old or new, and not the password, occurs in any of it; and the CLI's output
     (plain and JSON), the NOTICEs and the tool's tables hold no uuid-shaped string at all, known or not."""
     pgdata = tmp_path / "pgdata"
-    url = server.start(pgdata)
+    url = embedded.start(pgdata)
     outputs: dict[str, str] = {}
     tokens: set[str] = set()
     try:
@@ -198,7 +198,7 @@ def test_no_token_and_no_password_in_output_notices_server_log_or_tool_tables(tm
                 and "CALL token_rotation.rotate" in outputs["server log"]
             )
     finally:
-        server.stop(pgdata, mode="immediate")
+        embedded.stop(pgdata, mode="immediate")
 
     # the scanner finds a token however it is spelled (a test that cannot fail is no test). Assertions
     # compare counts only: pytest would print the values of anything else they mention.

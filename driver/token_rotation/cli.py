@@ -1,5 +1,5 @@
 """The `token-rotation` command line: click wiring only. Each command resolves the database and hands over to
-the module that does the job: runner.py (rotate), render.py (all drawing), progress.py (reading the server),
+the module that does the job: runner.py (rotate), render.py (all drawing), server_api.py (reading the server),
 migrate.py and seed.py; rotate's options are declared in options.py.
 
 Exit codes (errors.EXIT_CODES): 0 done, 1 any other error, 2 bad input, 3 another run holds the table,
@@ -18,7 +18,7 @@ from typing import Any
 import click
 import psycopg
 
-from token_rotation import citus, connection, options, progress, render, runner, server
+from token_rotation import citus, connection, embedded, options, render, runner, server_api
 from token_rotation import schedule as schedules
 from token_rotation.errors import (
     EXIT_BAD_INPUT,
@@ -93,7 +93,7 @@ def session(ctx: click.Context, suffix: str = "") -> Iterator[psycopg.Connection
     """An autocommit connection to the chosen database, with the tool installed."""
     db = target(ctx)
     with connection.connect_for_user(db.dsn, ctx.obj["application_name"] + suffix) as conn:
-        progress.check_installed(conn)
+        server_api.check_installed(conn)
         yield conn
 
 
@@ -215,11 +215,11 @@ def status(
     """All runs with state and progress, and the ETA of open ones (whoever started them)."""
     chosen = render.status_format(output_format, as_json, watch)
     with session(ctx) as conn:
-        oid = progress.resolve_table(conn, table)[0] if table else None
+        oid = server_api.resolve_table(conn, table)[0] if table else None
         if watch:
-            render.watch(lambda: progress.runs(conn, oid))
+            render.watch(lambda: server_api.runs(conn, oid))
             return
-        runs = progress.runs(conn, oid)
+        runs = server_api.runs(conn, oid)
         jobs = [j for j in schedules.schedules(conn) if oid is None or j["table_oid"] == oid]
     render.status(runs, chosen, table, jobs)
 
@@ -235,8 +235,8 @@ def verify(ctx: click.Context, run_id: int | None, table: str | None, as_json: b
     """Check from the progress log that a run covered its key range once and tokens are unique."""
     with session(ctx) as conn:
         if run_id is None:
-            run_id = progress.newest_run(conn, table)
-        checks = progress.verify(conn, run_id)
+            run_id = server_api.newest_run(conn, table)
+        checks = server_api.verify(conn, run_id)
     render.verify(run_id, checks, as_json)
     failed = [c for c in checks if not c["ok"]]
     if failed:
@@ -245,7 +245,7 @@ def verify(ctx: click.Context, run_id: int | None, table: str | None, as_json: b
 
 def _control(ctx: click.Context, table: str, function: str, done: str) -> None:
     with session(ctx) as conn:
-        run_id, qualified = progress.control(conn, table, function)
+        run_id, qualified = server_api.control(conn, table, function)
     click.echo(f"{done} run {run_id} of {qualified}")
 
 
@@ -279,7 +279,7 @@ def cancel(ctx: click.Context, table: str) -> None:
 def set_(ctx: click.Context, table: str, unset: tuple[str, ...], **given: Any) -> None:
     """Retune a table's running run from any terminal: its workers take the new values at their next batch."""
     with session(ctx) as conn:
-        click.echo(progress.retune(conn, table, given, [name.replace("-", "_") for name in unset]))
+        click.echo(server_api.retune(conn, table, given, [name.replace("-", "_") for name in unset]))
 
 
 @cli.command()
@@ -290,7 +290,7 @@ def set_(ctx: click.Context, table: str, unset: tuple[str, ...], **given: Any) -
 def hold(ctx: click.Context, table: str, reason: str | None, seconds: float) -> None:
     """Make a run's workers wait with a reason for a while (a busy hour, a backup); no --reason lifts it."""
     with session(ctx) as conn:
-        run_id, qualified = progress.hold(conn, table, reason, seconds)
+        run_id, qualified = server_api.hold(conn, table, reason, seconds)
     lifted = f"lifted the hold of run {run_id} of {qualified}"
     click.echo(
         f"held run {run_id} of {qualified} for {format_duration(seconds)}: {reason}" if reason else lifted
@@ -327,7 +327,7 @@ def schedule_(
             return
         if not cron:
             raise ToolError("schedule needs --cron, e.g. --cron '0 1 * * *' (or --list)", EXIT_BAD_INPUT)
-        oid, qualified = progress.resolve_table(conn, schedules.require_table(table))
+        oid, qualified = server_api.resolve_table(conn, schedules.require_table(table))
         jobid = schedules.schedule(conn, oid, cron, given)
     click.echo(f"scheduled job {jobid}: {qualified} at '{cron}' (token-rotation schedule --list shows it)")
 
@@ -341,7 +341,7 @@ schedule_.params.extend(schedules.job_params())
 def unschedule(ctx: click.Context, table: str) -> None:
     """Remove a table's schedule (its pg_cron job); a run it started stays as it is."""
     with session(ctx) as conn:
-        oid, qualified = progress.resolve_table(conn, table)
+        oid, qualified = server_api.resolve_table(conn, table)
         if not schedules.unschedule(conn, oid):
             raise ToolError(
                 f"{qualified} has no schedule of yours (token-rotation schedule --list)", EXIT_BAD_INPUT
@@ -367,19 +367,19 @@ def server_group() -> None:
 @server_group.command()
 def start() -> None:
     """Start the embedded server (initialising ./.pgdata the first time)."""
-    click.echo(server.start())
+    click.echo(embedded.start())
 
 
 @server_group.command()
 def stop() -> None:
     """Stop the embedded server."""
-    click.echo("stopped" if server.stop() else "not running")
+    click.echo("stopped" if embedded.stop() else "not running")
 
 
 @server_group.command()
 def url() -> None:
     """Print the embedded server's URL (non-zero exit if it is not running)."""
-    found = server.running_url()
+    found = embedded.running_url()
     if found is None:
         raise ToolError("the embedded server is not running: token-rotation server start")
     click.echo(found)

@@ -16,7 +16,7 @@ import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from token_rotation import server
+from token_rotation import embedded
 from token_rotation.errors import EXIT_BAD_INPUT, ToolError
 
 APPLICATION_NAME = "token-rotation"
@@ -68,8 +68,8 @@ def resolve(dsn: str | None, *, start_embedded: bool = True) -> Target:
         return Target(os.environ["DATABASE_URL"], "DATABASE_URL")
     if any(os.environ.get(var) for var in LIBPQ_VARS):
         return Target("", "PG* environment variables")
-    url = server.start() if start_embedded else (server.running_url() or "")
-    return Target(url, f"embedded server in {server.pgdata_dir()}", embedded=True)
+    url = embedded.start() if start_embedded else (embedded.running_url() or "")
+    return Target(url, f"embedded server in {embedded.pgdata_dir()}", embedded=True)
 
 
 def embedded_notice(target: Target) -> str | None:
@@ -77,7 +77,9 @@ def embedded_notice(target: Target) -> str | None:
     forgot DATABASE_URL sees at once that the tool is not looking at their database."""
     if not target.embedded:
         return None
-    return f"no --dsn, DATABASE_URL or PG* variables: using the embedded demo server in {server.pgdata_dir()}"
+    return (
+        f"no --dsn, DATABASE_URL or PG* variables: using the embedded demo server in {embedded.pgdata_dir()}"
+    )
 
 
 # the search_path of the driver's side connections: nothing of the caller's schemas (pg_temp is never searched

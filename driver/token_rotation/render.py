@@ -18,7 +18,7 @@ from typing import IO, Any, Protocol
 import click
 
 from token_rotation.errors import EXIT_BAD_INPUT, ToolError, redact
-from token_rotation.progress import Progress
+from token_rotation.server_api import Progress
 from token_rotation.units import format_count, format_duration
 
 

@@ -1,7 +1,7 @@
 """Running `token-rotation rotate`: start (or resume) a run with N workers, poll its progress, handle Ctrl-C
 and SIGTERM, follow a run that goes on in another session, and turn what happened into the outcome and the
-exit code. The dry run and the VACUUM after a finished run live here too. Drawing is render.py's job; the
-server's state is read through progress.py; the workers are rotation.py's.
+exit code. The VACUUM after a finished run lives here too; the dry run is dry_run.py's, drawing is
+render.py's; the server's state is read through server_api.py; the workers are rotation.py's.
 
 Words: a run's *slices* are its disjoint key ranges; its *workers* are the sessions (here: threads with one
 connection each) working on them, one slice each.
@@ -19,9 +19,8 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.rows import dict_row
 
-from token_rotation import connection, errors, progress, render, throttle
+from token_rotation import connection, dry_run, errors, render, server_api, throttle
 from token_rotation.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -33,9 +32,9 @@ from token_rotation.errors import (
     lost_message,
     redact,
 )
-from token_rotation.progress import Progress
 from token_rotation.reclaim import DEFAULT_SHARE, Reclaimer
 from token_rotation.rotation import Options, Rotation
+from token_rotation.server_api import Progress
 from token_rotation.throttle import ThrottleQuery
 from token_rotation.units import format_count, format_duration, format_size
 
@@ -181,22 +180,22 @@ class Runner:
     def run(self) -> int:
         with connection.connect_for_user(self.db.dsn, f"{self.app}/progress") as monitor:
             self.monitor = monitor
-            progress.check_installed(monitor)
-            self.oid, self.qualified = progress.resolve_table(monitor, self.request.table)
+            server_api.check_installed(monitor)
+            self.oid, self.qualified = server_api.resolve_table(monitor, self.request.table)
             if self.request.dry_run:
-                return dry_run(monitor, self.renderer, self.oid, self.request)
-            before = progress.sizes(monitor, self.oid)
-            self.distributed = progress.distributed(monitor, self.oid)
-            found = progress.open_run(monitor, self.oid)
+                return dry_run.plan(monitor, self.renderer, self.oid, self.request)
+            before = server_api.sizes(monitor, self.oid)
+            self.distributed = server_api.distributed(monitor, self.oid)
+            found = server_api.open_run(monitor, self.oid)
             self.resumed = found is not None
             if found is not None:  # a resume goes on with the run's own format
-                kept = progress.run_options(monitor, found.run_id)
+                kept = server_api.run_options(monitor, found.run_id)
                 errors.protect(kept.get("format"), kept.get("prefix"))
             if found is not None:
                 self.request = replace(self.request, resuming=True)
             if self.request.until is not None or self.request.window is not None:
                 self.request = replace(self.request, stop_at=window_end(monitor, self.request))
-            self.newest = progress.newest_run_id(monitor, self.oid)
+            self.newest = server_api.newest_run_id(monitor, self.oid)
             self.run_id = found.run_id if found else None
             # a worker per slice asked for; on resume, per free slice (none free: the CALL names the holder)
             workers = self.request.workers or 1
@@ -267,9 +266,9 @@ class Runner:
 
     def _read(self) -> None:
         if self.run_id is None:
-            self.run_id = progress.run_after(self.monitor, self.oid, self.newest)
+            self.run_id = server_api.run_after(self.monitor, self.oid, self.newest)
         if self.run_id is not None:
-            self.last = progress.read(self.monitor, self.run_id) or self.last
+            self.last = server_api.read(self.monitor, self.run_id) or self.last
         if self.reclaimer is not None and self.last is not None:
             self._reclaim(self.last)
         if self.throttle is not None and self.last is not None and self.last.open:
@@ -316,7 +315,7 @@ class Runner:
             self._read()
             if self.last is not None:
                 if not self._announced:
-                    kept = progress.run_options(self.monitor, self.last.run_id)
+                    kept = server_api.run_options(self.monitor, self.last.run_id)
                     errors.protect(kept.get("format"), kept.get("prefix"))
                     self.renderer.started(
                         started_info(
@@ -334,7 +333,7 @@ class Runner:
         """The run goes on in another session: polls its progress until it ends (returns 0) or until its
         slices are left free (returns how many, for new workers to take over)."""
         assert self.last is not None and self.run_id is not None
-        others = progress.holders(self.monitor, self.run_id) or "another session"
+        others = server_api.holders(self.monitor, self.run_id) or "another session"
         if announce:
             self.renderer.note(
                 f"run {self.run_id} continues in another session: {others}; following its progress to the "
@@ -392,7 +391,7 @@ class Runner:
             return EXIT_INTERRUPTED
         return None
 
-    def _finished(self, before: progress.Sizes) -> int:
+    def _finished(self, before: server_api.Sizes) -> int:
         """The run ended (or stopped as asked with --max-batches): the summary, the growth, the VACUUM."""
         last = self.last
         assert last is not None
@@ -411,7 +410,7 @@ class Runner:
             message = f"stopped at {last.percent:.1f}% {why}; resume with: {self.resume}"
             self.renderer.finished(last, {"message": message})
             return EXIT_OK
-        after = progress.sizes(self.monitor, self.oid)
+        after = server_api.sizes(self.monitor, self.oid)
         data: dict[str, Any] = {"growth": report_data(before, after)}
         if self.reclaimer is not None:
             data["reclaim"] = {
@@ -427,7 +426,7 @@ class Runner:
                 self.renderer.note(f"warning: a VACUUM during the run failed: {describe(err)}")
         if self.request.vacuum:
             self.monitor.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.SQL(self.qualified)))
-            cleaned = progress.sizes(self.monitor, self.oid)
+            cleaned = server_api.sizes(self.monitor, self.oid)
             self.renderer.note(
                 f"VACUUM (ANALYZE) {self.qualified}: dead tuples {format_count(cleaned.dead_tuples)}, table "
                 f"{format_size(cleaned.table_bytes)}, indexes {format_size(cleaned.index_bytes)} "
@@ -465,7 +464,7 @@ def subset_text(options: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def growth_report(before: progress.Sizes, after: progress.Sizes, hint: bool = True) -> str:
+def growth_report(before: server_api.Sizes, after: server_api.Sizes, hint: bool = True) -> str:
     """Growth of the table and its indexes during the run, and the dead tuples it left."""
     return (
         f"table {format_size(before.table_bytes)} -> {format_size(after.table_bytes)}, indexes "
@@ -475,7 +474,7 @@ def growth_report(before: progress.Sizes, after: progress.Sizes, hint: bool = Tr
     )
 
 
-def report_data(before: progress.Sizes, after: progress.Sizes) -> dict[str, int]:
+def report_data(before: server_api.Sizes, after: server_api.Sizes) -> dict[str, int]:
     return {
         "table_bytes_before": before.table_bytes,
         "table_bytes_after": after.table_bytes,
@@ -560,108 +559,3 @@ def resume_command(db: connection.Target, request: Request) -> str:
     if request.workers:
         parts += ["--workers", str(request.workers)]
     return " ".join(parts)
-
-
-def dry_run(monitor: psycopg.Connection, renderer: render.Renderer, oid: int, request: Request) -> int:
-    """The plan of a run (token_rotation.plan: rows, slices, batches), printed. Nothing is written and no row
-    is locked, unless --sample asks for one sample batch (run, timed and rolled back, holding its rows' locks
-    meanwhile) to estimate the duration."""
-    timeout = ", p_lock_timeout => make_interval(secs => %(lock_timeout)s)"
-    with monitor.cursor(row_factory=dict_row) as cur:
-        plan = cur.execute(
-            sql.SQL(
-                "SELECT table_name, array_to_string(key_columns, ', ') AS key_column, rows_total, rows_exact,"
-                " slices,"
-                " batch_size, batches, sample_rows, sample_seconds,"
-                " extract(epoch FROM estimated_duration)::float8 AS estimated_seconds"
-                " FROM token_rotation.plan(%(oid)s::oid::regclass, p_column => %(column)s,"
-                " p_batch_size => %(batch_size)s, p_workers => %(workers)s, p_sample => %(sample)s,"
-                " p_format => %(format)s, p_prefix => %(prefix)s, p_previous_column => %(previous)s,"
-                " p_rotated_at_column => %(rotated_at)s, p_key => %(key)s::name[],"
-                " p_trust_table_owner => %(trust_table_owner)s, p_where => %(where)s,"
-                " p_fill_null => %(fill_null)s,"
-                " p_older_than => pg_catalog.make_interval(secs => %(older_than)s::pg_catalog.float8){})"
-            ).format(sql.SQL(timeout if request.lock_timeout is not None else "")),
-            {
-                "oid": oid,
-                "column": request.column,
-                "batch_size": request.batch_size,
-                "format": request.token_format,
-                "prefix": request.prefix,
-                "previous": request.previous_column,
-                "rotated_at": request.rotated_at_column,
-                "workers": request.workers or 1,
-                "lock_timeout": request.lock_timeout,
-                "sample": request.sample,
-                "key": request.key,
-                "trust_table_owner": request.trust_table_owner,
-                "where": request.where,
-                "fill_null": request.fill_null,
-                "older_than": request.older_than,
-            },
-        ).fetchone()
-    if plan is None:
-        raise ToolError("token_rotation.plan() returned nothing")
-    data: dict[str, Any] = {
-        "table": plan["table_name"],
-        **{k: plan[k] for k in ("key_column", "rows_total", "rows_exact", "slices", "batch_size", "batches")},
-        **{k: plan[k] for k in ("sample_rows", "sample_seconds", "estimated_seconds")},
-        "dry_run": True,
-        "sample": request.sample,
-    }
-    total = (
-        format_count(plan["rows_total"])
-        if plan["rows_exact"]
-        else f"about {format_count(plan['rows_total'])}"
-    )
-    if request.sample:
-        head = (
-            "dry run with a sample batch (it took row locks on one batch, then rolled back; no token changed)"
-        )
-        estimate = (
-            f"a sample batch of {format_count(plan['sample_rows'])} rows took "
-            f"{format_duration(plan['sample_seconds'])}: estimated duration "
-            f"{format_duration(plan['estimated_seconds'] or 0)}"
-        )
-    else:
-        head = "dry run, nothing written and no row locked"
-        estimate = "duration not measured (--dry-run --sample times one batch, rolled back, locking its rows)"
-    renderer.note(
-        f"{head}: {plan['table_name']} has {total} rows to rotate "
-        f"(key {plan['key_column']}), {plan['slices']} slice(s), {format_count(plan['batches'])} batches of "
-        f"{plan['batch_size']}; {estimate}; {_memory_fit(monitor, oid, data)}",
-        data,
-    )
-    return EXIT_OK
-
-
-def _memory_fit(monitor: psycopg.Connection, oid: int, data: dict[str, Any]) -> str:
-    """The table's size against shared_buffers, read from the server (see memory_fit)."""
-    with monitor.cursor(row_factory=dict_row) as cur:
-        sizes = cur.execute(
-            "SELECT total_bytes, pg_size_bytes(current_setting('shared_buffers')) AS shared_buffers"
-            " FROM token_rotation.table_sizes(%s::oid::regclass)",
-            (oid,),
-        ).fetchone()
-    if sizes is None or sizes["total_bytes"] is None:
-        return "working set unknown"
-    data.update(
-        working_set_bytes=int(sizes["total_bytes"]), shared_buffers_bytes=int(sizes["shared_buffers"])
-    )
-    return memory_fit(int(sizes["total_bytes"]), int(sizes["shared_buffers"]))
-
-
-def memory_fit(table_and_indexes: int, shared_buffers: int) -> str:
-    """Whether the table and its indexes fit in shared_buffers, now and once every row has a new version.
-    The estimate of a dry run comes from one warm batch; past shared_buffers, each row's random token-index
-    insert costs buffer misses, and the time per row grows (BENCHMARKS.md, 10M rows)."""
-    text = (
-        f"table and indexes {format_size(table_and_indexes)} "
-        f"(up to {format_size(2 * table_and_indexes)} as rows get new versions)"
-    )
-    if 2 * table_and_indexes <= shared_buffers:
-        return f"{text}, shared_buffers {format_size(shared_buffers)}: fits"
-    return (
-        f"{text}, more than shared_buffers {format_size(shared_buffers)}: expect each row to cost more than "
-        "the sample batch did (up to about 2x per row; BENCHMARKS.md, 10M rows)"
-    )

@@ -1,7 +1,8 @@
-"""Reading a run's state from the server: the `token_rotation.progress` view (which also holds the one ETA),
-the sessions working on a run, the sizes of the target table. Every number here comes from the database and
-its clock; nothing is computed from the driver's own timing, so what the driver shows is also what a DBA sees
-in psql.
+"""The driver's side of the server API: every query the commands run against the tool's schema, reading a
+run's state (the `token_rotation.progress` view, which also holds the one ETA, the sessions working on a run,
+the sizes of the target table) and calling its control functions (pause, cancel, hold, set_options,
+verify). Every number here comes from the database and its clock; nothing is computed from the driver's own
+timing, so what the driver shows is also what a DBA sees in psql.
 
 Words: a run is cut into *slices* (disjoint key ranges, fixed when the run starts); *workers* are the sessions
 working on them right now (one slice each): the view's columns `slices` and `sessions`."""

@@ -91,12 +91,12 @@ class Command(BaseCommand):
 
 def scheduled(db: connection.Target, table: str, request: runner.Request, options: dict[str, Any]) -> str:
     """--schedule, --unschedule: the model's pg_cron job, as `token-rotation schedule` has it."""
-    from token_rotation import progress
     from token_rotation import schedule as schedules
+    from token_rotation import server_api
 
     with connection.connect_for_user(db.dsn, connection.APPLICATION_NAME) as conn:
-        progress.check_installed(conn)
-        oid, qualified = progress.resolve_table(conn, table)
+        server_api.check_installed(conn)
+        oid, qualified = server_api.resolve_table(conn, table)
         if options["unschedule"]:
             if not schedules.unschedule(conn, oid):
                 raise ToolError(f"{qualified} has no schedule of yours", EXIT_BAD_INPUT)

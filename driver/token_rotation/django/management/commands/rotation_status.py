@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from psycopg import sql
 
-from token_rotation import connection, progress, render
+from token_rotation import connection, render, server_api
 from token_rotation.errors import ToolError, from_pg
 
 
@@ -41,9 +41,9 @@ class Command(BaseCommand):
             table = database.get_model(options["model"])._meta.db_table if options["model"] else None
             db = database.target(options["database"])
             with connection.connect_for_user(db.dsn, f"{connection.APPLICATION_NAME}/status") as conn:
-                progress.check_installed(conn)
-                oid = progress.resolve_table(conn, sql.Identifier(table).as_string())[0] if table else None
-                runs = progress.runs(conn, oid)
+                server_api.check_installed(conn)
+                oid = server_api.resolve_table(conn, sql.Identifier(table).as_string())[0] if table else None
+                runs = server_api.runs(conn, oid)
             render.status(runs, chosen, table)
         except psycopg.Error as exc:
             err = from_pg(exc)
