@@ -18,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from token_rotation.cli import cli
 from token_rotation.errors import EXIT_CODES
+from token_rotation.render import ProgressFields, StartedEvent
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -94,6 +95,15 @@ def test_the_defaults_documented_are_those_of_default_options(conn: psycopg.Conn
             (str(defaults[name]).lower(),),
         ).fetchone()
         assert same == (True,), f"p_{name}: the comment says {value}, default_options() {defaults[name]!r}"
+
+
+def test_the_docs_name_every_field_of_the_typed_json_events() -> None:
+    """docs/cli.md lists the fields of `started` and `progress` as token_rotation.render types them."""
+    events = CLI_DOC[CLI_DOC.index("The events of `--json`") :]
+    for event, typed in (("started", StartedEvent), ("progress", ProgressFields)):
+        item = events[events.index(f"- `{event}`") :]
+        item = item[: item.index("\n- ")]
+        assert set(re.findall(r"`(\w+)`", item)) - {event, "progress-interval"} == set(typed.__annotations__)
 
 
 def test_the_docs_list_the_exit_codes_the_cli_uses() -> None:

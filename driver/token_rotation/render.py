@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from datetime import datetime
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypedDict
 
 import click
 
@@ -30,7 +31,49 @@ def eta_of(p: Progress, live: bool = True) -> float | None:
     return p.eta if live and p.open else None
 
 
-def progress_fields(p: Progress, live: bool = True) -> dict[str, Any]:
+class ProgressFields(TypedDict):
+    """The fields of a `progress` event of `rotate --json` (and of `finished`, `interrupted`, `detached`, and
+    each run of `status --json`): the numbers every renderer shows, as JSON-friendly values."""
+
+    run_id: int
+    table: str
+    state: str  # active, paused, finished, cancelled
+    rows_done: int
+    rows_total: int
+    rows_total_exact: bool  # false: estimated from the statistics (a big table)
+    percent: float
+    rows_per_second: int
+    elapsed: float  # seconds of working time (paused time not counted), carried over by a resume
+    eta: float | None  # seconds, the progress view's ETA; None while unknown
+    batches_done: int
+    slices: int  # the run's key slices
+    sessions: int  # the sessions working on them now
+    throttled: str | None  # why the workers wait (pause, hold, health), None when they work
+    xmin_holders: str | None  # what keeps VACUUM from reclaiming, when something does
+
+
+class StartedEvent(TypedDict):
+    """The fields of the `started` event of `rotate --json`: the run and how it will go."""
+
+    message: str  # the line a person reads
+    run_id: int
+    table: str
+    column: str
+    resumed: bool
+    rows_total: int
+    rows_done: int  # already done by an earlier CALL of the run
+    slices: int
+    workers: int | None  # sessions of this command (per node for a Citus distributed table)
+    batch_size: int | None  # the fixed size, or the adaptive sizing's current start
+    target_batch_time: float | None  # seconds; None: fixed batches
+    format: str
+    where: str | None
+    older_than: str | None
+    fill_null: bool
+    database: str  # the DSN without its password
+
+
+def progress_fields(p: Progress, live: bool = True) -> ProgressFields:
     """The numbers every renderer shows, as JSON-friendly values."""
     eta_seconds = eta_of(p, live)
     return {
@@ -84,7 +127,7 @@ def summary_line(p: Progress) -> str:
 
 
 class Renderer(Protocol):
-    def started(self, info: dict[str, Any]) -> None: ...
+    def started(self, info: StartedEvent) -> None: ...
     def progress(self, p: Progress) -> None: ...
     def finished(self, p: Progress, extra: dict[str, Any]) -> None: ...
     def interrupted(self, p: Progress | None, resume: str) -> None: ...
@@ -103,11 +146,11 @@ class JsonRenderer:
         self._last = 0.0
         self._summary: dict[str, Any] = {}
 
-    def _emit(self, event: str, data: dict[str, Any]) -> None:
+    def _emit(self, event: str, data: Mapping[str, Any]) -> None:
         self.out.write(json.dumps({"event": event, **data}, default=str) + "\n")
         self.out.flush()
 
-    def started(self, info: dict[str, Any]) -> None:
+    def started(self, info: StartedEvent) -> None:
         self._summary.update(info)
         self._emit("started", info)
 
@@ -123,12 +166,12 @@ class JsonRenderer:
         self._emit("finished", data)
 
     def interrupted(self, p: Progress | None, resume: str) -> None:
-        data = {**(progress_fields(p, live=False) if p else {}), "resume": resume}
+        data: dict[str, Any] = {**(progress_fields(p, live=False) if p else {}), "resume": resume}
         self._summary.update(data, outcome="interrupted", exit_code=130)
         self._emit("interrupted", data)
 
     def detached(self, p: Progress | None, message: str) -> None:
-        data = {**(progress_fields(p) if p else {}), "message": message}
+        data: dict[str, Any] = {**(progress_fields(p) if p else {}), "message": message}
         self._summary.update(data, outcome="stopped following", exit_code=130)
         self._emit("detached", data)
 
@@ -157,7 +200,7 @@ class PlainRenderer:
         self.out.write(f"{datetime.now():%H:%M:%S} {text}\n")
         self.out.flush()
 
-    def started(self, info: dict[str, Any]) -> None:
+    def started(self, info: StartedEvent) -> None:
         self._line(info["message"])
 
     def progress(self, p: Progress) -> None:
@@ -234,7 +277,7 @@ class RichRenderer:
         self._ensure()
         self._console.print(text, markup=False)
 
-    def started(self, info: dict[str, Any]) -> None:
+    def started(self, info: StartedEvent) -> None:
         self._print(info["message"])
         self._ensure().start()
 

@@ -367,9 +367,8 @@ class Runner:
             self.renderer.note(f"warning: {warning}")
         for change in rotation.changes:
             self.renderer.note(change)
-        lost = [e for e in rotation.errors if connection_lost(e)]
-        if lost:
-            raise ToolError(lost_message(lost[0], self.resume), EXIT_OTHER)
+        if rotation.lost:
+            raise ToolError(lost_message(rotation.lost[0], self.resume), EXIT_OTHER)
         # object_in_use: every unfinished slice of the run is taken
         busy = [e for e in rotation.errors if isinstance(e, pg_errors.ObjectInUse)]
         others = [e for e in rotation.errors if not isinstance(e, pg_errors.ObjectInUse)]
@@ -492,7 +491,7 @@ def started_info(
     request: Request,
     kept: dict[str, Any] | None = None,
     distributed: bool = False,
-) -> dict[str, Any]:
+) -> render.StartedEvent:
     """The `started` event; `kept` is the run's stored options (runs.options), which a resume goes on with;
     `distributed`: a Citus distributed table."""
     kept = kept or {}
