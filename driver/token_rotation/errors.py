@@ -158,7 +158,9 @@ def cli_flags(text: str) -> str:
 def connection_lost(exc: BaseException) -> bool:
     """Whether an error means that an established session to the server ended under us (server crash or
     shutdown, pg_terminate_backend, network), as opposed to a connection attempt that failed: the server's
-    goodbye SQLSTATE, or libpq's own "server closed the connection" / "consuming input failed"."""
+    goodbye SQLSTATE, or libpq's own "server closed the connection" / "consuming input failed". Where the
+    connection is at hand, psycopg says it itself (conn.broken: the workers, rotation.Rotation.lost); this
+    is for an error that arrives without it."""
     if not isinstance(exc, psycopg.OperationalError):
         return False
     if isinstance(exc, _LOST):

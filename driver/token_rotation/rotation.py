@@ -107,6 +107,7 @@ class Rotation:
         self.application_name = application_name
         self.workers = workers
         self.errors: list[psycopg.Error] = []
+        self.lost: list[psycopg.Error] = []  # those of workers whose connection broke (conn.broken)
         self.warnings: list[str] = []  # the procedure's WARNINGs (e.g. fewer rows than counted)
         self.changes: list[str] = []  # its NOTICEs that a resume changed the run's options
         self.calls_done = 0
@@ -170,6 +171,9 @@ class Rotation:
                     break
         except psycopg.Error as exc:
             error = exc
+            if conn.broken:  # the server ended the session (crash, shutdown, terminate) or the network did
+                with self._lock:
+                    self.lost.append(exc)
         finally:
             try:
                 conn.close()

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row, kwargs_row
 
 from token_rotation.connection import user_path
 from token_rotation.errors import EXIT_BAD_INPUT, EXIT_OTHER, ToolError, printable, redact
@@ -84,6 +84,10 @@ class Progress:
         return cls(**values)
 
 
+# rows of the progress view, made into Progress (and their text made safe) as psycopg reads them
+PROGRESS_ROW = kwargs_row(lambda **row: Progress.from_row(row))
+
+
 def server_text(text: str | None) -> str | None:
     """Free text read from the server (a reason, an error, a NOTICE, application names), as it may be shown:
     redacted of anything token- or password-shaped and of control characters (errors.redact)."""
@@ -130,33 +134,30 @@ def resolve_table(conn: psycopg.Connection, table: str) -> tuple[int, str]:
 
 def read(conn: psycopg.Connection, run_id: int) -> Progress | None:
     """The progress of one run."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(
+    with conn.cursor(row_factory=PROGRESS_ROW) as cur:
+        return cur.execute(
             f"SELECT {PROGRESS_COLUMNS} FROM token_rotation.progress WHERE run_id = %s", (run_id,)
         ).fetchone()
-    return Progress.from_row(row) if row else None
 
 
 def runs(conn: psycopg.Connection, table_oid: int | None = None) -> list[Progress]:
     """Every run (of one table, when given), newest first."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
+    with conn.cursor(row_factory=PROGRESS_ROW) as cur:
+        return cur.execute(
             f"SELECT {PROGRESS_COLUMNS} FROM token_rotation.progress"
             " WHERE %(oid)s::oid IS NULL OR table_name = %(oid)s::oid::regclass ORDER BY run_id DESC",
             {"oid": table_oid},
         ).fetchall()
-    return [Progress.from_row(r) for r in rows]
 
 
 def open_run(conn: psycopg.Connection, table_oid: int) -> Progress | None:
     """The open (active or paused) run of a table, if any."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(
+    with conn.cursor(row_factory=PROGRESS_ROW) as cur:
+        return cur.execute(
             f"SELECT {PROGRESS_COLUMNS} FROM token_rotation.progress"
             " WHERE table_name = %s::oid::regclass AND state IN ('active', 'paused')",
             (table_oid,),
         ).fetchone()
-    return Progress.from_row(row) if row else None
 
 
 def run_options(conn: psycopg.Connection, run_id: int) -> dict[str, Any]:
@@ -247,15 +248,15 @@ class Sizes:
 def sizes(conn: psycopg.Connection, table_oid: int) -> Sizes:
     """Current sizes of a table and its indexes, and its dead tuples (statistics lag by a second or so)."""
     conn.execute("SELECT pg_catalog.pg_stat_clear_snapshot()")
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=class_row(Sizes)) as cur:
         row = cur.execute(
-            "SELECT table_bytes, indexes_bytes, coalesce(dead_tuples, 0) AS dead_tuples"
+            "SELECT table_bytes, indexes_bytes AS index_bytes, coalesce(dead_tuples, 0) AS dead_tuples"
             "  FROM token_rotation.table_sizes(%s::oid::regclass)",
             (table_oid,),
         ).fetchone()
     if row is None:
         raise ToolError("the table disappeared", EXIT_OTHER)
-    return Sizes(int(row["table_bytes"]), int(row["indexes_bytes"]), int(row["dead_tuples"]))
+    return row
 
 
 def retune(conn: psycopg.Connection, table: str, given: dict[str, Any], unset: list[str]) -> str:
