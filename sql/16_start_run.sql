@@ -48,11 +48,7 @@ BEGIN
     RETURNING * INTO v_run;
 
     IF v_max IS NULL OR jsonb_array_length(v_slices) = 0 THEN
-        UPDATE token_rotation.runs
-           SET state = 'finished', finished_at = clock_timestamp(), state_changed_at = clock_timestamp()
-         WHERE run_id = v_run.run_id
-        RETURNING * INTO v_run;
-        RETURN v_run;
+        RETURN token_rotation.finish_run(v_run.run_id, clock_timestamp());
     END IF;
 
     INSERT INTO token_rotation.slices (run_id, slice_no, lo, hi, rows_expected)

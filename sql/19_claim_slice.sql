@@ -41,9 +41,7 @@ BEGIN
     SELECT * INTO v_run FROM token_rotation.runs
      WHERE target = p_table AND state IN ('active', 'paused') FOR UPDATE;
     IF FOUND AND NOT EXISTS (SELECT FROM token_rotation.slices WHERE run_id = v_run.run_id AND NOT done) THEN
-        UPDATE token_rotation.runs SET state = 'finished', finished_at = clock_timestamp(),
-               state_changed_at = clock_timestamp()
-         WHERE run_id = v_run.run_id;
+        PERFORM token_rotation.finish_run(v_run.run_id, clock_timestamp());
         v_run := NULL;
     ELSIF FOUND AND v_run.token_column <> p_column THEN
         RAISE EXCEPTION '% has an open run on column %', v_target, quote_ident(v_run.token_column)

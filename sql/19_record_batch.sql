@@ -44,9 +44,7 @@ BEGIN
         -- FOR UPDATE would wait for theirs while they wait for ours when two slices end together.
         PERFORM FROM token_rotation.runs WHERE run_id = p_run_id FOR NO KEY UPDATE;
         IF NOT EXISTS (SELECT FROM token_rotation.slices WHERE run_id = p_run_id AND NOT done) THEN
-            UPDATE token_rotation.runs
-               SET state = 'finished', finished_at = v_now, state_changed_at = v_now
-             WHERE run_id = p_run_id;
+            PERFORM token_rotation.finish_run(p_run_id, v_now);
         END IF;
     END IF;
     RETURN v_slice;

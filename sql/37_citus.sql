@@ -89,17 +89,17 @@ BEGIN
      WHERE s.run_id = p_run_id AND s.shardid = e.shardid;
     UPDATE token_rotation.runs r
        SET rows_done = t.rows_done, elapsed = r.elapsed + coalesce(p_elapsed, '0'),
-           state = CASE WHEN t.left = 0 AND r.state = 'active' THEN 'finished' ELSE r.state END,
-           finished_at = CASE WHEN t.left = 0 AND r.state = 'active' THEN clock_timestamp() ELSE r.finished_at END,
-           state_changed_at = CASE WHEN t.left = 0 AND r.state = 'active' THEN clock_timestamp()
-                                   ELSE r.state_changed_at END,
            last_error = coalesce(token_rotation.redact(p_error, r.options->>'format', r.options->>'prefix'),
                                  r.last_error),
            last_error_at = CASE WHEN p_error IS NOT NULL THEN clock_timestamp() ELSE r.last_error_at END
-      FROM (SELECT coalesce(sum(s.rows_done), 0)::bigint AS rows_done, count(*) FILTER (WHERE NOT s.done) AS left
-              FROM token_rotation.shards s WHERE s.run_id = p_run_id) AS t
+      FROM (SELECT coalesce(sum(s.rows_done), 0)::bigint AS rows_done FROM token_rotation.shards s
+             WHERE s.run_id = p_run_id) AS t
      WHERE r.run_id = p_run_id
     RETURNING r.* INTO v_run;
+    IF v_run.state = 'active'
+       AND NOT EXISTS (SELECT FROM token_rotation.shards s WHERE s.run_id = p_run_id AND NOT s.done) THEN
+        v_run := token_rotation.finish_run(p_run_id, clock_timestamp());
+    END IF;
     RETURN v_run;
 END
 $$;
