@@ -86,34 +86,19 @@ class Request:
         return cls(**{f.name: options[f.name] for f in fields(cls) if f.name in options})
 
     def options(self, table_oid: int) -> Options:
-        """The procedure's arguments: None where not given, so that a new run takes the defaults of
-        token_rotation.default_options() (the only place they are written) and a resume its own options."""
-        return Options(
-            table_oid=table_oid,
-            column=self.column,
-            batch_size=self.batch_size,
-            max_batches=self.max_batches,
-            sleep=self.sleep,
-            lock_timeout=self.lock_timeout,
-            lock_retries=self.lock_retries,
+        """The procedure's arguments: the fields of Options that `rotate` takes by the same name, None where
+        not given, so that a new run takes the defaults of token_rotation.default_options() (the only place
+        they are written) and a resume its own options."""
+        same = {f.name: getattr(self, f.name) for f in fields(Options) if f.name in REQUEST_FIELDS}
+        return replace(
+            Options(table_oid=table_oid, **same),
             slices=self.workers or 1,
-            target_batch_time=self.target_batch_time,
-            max_replication_lag=self.max_replication_lag,
-            synchronous_commit=self.synchronous_commit,
-            token_format=self.token_format,
-            prefix=self.prefix,
-            previous_column=self.previous_column,
-            rotated_at_column=self.rotated_at_column,
-            key=self.key,
-            max_replay_lag=self.max_replay_lag,
-            max_archive_queue=self.max_archive_queue,
-            pause_on_autovacuum=self.pause_on_autovacuum,
-            trust_table_owner=self.trust_table_owner or None,
-            where=self.where,
-            older_than=self.older_than,
+            trust_table_owner=self.trust_table_owner or None,  # False: not given
             fill_null=self.fill_null or None,
-            stop_at=self.stop_at,
         )
+
+
+REQUEST_FIELDS = {f.name for f in fields(Request)}
 
 
 def rotate(
