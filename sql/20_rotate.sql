@@ -245,7 +245,8 @@ BEGIN
         IF v_wait.options IS DISTINCT FROM v_options THEN
             v_options := v_wait.options;
             SELECT * INTO v_opt
-      FROM token_rotation.option_values((token_rotation.default_options() - 'target_batch_time') || v_options);
+              FROM token_rotation.option_values((token_rotation.default_options() - 'target_batch_time')
+                                                || v_options);
             IF v_opt.target_batch_time IS NULL THEN
                 v_batch_size := v_opt.batch_size;  -- fixed batches from now on (lock-timeout halvings start anew)
             END IF;
