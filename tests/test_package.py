@@ -167,6 +167,21 @@ def test_the_package_reads_its_sql_and_migrations_through_importlib_resources() 
     assert cfg.get_main_option("script_location") == str(migrate.folder(MIGRATIONS_DIR))
 
 
+def test_every_sql_file_creates_one_object_named_in_its_file_name() -> None:
+    """sql/ holds one routine or view per file (a reader finds an object by its name), its file named
+    NN_<object>.sql: the tier, then the object's name (an overload adds a word: 10_redact_format.sql)."""
+    import re
+
+    files = migrate.routine_files()
+    assert len(files) > 60
+    for path in files:
+        objects = re.findall(
+            r"^CREATE OR REPLACE (?:FUNCTION|PROCEDURE|VIEW) token_rotation\.(\w+)", path.read_text(), re.M
+        )
+        assert len(objects) == 1, (path.name, objects)
+        assert re.fullmatch(rf"\d\d_{objects[0]}(_\w+)?\.sql", path.name), (path.name, objects[0])
+
+
 def test_no_database_and_no_embedded_server_says_in_one_line_how_to_get_one(tmp_path: Path) -> None:
     """A plain install (without the `embedded` extra) asked to work without a database: exit 2 and one line
     naming the extra and the way to point the tool at a server, before anything is started."""

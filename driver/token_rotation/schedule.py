@@ -1,5 +1,5 @@
 """`token-rotation schedule` / `unschedule` and the schedules in `status`: rotation as a policy, run by
-pg_cron (sql/36_schedule.sql does the work: token_rotation.schedule(), unschedule(), schedules()). A job CALLs
+pg_cron (sql/36_*.sql do the work: token_rotation.schedule(), unschedule(), schedules()). A job CALLs
 rotate() with the options given here, as the role that made it; without --batch-size or --target-batch-time
 it gets the CLI's batches of about 10 ms, so that a scheduled run behaves as `rotate` does."""
 

@@ -6,7 +6,7 @@ Create Date: 2026-12-04
 
 On a Citus coordinator, rotate() of a distributed table (hash-distributed or single-shard) keeps one run on
 the coordinator and, for each shard, an ordinary run of the tool on the node that holds the shard, whose
-checkpoints commit with its batches there (rotate_citus(), sql/37_citus.sql). Upgrade:
+checkpoints commit with its batches there (rotate_citus(), sql/37_rotate_citus.sql). Upgrade:
 - token_rotation.shards: the shards of a coordinator's run: the node each was last seen on, its run there
   (whose options carry the tag of the coordinator's run and the shard: a shard is never given a second run),
   the rows it rotated, done. Written only by the tool's SECURITY DEFINER functions.
