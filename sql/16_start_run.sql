@@ -34,7 +34,7 @@ BEGIN
     END IF;
 
     INSERT INTO token_rotation.runs (target, token_column, key_columns, key_types, batch_size, key_min, key_max,
-                                     partitions, started_by, workers, rows_expected, rows_expected_exact)
+                                     partitions, started_by, slices, rows_expected, rows_expected_exact)
     VALUES (p_table, p_column, p_key, v_key_type, p_batch_size,
             CASE WHEN jsonb_typeof(p_plan->'key_min') = 'array'
                  THEN ARRAY(SELECT jsonb_array_elements_text(p_plan->'key_min')) END,

@@ -103,10 +103,10 @@ BEGIN
         NULL;
     ELSIF v_new_run THEN
         RAISE NOTICE 'run %: rotating % rows of %.% in % slice(s), batches of %', v_run.run_id,
-            v_run.rows_expected, v_target, quote_ident(p_column), v_run.workers, p_batch_size;
+            v_run.rows_expected, v_target, quote_ident(p_column), v_run.slices, p_batch_size;
     ELSE
         RAISE NOTICE 'run %: resuming % at slice % of % (% of % rows done; a run keeps the slices it started with)',
-            v_run.run_id, v_target, v_slice.slice_no, v_run.workers,
+            v_run.run_id, v_target, v_slice.slice_no, v_run.slices,
             (SELECT sum(rows_done) FROM token_rotation.slices WHERE run_id = v_run.run_id), v_run.rows_expected;
     END IF;
 

@@ -15,9 +15,9 @@ DECLARE
     v_run_done bigint := (SELECT sum(s.rows_done) FROM token_rotation.slices s WHERE s.run_id = p_run.run_id);
 BEGIN
     RAISE NOTICE 'run % slice %/% batch %: % rows, % done, % rows/s', p_run.run_id, p_slice.slice_no,
-        p_run.workers, p_slice.batches_done, p_rows,
+        p_run.slices, p_slice.batches_done, p_rows,
         to_char(least(100.0 * v_run_done / greatest(p_run.rows_expected, 1),
-                      CASE WHEN p_last AND p_run.workers = 1 THEN 100 ELSE 99.9 END), 'FM990.0"%"'),
+                      CASE WHEN p_last AND p_run.slices = 1 THEN 100 ELSE 99.9 END), 'FM990.0"%"'),
         round(p_slice.rows_done / greatest(extract(epoch FROM p_slice.elapsed), 0.001));
 END
 $$;

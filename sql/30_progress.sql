@@ -1,10 +1,12 @@
 -- token_rotation.progress: one row per run with live numbers: rows done of the total, percent, working time
 -- (accumulated over every CALL, pauses excluded), rate, the ETA (run_eta(): the one estimate, which the CLI
--- shows too), and the sessions working on it now.
--- Columns: slices = the run's key slices; sessions = those a session works on right now (a CALL holds its
--- lock); slices_left = unfinished; free_slices = unfinished and nobody's; heartbeat_at = the newest sign of
--- life of any slice (a batch, a wait, a retry); throttled = why its workers wait (paused, a hold, a health
--- limit); options = the run's options (set_options() changes them); held = the reason of an unexpired hold().
+-- shows too), and its workers now.
+-- Columns: slices = the run's key slices; workers = the sessions working on them right now, one slice each (a
+-- CALL holds its lock); sessions = workers under its old name, kept at its old place until the next release
+-- (CREATE OR REPLACE VIEW adds columns only at the end); slices_left = unfinished; free_slices = unfinished
+-- and nobody's; heartbeat_at = the newest sign of life of any slice (a batch, a wait, a retry); throttled =
+-- why its workers wait (paused, a hold, a health limit); options = the run's options (set_options() changes
+-- them); held = the reason of an unexpired hold().
 -- The driver polls it; a DBA reads it in psql:
 --   SELECT run_id, table_name, state, percent, rows_per_second, eta FROM token_rotation.progress;
 CREATE OR REPLACE VIEW token_rotation.progress AS
@@ -12,8 +14,8 @@ SELECT r.run_id
      , r.target                                    AS table_name
      , r.token_column
      , r.state
-     , r.workers                                   AS slices
-     , s.sessions
+     , r.slices
+     , s.workers                                   AS sessions  -- workers' old name, until the next release
      , coalesce(s.rows_done, r.rows_done)          AS rows_done
      , r.rows_expected                             AS rows_total
      , r.rows_expected_exact                       AS rows_total_exact
@@ -39,12 +41,13 @@ SELECT r.run_id
      , coalesce(s.free_slices, 0)                  AS free_slices
      , r.options
      , CASE WHEN r.hold_until > clock_timestamp() THEN r.hold_reason END AS held
+     , s.workers
   FROM token_rotation.runs r
   -- a Citus distributed table's open run: its rows and time live from every node (its slices are shards'
   -- runs on their nodes); without Citus this is never called
   LEFT JOIN LATERAL (
         SELECT c.rows_done, NULL::bigint AS batches_done, NULL::timestamptz AS heartbeat_at, NULL::text AS throttled,
-               NULL::integer AS sessions, NULL::integer AS slices_left, NULL::integer AS free_slices, c.elapsed
+               NULL::integer AS workers, NULL::integer AS slices_left, NULL::integer AS free_slices, c.elapsed
           FROM token_rotation.citus_progress(r.run_id) AS c
          WHERE r.state IN ('active', 'paused') AND EXISTS (SELECT FROM token_rotation.shards sh WHERE sh.run_id = r.run_id)
        ) cs ON true
@@ -53,7 +56,7 @@ SELECT r.run_id
              , sum(sl.batches_done)::bigint AS batches_done
              , max(sl.heartbeat_at) AS heartbeat_at
              , string_agg(DISTINCT sl.throttled, ', ') AS throttled
-             , count(*) FILTER (WHERE lk.pid IS NOT NULL)::integer AS sessions
+             , count(*) FILTER (WHERE lk.pid IS NOT NULL)::integer AS workers
              , count(*) FILTER (WHERE NOT sl.done)::integer AS slices_left
              , count(*) FILTER (WHERE NOT sl.done AND lk.pid IS NULL)::integer AS free_slices
              -- a working slice's time runs on between its batches; a paused one's does not
@@ -68,4 +71,4 @@ SELECT r.run_id
        ) s ON true;
 
 COMMENT ON VIEW token_rotation.progress IS
-    'Live progress per run: rows done/total, percent, working time, rows/s, ETA, slices and the sessions working on them, throttling.';
+    'Live progress per run: rows done/total, percent, working time, rows/s, ETA, slices and the workers on them, throttling.';

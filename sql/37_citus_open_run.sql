@@ -28,7 +28,7 @@ BEGIN
         RETURN NULL;
     END IF;
     INSERT INTO token_rotation.runs (target, token_column, key_columns, key_types, batch_size, started_by,
-                                     workers, rows_expected, options)
+                                     slices, rows_expected, options)
     SELECT p_table, p_column, p_key,
            ARRAY(SELECT a.atttypid::regtype FROM unnest(p_key) WITH ORDINALITY AS k(name, ord)
                    JOIN pg_attribute a ON a.attrelid = p_table AND a.attname = k.name ORDER BY k.ord),

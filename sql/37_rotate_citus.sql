@@ -182,7 +182,7 @@ BEGIN
         END IF;
         IF NOT p_quiet THEN
             RAISE NOTICE 'run %: % of % shard(s) done; rotating % shard(s) on % node(s)', v_run.run_id,
-                v_run.workers - v_left, v_run.workers, cardinality(v_wave.ids),
+                v_run.slices - v_left, v_run.slices, cardinality(v_wave.ids),
                 (SELECT count(DISTINCT (n, p)) FROM unnest(v_wave.names, v_wave.ports) AS u(n, p));
         END IF;
         FOR v_node, v_port, v_ok, v_text, v_id IN
@@ -229,7 +229,7 @@ BEGIN
     END IF;
     IF NOT p_quiet THEN
         RAISE NOTICE 'run %: % (% of % shards)', v_run.run_id, v_run.state,
-            (SELECT count(*) FROM token_rotation.shards s WHERE s.run_id = v_run.run_id AND s.done), v_run.workers;
+            (SELECT count(*) FROM token_rotation.shards s WHERE s.run_id = v_run.run_id AND s.done), v_run.slices;
     END IF;
 END
 $$;

@@ -69,8 +69,8 @@ def test_different_tables_rotate_at_the_same_time(dsn: str, conn: psycopg.Connec
         what="both rotations waiting mid-run",
     )
     both = conn.execute(
-        "SELECT count(*) FROM token_rotation.progress WHERE sessions = 1 AND state = 'active'"
-        " AND rows_done = 700"
+        "SELECT count(*) FROM token_rotation.progress WHERE workers = 1 AND state = 'active'"
+        " AND rows_done = 700 AND sessions = workers"  # sessions: workers' old name, kept a release
     ).fetchone()
     app.rollback()
     app.close()

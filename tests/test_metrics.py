@@ -110,6 +110,12 @@ def test_status_in_prometheus_format_parses_and_holds_each_runs_numbers(
         states = {s.labels["state"]: s.value for s in found[("token_rotation_run_state", name)]}
         assert states == {s: float(s == state) for s in ("active", "paused", "finished", "cancelled")}
         assert found[("token_rotation_rows_per_second", name)][0].value > 0
+        assert found[("token_rotation_slices", name)][0].value == 1
+        # workers: the sessions on its slices now (the paused tickets' worker waits; the others have none);
+        # sessions, the same under its old name, kept a release
+        working = float(table == "tickets")
+        assert found[("token_rotation_workers", name)][0].value == working
+        assert found[("token_rotation_sessions", name)][0].value == working
     assert found[("token_rotation_eta_seconds", "public.orders")][0].value == 0
     assert found[("token_rotation_eta_seconds", "public.invoices")][0].value >= 0  # present: open, known
     assert 0 < found[("token_rotation_rows_done", "public.invoices")][0].value < 2_000

@@ -117,7 +117,7 @@ def test_a_table_partitioned_by_month_with_key_id_created_at_is_rotated_by_the_c
     assert result.exit_code == 0, result.output
     run_id = last_run_id(conn, "events")
     assert_rotated_exactly_once(conn, before, run_id, "events")
-    assert conn.execute("SELECT key_columns::text[], workers FROM token_rotation.runs").fetchone() == (
+    assert conn.execute("SELECT key_columns::text[], slices FROM token_rotation.runs").fetchone() == (
         ["id", "created_at"],
         2,
     )

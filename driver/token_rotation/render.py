@@ -47,7 +47,8 @@ class ProgressFields(TypedDict):
     eta: float | None  # seconds, the progress view's ETA; None while unknown
     batches_done: int
     slices: int  # the run's key slices
-    sessions: int  # the sessions working on them now
+    workers: int  # the sessions working on them now
+    sessions: int  # workers under its old name, until the next release
     throttled: str | None  # why the workers wait (pause, hold, health), None when they work
     xmin_holders: str | None  # what keeps VACUUM from reclaiming, when something does
 
@@ -89,7 +90,8 @@ def progress_fields(p: Progress, live: bool = True) -> ProgressFields:
         "eta": None if eta_seconds is None else round(eta_seconds, 1),
         "batches_done": p.batches_done,
         "slices": p.slices,
-        "sessions": p.working,
+        "workers": p.workers,
+        "sessions": p.workers,
         "throttled": p.throttled,
         "xmin_holders": p.xmin_holders,
     }
@@ -390,7 +392,7 @@ def status_cells(p: Progress) -> list[str]:
     subset = (p.options or {}).get("where")
     if subset:
         note = "; ".join(n for n in (f"where {redact(subset)}", note) if n)
-    if p.open and p.working == 0:
+    if p.open and p.workers == 0:
         note = f"nobody works on it: token-rotation rotate --table {p.table_name} resumes it" + (
             f" ({note})" if note else ""
         )
@@ -403,7 +405,7 @@ def status_cells(p: Progress) -> list[str]:
         format_count(p.rows_per_second),
         format_duration(p.elapsed),
         format_duration(eta_of(p)) if p.open else "-",
-        f"{p.working}/{p.slices}",
+        f"{p.workers}/{p.slices}",
         note,
     ]
 
@@ -486,7 +488,9 @@ METRICS: tuple[tuple[str, str, Any], ...] = (
     ),
     ("token_rotation_batches_done", "Batches committed by the run.", lambda p: p.batches_done),
     ("token_rotation_slices", "Key slices of the run.", lambda p: p.slices),
-    ("token_rotation_sessions", "Sessions working on the run's slices now.", lambda p: p.working),
+    ("token_rotation_workers", "Sessions working on the run's slices now.", lambda p: p.workers),
+    # workers' old name, until the next release
+    ("token_rotation_sessions", "Old name of token_rotation_workers.", lambda p: p.workers),
 )
 RUN_STATES = ("active", "paused", "finished", "cancelled")
 

@@ -326,7 +326,7 @@ class Runner:
                 {"following": others},
             )
         while self.last.open:
-            if self.last.state == "active" and self.last.working == 0 and self.last.free_slices > 0:
+            if self.last.state == "active" and self.last.workers == 0 and self.last.free_slices > 0:
                 self.renderer.note(
                     f"nobody works on run {self.run_id} any more: taking over its {self.last.free_slices} "
                     "unfinished slice(s)"

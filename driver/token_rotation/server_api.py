@@ -1,11 +1,11 @@
 """The driver's side of the server API: every query the commands run against the tool's schema, reading a
-run's state (the `token_rotation.progress` view, which also holds the one ETA, the sessions working on a run,
-the sizes of the target table) and calling its control functions (pause, cancel, hold, set_options,
-verify). Every number here comes from the database and its clock; nothing is computed from the driver's own
-timing, so what the driver shows is also what a DBA sees in psql.
+run's state (the `token_rotation.progress` view, which also holds the one ETA and its workers, the sizes of
+the target table) and calling its control functions (pause, cancel, hold, set_options, verify). Every number
+here comes from the database and its clock; nothing is computed from the driver's own timing, so what the
+driver shows is also what a DBA sees in psql.
 
-Words: a run is cut into *slices* (disjoint key ranges, fixed when the run starts); *workers* are the sessions
-working on them right now (one slice each): the view's columns `slices` and `sessions`."""
+Words: a run is cut into *slices* (disjoint key ranges, fixed when the run starts); its *workers* are the
+sessions working on them right now (one slice each): the view's columns `slices` and `workers`."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ PROGRESS_COLUMNS = (
     " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
     " WHERE c.oid OPERATOR(pg_catalog.=) table_name),"
     " table_name::text) AS table_name, token_column::text AS token_column, state,"
-    " sessions AS working, slices, rows_done, rows_total, rows_total_exact,"
+    " workers, slices, rows_done, rows_total, rows_total_exact,"
     " percent::float8 AS percent, extract(epoch FROM elapsed)::float8 AS elapsed, rows_per_second,"
     " batches_done, extract(epoch FROM eta)::float8 AS eta, throttled, started_at, finished_at,"
     " heartbeat_at, last_error, slices_left, free_slices, options,"
@@ -45,8 +45,8 @@ class Progress:
     table_name: str
     token_column: str
     state: str
-    working: int  # sessions working on the run's slices now (the view's sessions)
-    slices: int  # slices of the run (the view's workers)
+    workers: int  # sessions working on the run's slices now
+    slices: int  # key slices of the run
     rows_done: int
     rows_total: int
     rows_total_exact: bool
@@ -78,7 +78,7 @@ class Progress:
             values[key] = server_text(values[key])
         for key in ("table_name", "token_column"):
             values[key] = printable(values[key])
-        for key in ("working", "rows_done", "rows_per_second", "batches_done", "slices_left", "free_slices"):
+        for key in ("workers", "rows_done", "rows_per_second", "batches_done", "slices_left", "free_slices"):
             values[key] = int(values[key] or 0)
         values["elapsed"] = float(values["elapsed"] or 0.0)
         return cls(**values)
