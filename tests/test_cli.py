@@ -645,3 +645,19 @@ def test_rotate_passes_on_the_procedures_warning_about_rows_left_out(
         f"warning: run 1 of public.tickets finished with {skipped[0]} row(s) fewer than the 300 counted"
     )
     assert expected in result.output
+
+
+def test_every_option_of_rotate_is_a_field_of_the_request_and_back() -> None:
+    """The options of `rotate` are declared once, as click options (options.ROTATE_OPTIONS); Request, which
+    carries them typed, has a field for each of them by its Python name (from_options() would drop an option
+    it lacks), and none but the two it works out itself; Options has the procedure's parameters (a test of
+    test_cli_claims checks the CALL against rotate()'s own)."""
+    from dataclasses import fields
+
+    from token_rotation.options import rotate_params
+    from token_rotation.runner import Request
+
+    rendering = {"as_json", "progress_interval"}  # the renderer's, not the request's
+    worked_out = {"resuming", "stop_at"}  # from the database: an open run, the window's end by its clock
+    declared = {p.name for p in rotate_params()} - rendering
+    assert declared == {f.name for f in fields(Request)} - worked_out
