@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
+from click.testing import CliRunner, Result
 from psycopg import sql
+
+from token_rotation.cli import cli
 
 KEY_EXPRESSIONS = {
     # key type -> SQL expression of the generate_series value g giving a distinct, orderable key
@@ -221,3 +226,12 @@ def throttled(conn: psycopg.Connection, table: str = "tickets") -> str:
         (table,),
     ).fetchone()
     return str(row[0]) if row else ""
+
+
+def run(dsn: str, *args: str, env: dict[str, str] | None = None) -> Result:
+    """Invokes the CLI on the test database (stdout is not a terminal: plain lines)."""
+    return CliRunner().invoke(cli, ["--dsn", dsn, *args], env=env, catch_exceptions=False)
+
+
+def events(result: Result) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]

@@ -17,7 +17,7 @@ from pytest_postgresql.executors import NoopExecutor
 
 from token_rotation import migrate
 
-from conftest import new_database
+from plugins.database import new_database
 from roles import dsn_as, temporary_role
 
 # what the squatter puts into its schema token_rotation: a routine of its own, or one with the name and

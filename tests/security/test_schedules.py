@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg import sql
-from test_schedule import cron_server, needs_cron  # noqa: F401 (the fixture, shared with test_schedule)
 
 from .attacks import escalations, is_superuser, plant_escalation
+from plugins.cron import needs_cron
 from roles import dsn_as, temporary_role
 from servers import Server
 

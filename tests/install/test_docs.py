@@ -20,7 +20,7 @@ from token_rotation.cli import cli
 from token_rotation.errors import EXIT_CODES
 from token_rotation.render import ProgressFields, StartedEvent
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 DOCS_DIR = ROOT / "docs"
 SQL_DOC = (DOCS_DIR / "sql.md").read_text()

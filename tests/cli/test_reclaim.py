@@ -4,11 +4,10 @@ double; when an old transaction holds the xmin horizon, the bar, the NOTICE-like
 from __future__ import annotations
 
 import psycopg
-from test_cli import events, run
 
 from token_rotation import reclaim
 
-from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
+from helpers import assert_rotated_exactly_once, events, last_run_id, make_table, run, snapshot
 
 SLOW = ("--batch-size", "200", "--sleep", "30ms", "--json", "--progress-interval", "0.2")
 

@@ -6,8 +6,6 @@ removed by `unschedule`; and the clear error where the server has no pg_cron."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,13 +13,9 @@ from psycopg import sql
 
 from background import run_cli, wait_until
 from helpers import make_table, table_checksum
+from plugins.cron import needs_cron
 from roles import dsn_as, temporary_role
-from servers import PG15_BIN, Server, dedicated_server
-
-PG_CRON = PG15_BIN.parent / "lib" / "pg_cron.so"
-needs_cron = pytest.mark.skipif(
-    not PG_CRON.exists(), reason=f"{PG_CRON} is absent: apt-get install postgresql-15-cron (.ci/run does)"
-)
+from servers import Server
 
 API_KEYS = """
 CREATE TABLE api_keys (id integer PRIMARY KEY, token uuid NOT NULL UNIQUE DEFAULT gen_random_uuid(),
@@ -30,22 +24,6 @@ INSERT INTO api_keys (id, rotated_at)
 SELECT g, CASE WHEN g % 3 = 0 THEN now() - interval '5 days' ELSE now() - interval '100 days' END
   FROM generate_series(1, 3000) g;
 """
-
-
-@pytest.fixture(scope="module")
-def cron_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """PostgreSQL 15 with pg_cron preloaded for the database postgres (where the tool is installed), its
-    jobs connecting over the server's Unix socket."""
-    base = Path(tmp_path_factory.mktemp("cron-"))
-    settings = {
-        "shared_preload_libraries": "pg_cron",
-        "cron.database_name": "postgres",
-        "cron.host": str(base / "server"),
-    }
-    with dedicated_server(base, PG15_BIN, settings) as made:
-        with psycopg.connect(made.dsn, autocommit=True) as c:
-            c.execute("CREATE EXTENSION pg_cron")
-        yield made
 
 
 def tokens(conn: psycopg.Connection) -> dict[int, str]:
@@ -190,7 +168,7 @@ def test_a_schedule_refuses_options_a_job_cannot_pass(conn: psycopg.Connection) 
 def test_rotate_tokens_declares_and_removes_a_models_schedule(cron_server: Server) -> None:
     """`manage.py rotate_tokens myapp.Ticket --schedule '0 3 * * *' --older-than 90d --rotated-at-field
     created_at` makes the job (the column in its CALL, nothing rotated now); --unschedule removes it."""
-    from test_django import manage
+    from django_app.project import manage
 
     assert manage(cron_server.dsn, "migrate").returncode == 0
     with psycopg.connect(cron_server.dsn, autocommit=True) as conn:

@@ -241,7 +241,7 @@ def test_a_null_table_is_refused_with_a_hint(conn: psycopg.Connection) -> None:
 )
 def test_an_out_of_range_parameter_is_refused_with_a_hint(conn: psycopg.Connection, args: str) -> None:
     """Batch size 0, -1 or 10^9, and every other parameter out of its range: 22023 with the value in DETAIL
-    and a hint, before any run starts. (NULL is "not given": tests/test_formats.py.)"""
+    and a hint, before any run starts. (NULL is "not given": tests/engine/test_formats.py.)"""
     make_table(conn, rows=100)
     err = assert_refused(
         conn, f"CALL token_rotation.rotate('tickets', {args})", psycopg.errors.InvalidParameterValue

@@ -14,14 +14,13 @@ from pathlib import Path
 import psycopg
 import pytest
 from pytest_postgresql.executors import NoopExecutor
-from test_migrations import HEAD, catalog, differences, install_shipped, tool_objects
-from test_package import wheel as wheel  # the wheel of this checkout, built once for this module
 
 from token_rotation import migrate
 
 from background import BackgroundCall, wait_until
-from conftest import new_database
+from catalog import HEAD, catalog, differences, install_shipped, tool_objects
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
+from plugins.database import new_database
 
 
 def psql_binary() -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,43 +14,13 @@ from pathlib import Path
 import psycopg
 import pytest
 from pytest_postgresql.executors import NoopExecutor
-from test_migrations import tool_objects
 
 from token_rotation import MIGRATIONS_DIR, SQL_DIR, migrate
 
-from conftest import new_database
+from catalog import tool_objects
+from plugins.database import new_database
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-# Not copied into the build: what .gitignore lists. A build/ left from an earlier build would put files
-# deleted since into the wheel (setuptools copies into build/lib and never removes from it).
-NOT_SOURCE = (
-    ".git",
-    ".venv",
-    ".pgdata",
-    "build",
-    "dist",
-    "*.egg-info",
-    "__pycache__",
-    ".*_cache",
-    "bench-results",
-)
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel of this checkout's files, built with pip from a clean copy in a temporary folder."""
-    source = tmp_path_factory.mktemp("source") / "token-rotation"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(source)],
-        check=True,
-        capture_output=True,
-    )
-    (built,) = out.glob("token_rotation-*.whl")
-    return built
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

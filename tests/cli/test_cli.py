@@ -3,16 +3,14 @@ prints, the exit codes, and that no token and no password ever reaches the outpu
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from psycopg.conninfo import make_conninfo
 
 from token_rotation.cli import cli
@@ -20,20 +18,19 @@ from token_rotation.dry_run import memory_fit
 from token_rotation.units import format_duration
 
 from background import BackgroundCall, wait_until
-from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot, table_checksum
+from helpers import (
+    assert_rotated_exactly_once,
+    events,
+    last_run_id,
+    make_table,
+    run,
+    snapshot,
+    table_checksum,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def run(dsn: str, *args: str, env: dict[str, str] | None = None) -> Result:
-    """Invokes the CLI on the test database (stdout is not a terminal: plain lines)."""
-    return CliRunner().invoke(cli, ["--dsn", dsn, *args], env=env, catch_exceptions=False)
-
-
-def events(result: Result) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
 def run_state(conn: psycopg.Connection, run_id: int) -> str:

@@ -12,21 +12,20 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from pytest_postgresql.executors import NoopExecutor
-from test_migrations import install_shipped
 
 from token_rotation import migrate
 
-from background import backends, batches_done, cli_env, wait_until
-from conftest import new_database
+from background import backends, batches_done, wait_until
+from catalog import install_shipped
+from django_app.project import PROJECT, env, manage
 from helpers import assert_rotated_exactly_once, snapshot, table_checksum
+from plugins.database import new_database
 
-PROJECT = Path(__file__).resolve().parent / "django_project"
 HEAD = migrate.head_revision()
 
 
@@ -41,22 +40,6 @@ def db(empty_dsn: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection to the empty database."""
     with psycopg.connect(empty_dsn, autocommit=True) as connection:
         yield connection
-
-
-def env(dsn: str, settings: str = "project.settings", **extra: str) -> dict[str, str]:
-    return cli_env(DATABASE_URL=dsn, DJANGO_SETTINGS_MODULE=settings, PYTHONPATH=str(PROJECT), **extra)
-
-
-def manage(dsn: str, *args: str, settings: str = "project.settings") -> subprocess.CompletedProcess[str]:
-    """`python manage.py ARGS...` in the test project, on the database `dsn`."""
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT,
-        env=env(dsn, settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def applied(conn: psycopg.Connection, app: str) -> list[str]:

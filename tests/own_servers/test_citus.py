@@ -14,10 +14,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from citus_cluster import Cluster, cluster
 from psycopg.conninfo import make_conninfo
 
 from background import run_cli
+from citus_cluster import Cluster, cluster
 
 pytestmark = [pytest.mark.own_server, pytest.mark.slow]
 
@@ -591,7 +591,7 @@ def test_django_rotate_tokens_rotates_a_distributed_table(
     """The test project migrated on the coordinator, its myapp_ticket distributed by id (its unique token
     dropped: Citus allows a unique index only with the distribution column): `manage.py rotate_tokens
     myapp.Ticket --workers 2` rotates every row once, one run of the distributed table."""
-    from test_django import manage
+    from django_app.project import manage
 
     dsn = f"postgresql://postgres@/postgres?host={citus.directory}&port=9700"
     done = manage(dsn, "migrate")

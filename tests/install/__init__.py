@@ -1,0 +1,1 @@
+"""Installing and shipping: the wheel, the Alembic migrations, the psql-only install, the docs."""

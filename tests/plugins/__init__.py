@@ -1,0 +1,1 @@
+"""Fixtures shared by every layer, registered in tests/conftest.py as pytest_plugins."""
