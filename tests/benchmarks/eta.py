@@ -9,8 +9,9 @@ reading from 10% of the rows on with the truth: elapsed + eta against the workin
 (runs.elapsed). A round's error is its worst reading's predicted finish / real finish - 1. It prints each
 round's worst error and the median and spread of the |worst| over rounds; goal: median at most 10%.
 
-The tests check the ETA's arithmetic on logs with known times (tests/engine/test_eta.py); how close it comes on a
-real machine depends on how steady that machine is, so it is measured here and not asserted by a timed test.
+The tests check the ETA's arithmetic on logs with known times (tests/engine/test_eta.py); how close it
+comes on a real machine depends on how steady that machine is, so it is measured here and not asserted by a
+timed test.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def test_every_rotate_option_reaches_the_procedure(dsn: str, conn: psycopg.Conne
     for text in texts:
         missing = [name for name in parameters[0] if f'"{name}" =>' not in text and f"{name} =>" not in text]
         assert missing == [], f"not passed: {missing}"
-    assert conn.execute("SELECT workers FROM token_rotation.runs").fetchone() == (2,)
+    assert conn.execute("SELECT slices FROM token_rotation.runs").fetchone() == (2,)
     assert assert_checkpoints_match_the_data(conn, before) == 200
     # the resume changes only the sleep (30 s between batches made this test take 90 s), and keeps the rest
     done = run_cli(dsn, "rotate", "--table", "tickets", "--sleep", "0")

@@ -7,7 +7,7 @@ import threading
 import psycopg
 import pytest
 
-from background import wait_until
+from background import BackgroundCall, wait_until, waiting_for_locks
 from helpers import (
     assert_checkpoints_match_the_data,
     assert_mid_run,
@@ -131,14 +131,23 @@ def test_a_single_session_works_through_all_slices_one_call_each(conn: psycopg.C
 def test_workers_stopped_by_max_batches_are_resumed_slice_by_slice(
     dsn: str, conn: psycopg.Connection
 ) -> None:
-    """Both workers stop after a few batches; new CALLs continue each unfinished slice from its checkpoint."""
+    """Both workers stop after a few batches; new CALLs continue each unfinished slice from its checkpoint.
+    The application holds a row of each slice's third batch until both workers wait on it, so that both
+    work at once (else the second CALL, started after the first ended, would take the first slice on)."""
     make_table(conn, rows=5000)
     before = snapshot(conn)
     first = (
         "CALL token_rotation.rotate('tickets', p_batch_size => 200, p_workers => 2, p_max_batches => 3,"
-        " p_quiet => true)"
+        " p_lock_timeout => '60s', p_quiet => true)"
     )
-    assert run_workers(dsn, [first, first]) == [None, None]
+    holder = psycopg.connect(dsn, application_name="tr-app")
+    # rows 500 and 3000 (keys g * 1000): in the third batch of 200 of each 2500-row slice
+    holder.execute("SELECT 1 FROM tickets WHERE id = ANY(%s) FOR UPDATE", ([500_000, 3_000_000],))
+    calls = [BackgroundCall(dsn, first, "tr-worker").start() for _ in range(2)]
+    wait_until(lambda: waiting_for_locks(conn, "tr-worker") == 2, what="both workers in their third batch")
+    holder.rollback()
+    holder.close()
+    assert [c.join().error for c in calls] == [None, None]
     done = conn.execute(
         "SELECT array_agg(batches_done ORDER BY slice_no) FROM token_rotation.slices"
     ).fetchone()

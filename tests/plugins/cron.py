@@ -3,18 +3,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
 
 from servers import PG15_BIN, Server, dedicated_server
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 PG_CRON = PG15_BIN.parent / "lib" / "pg_cron.so"
-needs_cron = pytest.mark.skipif(
+WITHOUT_CRON = pytest.mark.skipif(
     not PG_CRON.exists(), reason=f"{PG_CRON} is absent: apt-get install postgresql-15-cron (.ci/run does)"
 )
+
+
+def needs_cron(test: F) -> F:
+    """Marks a test that uses cron_server: skipped without pg_cron, and marked pg15 (15's binaries), which
+    puts it in CI's PostgreSQL 15 lane."""
+    return pytest.mark.pg15(WITHOUT_CRON(test))
 
 
 @pytest.fixture(scope="module")

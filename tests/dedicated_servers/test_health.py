@@ -3,7 +3,7 @@ the machine's PostgreSQL 15 binaries), with WAL archiving on and a 1 s autovacuu
 queue that builds up mid-run stops the run until the archiver drains it; a role that may not read the queue
 waits, saying which GRANT fixes it, until it is granted; an autovacuum worker on the table holds a run with
 --pause-on-autovacuum until it ends. Each run then finishes, every row rotated exactly once. The replica
-throttles (replay lag, an unprivileged role's replica lag) are in tests/own_servers/test_replica.py."""
+throttles (replay lag, an unprivileged role's replica lag) are in tests/dedicated_servers/test_replica.py."""
 
 from __future__ import annotations
 
