@@ -1,4 +1,4 @@
--- token_rotation.key_compare(columns, casts, operators, operator, parameter): the condition "key <op> $n" of
+-- token_rotation_internal.key_compare(columns, casts, operators, operator, parameter): the condition "key <op> $n" of
 -- key_range_sql(), for a key bound as a text[] parameter, with the key's own btree operators (those of its
 -- index's operator family, key_range_sql() finds them), so that rows compare as they are ordered:
 --   one column:   t.id OPERATOR(pg_catalog.<=) $2[1]::bigint
@@ -13,10 +13,10 @@
 -- p_casts are what follows `$n[i]::` (schema-qualified types, format_type() under pg_catalog, pg_temp);
 -- p_operators is an n x 5 array, one row per column of `OPERATOR(schema.op)` for the btree strategies
 -- 1..5 (< <= = >= >); p_operator is one of < <= > >=.
---   SELECT token_rotation.key_compare('{t.id}', '{bigint}',
+--   SELECT token_rotation_internal.key_compare('{t.id}', '{bigint}',
 --       '{{OPERATOR(pg_catalog.<),OPERATOR(pg_catalog.<=),OPERATOR(pg_catalog.=),OPERATOR(pg_catalog.>=),OPERATOR(pg_catalog.>)}}',
 --       '>', 1);
-CREATE OR REPLACE FUNCTION token_rotation.key_compare(
+CREATE OR REPLACE FUNCTION token_rotation_internal.key_compare(
       p_columns   text[]
     , p_casts     text[]
     , p_operators text[]
@@ -67,6 +67,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.key_compare(text[], text[], text[], text, integer) IS
+COMMENT ON FUNCTION token_rotation_internal.key_compare(text[], text[], text[], text, integer) IS
     'The condition "key <op> $n" over a key bound as text[], with the key''s own btree operators: plain for one '
     'column, a row comparison for several plain pg_catalog ones, else spelled out.';

@@ -1,4 +1,4 @@
--- token_rotation.key_range_sql(table, key, column): every statement that reads or rotates a table by ranges
+-- token_rotation_internal.key_range_sql(table, key, column): every statement that reads or rotates a table by ranges
 -- of its key, built in this one place (identifiers quoted, values bound) for start_run(), plan_slices(),
 -- plan() and rotate(). The key is one column or several (a composite primary key, or the columns p_key
 -- named); a key value is a text[] of its columns' text forms, and a range is (after, upper]: the keys k with
@@ -32,8 +32,8 @@
 -- cost in proportion to the subset.
 -- p_set is the SET list that token_value() built from the format (quoted identifiers and checked functions
 -- only; it never holds a value given by the caller); NULL keeps the plain `token = gen_random_uuid()`.
---   SELECT * FROM token_rotation.key_range_sql('public.tickets', '{id}', 'token');
-CREATE OR REPLACE FUNCTION token_rotation.key_range_sql(
+--   SELECT * FROM token_rotation_internal.key_range_sql('public.tickets', '{id}', 'token');
+CREATE OR REPLACE FUNCTION token_rotation_internal.key_range_sql(
       p_table         regclass
     , p_key           name[]
     , p_column        name DEFAULT NULL
@@ -161,19 +161,19 @@ BEGIN
                          '(SELECT %1$s FROM %2$s AS t%5$s ORDER BY %4$s LIMIT 1)', v_value, v_from, v_order, v_desc,
                          v_where);
     count_upto := format('SELECT pg_catalog.count(*) FROM %s AS t WHERE %s%s', v_from,
-                         token_rotation.key_compare(v_cols, v_casts, v_ops, '<=', 2), v_and);
+                         token_rotation_internal.key_compare(v_cols, v_casts, v_ops, '<=', 2), v_and);
     end_after := format('SELECT %s FROM %s AS t WHERE %s AND %s%s ORDER BY %s OFFSET $3 LIMIT 1', v_value, v_from,
-                        token_rotation.key_compare(v_cols, v_casts, v_ops, '>', 1),
-                        token_rotation.key_compare(v_cols, v_casts, v_ops, '<=', 2), v_and, v_order);
+                        token_rotation_internal.key_compare(v_cols, v_casts, v_ops, '>', 1),
+                        token_rotation_internal.key_compare(v_cols, v_casts, v_ops, '<=', 2), v_and, v_order);
     end_first := format('SELECT %s FROM %s AS t WHERE %s%s ORDER BY %s OFFSET $3 LIMIT 1', v_value, v_from,
-                        token_rotation.key_compare(v_cols, v_casts, v_ops, '<=', 2), v_and, v_order);
+                        token_rotation_internal.key_compare(v_cols, v_casts, v_ops, '<=', 2), v_and, v_order);
     IF p_column IS NOT NULL THEN
         v_set := coalesce(p_set, format('%I = pg_catalog.gen_random_uuid()', p_column));
         update_after := format('UPDATE %1$s SET %2$s WHERE %3$s AND %4$s%5$s',
-                               v_from, v_set, token_rotation.key_compare(v_bare, v_casts, v_ops, '>', 1),
-                               token_rotation.key_compare(v_bare, v_casts, v_ops, '<=', 2), v_and);
+                               v_from, v_set, token_rotation_internal.key_compare(v_bare, v_casts, v_ops, '>', 1),
+                               token_rotation_internal.key_compare(v_bare, v_casts, v_ops, '<=', 2), v_and);
         update_first := format('UPDATE %1$s SET %2$s WHERE %3$s%4$s',
-                               v_from, v_set, token_rotation.key_compare(v_bare, v_casts, v_ops, '<=', 2), v_and);
+                               v_from, v_set, token_rotation_internal.key_compare(v_bare, v_casts, v_ops, '<=', 2), v_and);
     END IF;
     -- the key at rank ceil(f * n) of the sample for each fraction f: percentile_disc's choice, for a row key
     quantiles := format('SELECT s.k FROM (SELECT %1$s AS k, pg_catalog.row_number() OVER (ORDER BY %2$s) AS rn, '
@@ -182,10 +182,10 @@ BEGIN
                         'WHERE s.rn OPERATOR(pg_catalog.=) ANY (SELECT greatest(pg_catalog.ceil(f OPERATOR(pg_catalog.*) s.n), 1)'
                         '::pg_catalog.int8 FROM pg_catalog.unnest($3::pg_catalog.float8[]) AS f) '
                         'ORDER BY s.rn', v_value, v_order, v_from,
-                        token_rotation.key_compare(v_cols, v_casts, v_ops, '<=', 2), v_and);
+                        token_rotation_internal.key_compare(v_cols, v_casts, v_ops, '<=', 2), v_and);
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.key_range_sql(regclass, name[], name, text, text) IS
+COMMENT ON FUNCTION token_rotation_internal.key_range_sql(regclass, name[], name, text, text) IS
     'The statements over key ranges (after, upper] of a table (single or composite key, partitioned or not): '
     'first/last key, count, batch ends, UPDATE, quantiles.';

@@ -1,11 +1,11 @@
--- token_rotation.option_values(options): the options of a run that shape its batches and its waits, typed
+-- token_rotation_internal.option_values(options): the options of a run that shape its batches and its waits, typed
 -- (runs.options holds them as jsonb; jsonb_to_record() types them by its column list). These are the ones
 -- set_options() may change while the run goes on: a worker reads the run's options before each batch and,
 -- when they changed, takes the new values from here.
 -- The column, key, format, prefix and grace columns are fixed for the life of a run. A key missing from
 -- p_options is NULL (not set): pass default_options() || options for a complete set.
---   SELECT * FROM token_rotation.option_values(token_rotation.default_options());
-CREATE OR REPLACE FUNCTION token_rotation.option_values(
+--   SELECT * FROM token_rotation_internal.option_values(token_rotation.default_options());
+CREATE OR REPLACE FUNCTION token_rotation_internal.option_values(
       p_options                 jsonb
     , OUT batch_size            integer
     , OUT sleep                 interval
@@ -27,6 +27,6 @@ AS $$
         synchronous_commit boolean)
 $$;
 
-COMMENT ON FUNCTION token_rotation.option_values(jsonb) IS
+COMMENT ON FUNCTION token_rotation_internal.option_values(jsonb) IS
     'The options of a run that set_options() may change (batch size, sleep, lock timeout and retries, target '
     'batch time, health limits, synchronous commit), typed from runs.options.';

@@ -1,12 +1,12 @@
--- token_rotation.redact(text): the text made safe to store and to show, the rule of the driver's
+-- token_rotation_internal.redact(text): the text made safe to store and to show, the rule of the driver's
 -- errors.redact() written in SQL (a test compares the two): C0/C1 control characters and DEL stripped (a line
 -- break, CR LF or a tab becomes a space), then every value shaped like a token the tool can write replaced,
 -- with or without a prefix: bytea hex (\x...) by <bytes>, a uuid (hyphens or not) by <uuid>, 32 hex digits or
 -- more by <hex>, a run of 20 or more base64url characters mixing upper case, lower case and digits by
 -- <base64url>; and a libpq secret (password=, sslpassword=, ...secret=, the password of a URL) by ***.
 -- Ordinary words and identifiers stay readable. For server text kept where other roles read it (last_error).
---   SELECT token_rotation.redact('duplicate key value (token)=(3f1e2d4c-5b6a-4789-8abc-def012345678)');
-CREATE OR REPLACE FUNCTION token_rotation.redact(
+--   SELECT token_rotation_internal.redact('duplicate key value (token)=(3f1e2d4c-5b6a-4789-8abc-def012345678)');
+CREATE OR REPLACE FUNCTION token_rotation_internal.redact(
       p_text text
 )
 RETURNS text
@@ -30,5 +30,5 @@ AS $$
      CROSS JOIN LATERAL (SELECT pg_catalog.regexp_replace(s5.t, '(://[^:/@\s]*:)[^@\s]*@', '\1***@', 'g') AS t) AS s6
 $$;
 
-COMMENT ON FUNCTION token_rotation.redact(text) IS
+COMMENT ON FUNCTION token_rotation_internal.redact(text) IS
     'Text safe to store and show: control characters stripped, token-shaped values (uuid, hex, base64url, bytea) and libpq secrets replaced; the driver''s errors.redact() in SQL.';

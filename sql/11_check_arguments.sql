@@ -1,4 +1,4 @@
--- token_rotation.check_arguments(options, workers, max_batches, quiet, key): refuses the out-of-range or null
+-- token_rotation_internal.check_arguments(options, workers, max_batches, quiet, key): refuses the out-of-range or null
 -- arguments of rotate(), set_options() and plan() (p_options: default_options() overlaid by the options given,
 -- as run_options() builds them), against the bounds in limits() and option_limits(), with the same errors for
 -- all three, before anything is stored: 22023 invalid_parameter_value or 22004 null_value_not_allowed, the
@@ -6,8 +6,8 @@
 -- it), also refuses a key that contains a column the run writes: the token, previous-token or rotated-at
 -- column (a batch would move rows along the key it walks: some rotated twice, their grace tokens lost).
 -- The table and column are checked by describe_target().
---   SELECT token_rotation.check_arguments(token_rotation.default_options() || '{"batch_size": 5000}', 2);
-CREATE OR REPLACE FUNCTION token_rotation.check_arguments(
+--   SELECT token_rotation_internal.check_arguments(token_rotation.default_options() || '{"batch_size": 5000}', 2);
+CREATE OR REPLACE FUNCTION token_rotation_internal.check_arguments(
       p_options     jsonb
     , p_workers     integer DEFAULT 1
     , p_max_batches integer DEFAULT NULL
@@ -24,9 +24,9 @@ DECLARE
     v        record;  -- option_values(p_options)
     v_bad    text;
 BEGIN
-    SELECT * INTO v_limits FROM token_rotation.limits();
-    SELECT * INTO v_bounds FROM token_rotation.option_limits();
-    SELECT * INTO v FROM token_rotation.option_values(p_options);
+    SELECT * INTO v_limits FROM token_rotation_internal.limits();
+    SELECT * INTO v_bounds FROM token_rotation_internal.option_limits();
+    SELECT * INTO v FROM token_rotation_internal.option_values(p_options);
     IF v.batch_size IS NULL OR v.batch_size < 1 OR v.batch_size > v_limits.max_batch_size THEN
         RAISE EXCEPTION 'batch size must be between 1 and %', v_limits.max_batch_size
             USING ERRCODE = 'invalid_parameter_value', DETAIL = format('p_batch_size is %s', v.batch_size),
@@ -103,6 +103,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.check_arguments(jsonb, integer, integer, boolean, name[]) IS
+COMMENT ON FUNCTION token_rotation_internal.check_arguments(jsonb, integer, integer, boolean, name[]) IS
     'Refuses out-of-range or null arguments of rotate(), set_options() and plan() (bounds from limits() and '
     'option_limits()), and a key with a column the run writes; raises 22023 or 22004.';

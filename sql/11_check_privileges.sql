@@ -1,10 +1,10 @@
--- token_rotation.check_privileges(): refuses (42501 insufficient_privilege) a role that may not read the
+-- token_rotation_internal.check_privileges(): refuses (42501 insufficient_privilege) a role that may not read the
 -- tool's own tables: rotate() reads its run's state and options there before each batch, and the run's
 -- progress; it writes them only through the tool's functions (claim_slice(), record_batch(), ...), which run
 -- as the tool's owner and check the caller's right on the table. The table itself is checked by
 -- describe_target().
---   SELECT token_rotation.check_privileges();
-CREATE OR REPLACE FUNCTION token_rotation.check_privileges()
+--   SELECT token_rotation_internal.check_privileges();
+CREATE OR REPLACE FUNCTION token_rotation_internal.check_privileges()
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -24,5 +24,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.check_privileges() IS
+COMMENT ON FUNCTION token_rotation_internal.check_privileges() IS
     'Refuses a role that may not read token_rotation.runs, slices and batches (rotate() reads its run there).';

@@ -1,10 +1,10 @@
--- token_rotation.check_rows(table, open_options, given, options): checks the options that say which rows a run
+-- token_rotation_internal.check_rows(table, open_options, given, options): checks the options that say which rows a run
 -- rotates (where, older_than, fill_null: run_filter()), which are fixed when the run starts: p_older_than needs
 -- the run's p_rotated_at_column and a positive age; a CALL that resumes the table's open run (open_options:
 -- its runs.options) may repeat them but not change them, since the rows the run counted, and those its
 -- batches have passed, were chosen by them (22023, with the stored ones in DETAIL). Called by rotate():
---   PERFORM token_rotation.check_rows('public.tickets', NULL, '{"where": "(tenant_id = 42)"}', v_options);
-CREATE OR REPLACE FUNCTION token_rotation.check_rows(
+--   PERFORM token_rotation_internal.check_rows('public.tickets', NULL, '{"where": "(tenant_id = 42)"}', v_options);
+CREATE OR REPLACE FUNCTION token_rotation_internal.check_rows(
       p_table        regclass
     , p_open_options jsonb
     , p_given        jsonb
@@ -50,6 +50,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.check_rows(regclass, jsonb, jsonb, jsonb) IS
+COMMENT ON FUNCTION token_rotation_internal.check_rows(regclass, jsonb, jsonb, jsonb) IS
     'Checks the options that choose a run''s rows (where, older_than, fill_null): p_older_than with a rotated-at '
     'column; a resume may not change them.';

@@ -1,4 +1,4 @@
--- token_rotation.check_where(table, where, search_path, trust_table_owner): checks a subset expression
+-- token_rotation_internal.check_where(table, where, search_path, trust_table_owner): checks a subset expression
 -- (rotate(p_where => ...), `rotate --where`) and returns it deparsed: schema-qualified wherever a name is not
 -- pg_catalog's, so that it means the same under any search_path (rotate() stores that text with the run and
 -- every batch's UPDATE, which runs under the caller's path, evaluates it). It must be exactly one boolean
@@ -20,8 +20,8 @@
 -- pinned pg_catalog, pg_temp for a stored (already qualified) one. 22023 (invalid_parameter_value) for an
 -- expression that is not one, 42501 for code the caller does not trust, PostgreSQL's own SQLSTATE for a
 -- syntax or type error. NULL gives NULL.
---   SELECT token_rotation.check_where('public.tickets', 'tenant_id = 42', current_setting('search_path'));
-CREATE OR REPLACE FUNCTION token_rotation.check_where(
+--   SELECT token_rotation_internal.check_where('public.tickets', 'tenant_id = 42', current_setting('search_path'));
+CREATE OR REPLACE FUNCTION token_rotation_internal.check_where(
       p_table             regclass
     , p_where             text
     , p_search_path       text
@@ -165,6 +165,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.check_where(regclass, text, text, boolean, name[]) IS
+COMMENT ON FUNCTION token_rotation_internal.check_where(regclass, text, text, boolean, name[]) IS
     'Checks a subset expression (p_where): one boolean expression over the table''s columns, no subquery, no '
     'volatile function, only code the caller trusts; returns it deparsed, schema-qualified.';

@@ -1,4 +1,4 @@
--- token_rotation.describe_target(table, column, key, trust_table_owner): checks that a table can be rotated
+-- token_rotation_internal.describe_target(table, column, key, trust_table_owner): checks that a table can be rotated
 -- and returns its quoted name, the key its rows are walked by and that key's column types: p_key's columns, or
 -- by default the primary key (one column or several).
 -- A key must be NOT NULL columns that a unique index covers (the index's
@@ -21,10 +21,10 @@
 -- (pg_has_role(owner, current_user, 'USAGE'): it holds the caller's rights already, its code gains nothing).
 -- The choice is per CALL, never stored with a run: whoever resumes decides again. token_value() holds a format's
 -- function to the same rule.
---   SELECT * FROM token_rotation.describe_target('public.tickets', 'token');
---   SELECT * FROM token_rotation.describe_target('public.authtoken_token', 'key', '{user_id}');
---   SELECT * FROM token_rotation.describe_target('app.tickets', 'token', NULL, p_trust_table_owner => true);
-CREATE OR REPLACE FUNCTION token_rotation.describe_target(
+--   SELECT * FROM token_rotation_internal.describe_target('public.tickets', 'token');
+--   SELECT * FROM token_rotation_internal.describe_target('public.authtoken_token', 'key', '{user_id}');
+--   SELECT * FROM token_rotation_internal.describe_target('app.tickets', 'token', NULL, p_trust_table_owner => true);
+CREATE OR REPLACE FUNCTION token_rotation_internal.describe_target(
       p_table       regclass
     , p_column      name   DEFAULT 'token'
     , p_key         name[] DEFAULT NULL
@@ -283,7 +283,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.describe_target(regclass, name, name[], boolean) IS
+COMMENT ON FUNCTION token_rotation_internal.describe_target(regclass, name, name[], boolean) IS
     'Checks a table (plain or partitioned) for rotation: never a system table or the tool''s own, nor code of an '
     'owner the caller does not trust unless p_trust_table_owner; returns its quoted name, its key''s columns '
     '(p_key, or the primary key) and their types, or raises why not.';

@@ -1,10 +1,10 @@
--- token_rotation.token_value(table, column, format, prefix, previous_column, rotated_at_column,
+-- token_rotation_internal.token_value(table, column, format, prefix, previous_column, rotated_at_column,
 -- trust_table_owner): checks that a token format fits the token column and builds the SET list of a batch's
 -- UPDATE (key_range_sql()'s p_set): the new token, and the grace columns (the row's old token into the
 -- previous column, the batch's time into the rotated-at column). Every refusal is raised before anything
 -- changes, with ERRCODE, DETAIL and HINT. rotate() calls it on every CALL, a resume too, with the format
 -- stored with the run: what a run executes is checked again against the role that resumes it.
---   SELECT * FROM token_rotation.token_value('public.api_keys', 'api_key', 'hex:32', NULL, 'previous_api_key', 'rotated_at');
+--   SELECT * FROM token_rotation_internal.token_value('public.api_keys', 'api_key', 'hex:32', NULL, 'previous_api_key', 'rotated_at');
 --
 -- Formats (N random bytes, 16 <= N <= 1024: fewer than 16 bytes, 128 bits, is refused as too weak):
 --   uuid               gen_random_uuid(); the default for a uuid column
@@ -31,7 +31,7 @@
 -- bits in its 9th; its bytes 10 to 16 (7 bytes) are wholly random. N bytes are the bytes 10-16 of ceil(N/7)
 -- uuids, concatenated and cut to N. (The first 6 bytes are random too, but one expression cannot use the
 -- same uuid twice without a subquery, which PostgreSQL would evaluate once for the whole statement.)
-CREATE OR REPLACE FUNCTION token_rotation.token_value(
+CREATE OR REPLACE FUNCTION token_rotation_internal.token_value(
       p_table             regclass
     , p_column            name
     , p_format            text DEFAULT NULL
@@ -339,7 +339,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.token_value(regclass, name, text, text, name, name, boolean) IS
+COMMENT ON FUNCTION token_rotation_internal.token_value(regclass, name, text, text, name, name, boolean) IS
     'Checks a token format (uuid, hex:N, base64url:N, bytes:N with N >= 16, function:schema.fn of a role the '
     'caller trusts, null), its prefix, the grace columns and foreign keys against a table; returns the resolved '
     'format and the SET list of a batch''s UPDATE.';

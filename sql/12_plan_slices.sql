@@ -1,4 +1,4 @@
--- token_rotation.plan_slices(table, key, workers): cuts the key range (.., p_key_max] of a table into at most
+-- token_rotation_internal.plan_slices(table, key, workers): cuts the key range (.., p_key_max] of a table into at most
 -- p_workers disjoint slices (lo, hi] of about equal row counts, from quantiles of the keys themselves, so that
 -- large holes in the key space do not unbalance the workers. Keys are text[], one element per key column; a
 -- partitioned table's slices are key ranges over its parent, which may span or follow its partitions.
@@ -6,8 +6,8 @@
 -- of the key's index, no sort); larger ones are sampled (TABLESAMPLE SYSTEM, about 200,000 rows) and their row
 -- counts estimated. p_filter (run_filter()) limits every count, split and sample to the rows that match it;
 -- the estimate that decides between counting and sampling is then the planner's for those rows. Used by rotate() when a run starts; a DBA can call it to preview a plan:
---   SELECT * FROM token_rotation.plan_slices('public.tickets', '{id}', 4, (SELECT ARRAY[max(id)::text] FROM tickets));
-CREATE OR REPLACE FUNCTION token_rotation.plan_slices(
+--   SELECT * FROM token_rotation_internal.plan_slices('public.tickets', '{id}', 4, (SELECT ARRAY[max(id)::text] FROM tickets));
+CREATE OR REPLACE FUNCTION token_rotation_internal.plan_slices(
       p_table        regclass
     , p_key          name[]
     , p_workers      integer
@@ -55,7 +55,7 @@ BEGIN
            INTO v_plan;
         v_estimate := least(v_estimate, (v_plan->0->'Plan'->>'Plan Rows')::double precision);
     END IF;
-    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, p_key, p_filter => p_filter);
+    SELECT * INTO v_sql FROM token_rotation_internal.key_range_sql(p_table, p_key, p_filter => p_filter);
 
     v_exact := coalesce(v_estimate, 0) <= p_exact_limit;
     v_bounds := ARRAY[NULL::text];
@@ -107,5 +107,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.plan_slices(regclass, name[], integer, text[], bigint, text) IS
+COMMENT ON FUNCTION token_rotation_internal.plan_slices(regclass, name[], integer, text[], bigint, text) IS
     'Cuts a table''s key range into at most N balanced slices (lo, hi] from key quantiles; rows counted or estimated.';

@@ -1,10 +1,10 @@
--- token_rotation.replication_lag(): bytes of WAL that the slowest replica (pg_stat_replication) or active
+-- token_rotation_internal.replication_lag(): bytes of WAL that the slowest replica (pg_stat_replication) or active
 -- replication slot has not yet replayed or confirmed; 0 when there is none. rotate() waits while this is over
 -- p_max_replication_lag, and also while this query fails (it prefers to wait rather than race a replica).
 -- A role without pg_read_all_stats (pg_monitor has it) sees the replicas' rows with NULL positions: that is
 -- not "no lag", so it raises 42501 insufficient_privilege naming the grant.
---   SELECT pg_size_pretty(token_rotation.replication_lag());
-CREATE OR REPLACE FUNCTION token_rotation.replication_lag()
+--   SELECT pg_size_pretty(token_rotation_internal.replication_lag());
+CREATE OR REPLACE FUNCTION token_rotation_internal.replication_lag()
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -28,6 +28,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.replication_lag() IS
+COMMENT ON FUNCTION token_rotation_internal.replication_lag() IS
     'Largest replication lag in bytes over pg_stat_replication and active slots (0 without replicas); 42501 '
     'when the role cannot read the replicas'' positions.';

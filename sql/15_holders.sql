@@ -28,7 +28,7 @@ AS $$
                                        h.pid) END,
                       '; ' ORDER BY s.slice_no)
       FROM token_rotation.slices s
-     CROSS JOIN LATERAL (SELECT token_rotation.slice_holder(s.slice_id) AS pid) h
+     CROSS JOIN LATERAL (SELECT token_rotation_internal.slice_holder(s.slice_id) AS pid) h
       LEFT JOIN pg_stat_activity a ON a.pid = h.pid
      WHERE s.run_id = p_run_id AND h.pid IS NOT NULL
 $$;

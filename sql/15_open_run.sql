@@ -1,8 +1,8 @@
--- token_rotation.open_run(table): the id of a table's open (active or paused) run, its row locked until the
+-- token_rotation_internal.open_run(table): the id of a table's open (active or paused) run, its row locked until the
 -- end of the transaction, for the functions that change an open run from any session (pause(), unpause(),
 -- cancel(), hold(), set_options()). A table without one raises no_data_found (P0002).
---   SELECT token_rotation.open_run('public.tickets');
-CREATE OR REPLACE FUNCTION token_rotation.open_run(p_table regclass)
+--   SELECT token_rotation_internal.open_run('public.tickets');
+CREATE OR REPLACE FUNCTION token_rotation_internal.open_run(p_table regclass)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -23,5 +23,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.open_run(regclass) IS
+COMMENT ON FUNCTION token_rotation_internal.open_run(regclass) IS
     'The id of a table''s open run, its row locked; no_data_found when it has none.';

@@ -1,4 +1,4 @@
--- token_rotation.run_filter(table, column, options): the condition, besides its key range, that a row must
+-- token_rotation_internal.run_filter(table, column, options): the condition, besides its key range, that a row must
 -- meet for a batch of the run to rotate it, from the run's options (runs.options), or NULL for every row:
 -- - where: the subset expression (check_where()'s deparsed text, qualified);
 -- - rotated_before (with rotated_at_column): rows whose rotated-at is before that time, or NULL; rotate()
@@ -7,8 +7,8 @@
 --   for a nullable column only.
 -- key_range_sql() adds it to every statement of the run (count, batch ends, UPDATE, quantiles), so rows_total
 -- and the batches count the matching rows only, and each batch judges a row as it is then.
---   SELECT token_rotation.run_filter('public.tickets', 'token', '{"where": "(tenant_id = 42)"}');
-CREATE OR REPLACE FUNCTION token_rotation.run_filter(
+--   SELECT token_rotation_internal.run_filter('public.tickets', 'token', '{"where": "(tenant_id = 42)"}');
+CREATE OR REPLACE FUNCTION token_rotation_internal.run_filter(
       p_table   regclass
     , p_column  name
     , p_options jsonb
@@ -28,6 +28,6 @@ AS $$
                     THEN format('%I IS NOT NULL', p_column) END), '')
 $$;
 
-COMMENT ON FUNCTION token_rotation.run_filter(regclass, name, jsonb) IS
+COMMENT ON FUNCTION token_rotation_internal.run_filter(regclass, name, jsonb) IS
     'The condition a row must meet to be rotated by a run (subset expression, older than, token not NULL '
     'unless fill_null), from its options; NULL: every row.';

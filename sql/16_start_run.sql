@@ -1,11 +1,11 @@
--- token_rotation.start_run(table, column, key, batch_size, plan): opens a new run of a table from the plan
+-- token_rotation_internal.start_run(table, column, key, batch_size, plan): opens a new run of a table from the plan
 -- that plan_run() read with the caller's rights: records its key (columns and types from the catalog), key
 -- range, slices and row count, the role that started it, and, for a partitioned table, the leaf partitions
 -- it starts with (verify() names those detached or dropped during the run; one attached later is not chased:
 -- its keys beyond key_max are like inserted rows). An empty table (key_max NULL) gives a run that is finished
 -- at once. Called by claim_slice() only, as the tool's owner, after authorize(): it reads no table of the
 -- caller's and locks nothing itself.
-CREATE OR REPLACE FUNCTION token_rotation.start_run(
+CREATE OR REPLACE FUNCTION token_rotation_internal.start_run(
       p_table       regclass
     , p_column      name
     , p_key         name[]
@@ -41,14 +41,14 @@ BEGIN
             v_max,
             (SELECT array_agg(pt.relid ORDER BY pt.relid::regclass::text) FROM pg_partition_tree(p_table) AS pt
               WHERE pt.isleaf AND pt.relid <> p_table),
-            token_rotation.caller(),
+            token_rotation_internal.caller(),
             greatest(jsonb_array_length(v_slices), 1),
             coalesce((SELECT sum((s->>'rows_expected')::bigint) FROM jsonb_array_elements(v_slices) AS s), 0),
             coalesce((SELECT bool_and((s->>'exact')::boolean) FROM jsonb_array_elements(v_slices) AS s), true))
     RETURNING * INTO v_run;
 
     IF v_max IS NULL OR jsonb_array_length(v_slices) = 0 THEN
-        RETURN token_rotation.finish_run(v_run.run_id, clock_timestamp());
+        RETURN token_rotation_internal.finish_run(v_run.run_id, clock_timestamp());
     END IF;
 
     INSERT INTO token_rotation.slices (run_id, slice_no, lo, hi, rows_expected)
@@ -61,6 +61,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.start_run(regclass, name, name[], integer, jsonb) IS
+COMMENT ON FUNCTION token_rotation_internal.start_run(regclass, name, name[], integer, jsonb) IS
     'Opens a new run from plan_run()''s plan: key, key range, slices, row count, who started it. Called by '
     'claim_slice().';

@@ -1,4 +1,4 @@
--- token_rotation.batch_ends(...): the keys that end the coming batches of a slice, found ahead: from the
+-- token_rotation_internal.batch_ends(...): the keys that end the coming batches of a slice, found ahead: from the
 -- checkpoint p_after (a key is a text[], one element per key column), the p_batch_size-th key, then the
 -- p_batch_size-th after that, and so on, up to p_max_ends keys or for as long as p_max_time allows, or to
 -- the slice's end p_hi; each returned as the key's text form. A NULL element (or p_hi) means that batch runs
@@ -11,8 +11,8 @@
 -- returned in err_state / err_msg, as run_batch() does, for rotate() to handle. Its SET clause is the
 -- search_path alone: it keeps the other settings rotate() pinned (pin_settings()), which shape how the text
 -- bounds are read. Called by rotate():
---   SELECT * FROM token_rotation.batch_ends(k.end_after, k.end_first, NULL, '{1000000}', 3000, 10000, '1s');
-CREATE OR REPLACE FUNCTION token_rotation.batch_ends(
+--   SELECT * FROM token_rotation_internal.batch_ends(k.end_after, k.end_first, NULL, '{1000000}', 3000, 10000, '1s');
+CREATE OR REPLACE FUNCTION token_rotation_internal.batch_ends(
       p_end_after  text
     , p_end_first  text
     , p_after      text[]
@@ -57,6 +57,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.batch_ends(text, text, text[], text[], integer, integer, interval) IS
+COMMENT ON FUNCTION token_rotation_internal.batch_ends(text, text, text[], text[], integer, integer, interval) IS
     'The keys ending the coming batches of a slice, found ahead (at most p_max_ends, or p_max_time); '
     'errors returned in err_state/err_msg.';

@@ -1,4 +1,4 @@
--- token_rotation.claim_slice(table, column, key, batch_size, target_batch_time, quiet, after_run, plan): the start of a CALL of rotate(), in its transaction: finds the table's open run (or starts one with
+-- token_rotation_internal.claim_slice(table, column, key, batch_size, target_batch_time, quiet, after_run, plan): the start of a CALL of rotate(), in its transaction: finds the table's open run (or starts one with
 -- start_run() from p_plan, which rotate() read with plan_run()), claims a free slice of it with a
 -- session-level advisory lock (lock_space(), slice_id) that outlives the COMMITs of the batches and is
 -- released by end_call(), marks the slice as worked on by this backend and returns it.
@@ -11,8 +11,8 @@
 -- the open run rotates another column, walks another key than a p_key given, or every unfinished slice is
 -- taken. A transaction-level lock on the table serialises the claims of concurrent CALLs (rotate() takes it
 -- before it plans). Called by rotate() only:
---   v_slice := token_rotation.claim_slice('public.tickets', 'token', '{id}', 3000, NULL, false, NULL, v_plan);
-CREATE OR REPLACE FUNCTION token_rotation.claim_slice(
+--   v_slice := token_rotation_internal.claim_slice('public.tickets', 'token', '{id}', 3000, NULL, false, NULL, v_plan);
+CREATE OR REPLACE FUNCTION token_rotation_internal.claim_slice(
       p_table             regclass
     , p_column            name
     , p_key               name[]
@@ -35,13 +35,13 @@ DECLARE
     v_claimed boolean := false;
     v_new_run boolean := false;
 BEGIN
-    PERFORM token_rotation.authorize(p_table, p_column, 'rotate');
-    PERFORM pg_advisory_xact_lock(token_rotation.lock_space() + 1, p_table::oid::integer);
+    PERFORM token_rotation_internal.authorize(p_table, p_column, 'rotate');
+    PERFORM pg_advisory_xact_lock(token_rotation_internal.lock_space() + 1, p_table::oid::integer);
 
     SELECT * INTO v_run FROM token_rotation.runs
      WHERE target = p_table AND state IN ('active', 'paused') FOR UPDATE;
     IF FOUND AND NOT EXISTS (SELECT FROM token_rotation.slices WHERE run_id = v_run.run_id AND NOT done) THEN
-        PERFORM token_rotation.finish_run(v_run.run_id, clock_timestamp());
+        PERFORM token_rotation_internal.finish_run(v_run.run_id, clock_timestamp());
         v_run := NULL;
     ELSIF FOUND AND v_run.token_column <> p_column THEN
         RAISE EXCEPTION '% has an open run on column %', v_target, quote_ident(v_run.token_column)
@@ -72,7 +72,7 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'start a run with CALL token_rotation.rotate(), which plans it';
         END IF;
-        v_run := token_rotation.start_run(p_table, p_column, p_key, p_batch_size, p_plan);
+        v_run := token_rotation_internal.start_run(p_table, p_column, p_key, p_batch_size, p_plan);
         IF v_run.state = 'finished' THEN
             IF NOT p_quiet THEN
                 RAISE NOTICE 'run %: % is empty, nothing to rotate', v_run.run_id, v_target;
@@ -85,8 +85,8 @@ BEGIN
     FOR v_slice IN SELECT * FROM token_rotation.slices WHERE run_id = v_run.run_id AND NOT done ORDER BY slice_no
     LOOP
         -- a lock this session still holds (a CALL of it that was cut off) counts as claimed, once
-        IF token_rotation.slice_holder(v_slice.slice_id) = pg_backend_pid()
-           OR pg_try_advisory_lock(token_rotation.lock_space(), v_slice.slice_id::integer) THEN
+        IF token_rotation_internal.slice_holder(v_slice.slice_id) = pg_backend_pid()
+           OR pg_try_advisory_lock(token_rotation_internal.lock_space(), v_slice.slice_id::integer) THEN
             v_claimed := true;
             EXIT;
         END IF;
@@ -121,6 +121,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.claim_slice(regclass, name, name[], integer, interval, boolean, bigint, jsonb) IS
+COMMENT ON FUNCTION token_rotation_internal.claim_slice(regclass, name, name[], integer, interval, boolean, bigint, jsonb) IS
     'Start of a rotate() CALL: finds or starts the open run of a table, claims a free slice (advisory lock), '
     'returns it; NULL for an empty table.';

@@ -1,7 +1,7 @@
--- token_rotation.report_batch(run, slice, rows, last): the NOTICE rotate() sends after each committed batch
+-- token_rotation_internal.report_batch(run, slice, rows, last): the NOTICE rotate() sends after each committed batch
 -- unless p_quiet ("run 7 slice 1/2 batch 12: 3000 rows, 41.5% done, 98765 rows/s"): the run's percentage
 -- over all its slices (99.9% at most until the run's last batch), the slice's own rate on its working clock.
-CREATE OR REPLACE FUNCTION token_rotation.report_batch(
+CREATE OR REPLACE FUNCTION token_rotation_internal.report_batch(
       p_run   token_rotation.runs
     , p_slice token_rotation.slices
     , p_rows  bigint
@@ -22,5 +22,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.report_batch(token_rotation.runs, token_rotation.slices, bigint, boolean) IS
+COMMENT ON FUNCTION token_rotation_internal.report_batch(token_rotation.runs, token_rotation.slices, bigint, boolean) IS
     'The NOTICE after each committed batch of rotate(): batch number, rows, run percentage, slice rate.';

@@ -1,10 +1,10 @@
--- token_rotation.report_call(...): the end of a CALL of rotate() as the caller sees it, after end_call()'s
+-- token_rotation_internal.report_call(...): the end of a CALL of rotate() as the caller sees it, after end_call()'s
 -- COMMIT: the error that ended it, raised again in PostgreSQL's voice with its own SQLSTATE (57014 canceled,
 -- 55P03 rows stayed locked, any other: the batch failed), each saying that every committed batch is kept
 -- and how to resume; else a NOTICE on how it ended (unless p_quiet): stopped after p_max_batches, cancelled,
 -- finished, or its slice finished while others run. A finished run that rotated fewer rows than it counted
 -- gets a WARNING. p_stop is 'max_batches', 'window' (p_stop_at, p_max_duration), 'cancelled' or 'finished'. Called by rotate() only.
-CREATE OR REPLACE FUNCTION token_rotation.report_call(
+CREATE OR REPLACE FUNCTION token_rotation_internal.report_call(
       p_run          token_rotation.runs
     , p_target       text
     , p_slice_no     integer
@@ -65,7 +65,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.report_call(token_rotation.runs, text, integer, text, integer, text, text,
+COMMENT ON FUNCTION token_rotation_internal.report_call(token_rotation.runs, text, integer, text, integer, text, text,
                                                integer, interval, boolean) IS
     'End of a rotate() CALL for its caller: raises the error that ended it (57014, 55P03, other) or notices how '
     'it ended; warns of rows fewer than counted.';

@@ -1,4 +1,4 @@
--- token_rotation.run_batch(update_after, update_first, after, upper, search_path): one batch of rotate(): the UPDATE of
+-- token_rotation_internal.run_batch(update_after, update_first, after, upper, search_path): one batch of rotate(): the UPDATE of
 -- the key range (after, upper] (key_range_sql()'s statements), in a subtransaction. A new token that meets
 -- an existing one (unique_violation) is drawn again, up to 3 times. Any error is returned, not raised, in
 -- err_state / err_msg (the message only: a DETAIL may quote a row, token and all), so that rotate() can roll
@@ -7,8 +7,8 @@
 -- the UPDATE alone runs under p_search_path, the caller's (rotate() read it when it started), because it fires
 -- the table's triggers, which must find what they always find; the statement itself names everything with
 -- its schema (key_range_sql()), so the path reaches only the triggers. Called by rotate():
---   SELECT * FROM token_rotation.run_batch(k.update_after, k.update_first, '{3000}', '{6000}', 'pg_catalog, public, pg_temp');
-CREATE OR REPLACE FUNCTION token_rotation.run_batch(
+--   SELECT * FROM token_rotation_internal.run_batch(k.update_after, k.update_first, '{3000}', '{6000}', 'pg_catalog, public, pg_temp');
+CREATE OR REPLACE FUNCTION token_rotation_internal.run_batch(
       p_update_after text
     , p_update_first text
     , p_after        text[]
@@ -59,6 +59,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.run_batch(text, text, text[], text[], text) IS
+COMMENT ON FUNCTION token_rotation_internal.run_batch(text, text, text[], text[], text) IS
     'One batch of rotate(): the UPDATE of a key range in a subtransaction, unique_violation redrawn up to 3 '
     'times; errors returned in err_state/err_msg.';

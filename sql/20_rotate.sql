@@ -85,8 +85,8 @@ CREATE OR REPLACE PROCEDURE token_rotation.rotate(
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_limits       record;   -- token_rotation.limits()
-    v_sql          record;   -- token_rotation.key_range_sql(): the statements over key ranges of the table
+    v_limits       record;   -- token_rotation_internal.limits()
+    v_sql          record;   -- token_rotation_internal.key_range_sql(): the statements over key ranges of the table
     v_target       text;
     v_key          name[];   -- the key walked: p_key, else the open run's, else the primary key
     v_run          token_rotation.runs;
@@ -99,10 +99,10 @@ DECLARE
     v_ends         text[];   -- the ends of the coming batches (keys' text forms), found ahead (NULL: slice end)
     v_ends_size    integer;  -- the batch size they were found for
     v_end_no       integer;  -- which of them ends the coming batch
-    v_batch        record;   -- token_rotation.run_batch(): rows, retries, err_state, err_msg
-    v_wait         record;   -- token_rotation.wait_reason(): state, reason, options
+    v_batch        record;   -- token_rotation_internal.run_batch(): rows, retries, err_state, err_msg
+    v_wait         record;   -- token_rotation_internal.wait_reason(): state, reason, options
     v_waiting      text;     -- why the worker waited at the last check (NULL: it went on)
-    v_health       text;     -- token_rotation.health_reason() at the last check
+    v_health       text;     -- token_rotation_internal.health_reason() at the last check
     v_health_at    timestamptz;  -- when that was
     v_relations    regclass[];   -- the table and its leaf partitions (autovacuum on any of them)
     v_started      timestamptz;
@@ -114,12 +114,12 @@ DECLARE
     v_stop         text := 'finished';
     v_given        jsonb;    -- the options this CALL gives (NULL: not given)
     v_options      jsonb;    -- the options it works with: run_options(); in the loop, the run's as stored
-    v_opt          record;   -- token_rotation.option_values(): those a worker takes anew when they change
+    v_opt          record;   -- token_rotation_internal.option_values(): those a worker takes anew when they change
     v_column       name;
-    v_value        record;   -- token_rotation.token_value(): token_format, set_list
-    v_plan         jsonb;    -- token_rotation.plan_run(): the key range and slices of a new run
+    v_value        record;   -- token_rotation_internal.token_value(): token_format, set_list
+    v_plan         jsonb;    -- token_rotation_internal.plan_run(): the key range and slices of a new run
     v_open         jsonb;    -- the options of the table's open run (NULL: none)
-    v_filter       text;     -- token_rotation.run_filter(): the rows the run rotates, besides its key range
+    v_filter       text;     -- token_rotation_internal.run_filter(): the rows the run rotates, besides its key range
     v_stop_at      timestamptz;  -- the end of this CALL's window (p_stop_at, p_max_duration)
     -- Every transaction of the procedure runs its own code under search_path pg_catalog, pg_temp (pinned by
     -- pin_settings() after each COMMIT: a procedure that COMMITs cannot carry a SET clause), so that nothing it
@@ -128,12 +128,12 @@ DECLARE
     -- pin, every name is schema-qualified.
     v_search_path  text := pg_catalog.current_setting('search_path');
 BEGIN
-    PERFORM token_rotation.pin_settings();
+    PERFORM token_rotation_internal.pin_settings();
     v_search_path := concat_ws(', ', 'pg_catalog', nullif(btrim(v_search_path), ''), 'pg_temp');
-    PERFORM token_rotation.check_transaction();
-    PERFORM token_rotation.check_privileges();
+    PERFORM token_rotation_internal.check_transaction();
+    PERFORM token_rotation_internal.check_privileges();
     IF p_citus IS NOT NULL THEN  -- the tag of a Citus shard's run: only on that shard
-        PERFORM token_rotation.citus_check_tag(p_table, p_citus);
+        PERFORM token_rotation_internal.citus_check_tag(p_table, p_citus);
     END IF;
     v_given := jsonb_build_object('column', p_column, 'batch_size', p_batch_size, 'sleep', p_sleep,
                                   'lock_timeout', p_lock_timeout, 'lock_retries', p_lock_retries,
@@ -145,26 +145,26 @@ BEGIN
                                   'fill_null', p_fill_null, 'older_than', p_older_than, 'citus', p_citus);
     v_stop_at := least(p_stop_at, pg_catalog.clock_timestamp() + p_max_duration);
     v_open := (SELECT r.options FROM token_rotation.runs r WHERE r.target = p_table AND r.state IN ('active', 'paused'));
-    v_options := token_rotation.run_options(p_table, v_given);
+    v_options := token_rotation_internal.run_options(p_table, v_given);
     v_column := v_options->>'column';
-    SELECT * INTO v_opt FROM token_rotation.option_values(v_options);
+    SELECT * INTO v_opt FROM token_rotation_internal.option_values(v_options);
     v_key := coalesce(p_key, (SELECT r.key_columns FROM token_rotation.runs r
                                 WHERE r.target = p_table AND r.state IN ('active', 'paused')));
     SELECT d.qualified, d.key_columns INTO v_target, v_key
-      FROM token_rotation.describe_target(p_table, v_column, v_key, p_trust_table_owner) AS d;
-    PERFORM token_rotation.check_arguments(v_options, p_workers, p_max_batches, p_quiet, v_key);
-    SELECT * INTO v_value FROM token_rotation.token_value(p_table, v_column, v_options->>'format', v_options->>'prefix',
+      FROM token_rotation_internal.describe_target(p_table, v_column, v_key, p_trust_table_owner) AS d;
+    PERFORM token_rotation_internal.check_arguments(v_options, p_workers, p_max_batches, p_quiet, v_key);
+    SELECT * INTO v_value FROM token_rotation_internal.token_value(p_table, v_column, v_options->>'format', v_options->>'prefix',
                                                           v_options->>'previous_column', v_options->>'rotated_at_column',
                                                           p_trust_table_owner);
     v_options := v_options || jsonb_build_object('format', v_value.token_format);
     -- the rows of the run: fixed when it starts (a resume may repeat them, not change them), and its subset
     -- expression checked again at every CALL with the rights of the role that CALLs
-    v_given := v_given || jsonb_build_object('where', token_rotation.check_where(
+    v_given := v_given || jsonb_build_object('where', token_rotation_internal.check_where(
                               p_table, p_where, v_search_path, p_trust_table_owner,
                               ARRAY[v_column, (v_options->>'previous_column')::name]));
-    PERFORM token_rotation.check_where(p_table, v_open->>'where', 'pg_catalog, pg_temp', p_trust_table_owner,
+    PERFORM token_rotation_internal.check_where(p_table, v_open->>'where', 'pg_catalog, pg_temp', p_trust_table_owner,
                                        ARRAY[v_column, (v_options->>'previous_column')::name]);
-    PERFORM token_rotation.check_rows(p_table, v_open, v_given, v_options);
+    PERFORM token_rotation_internal.check_rows(p_table, v_open, v_given, v_options);
     v_options := v_options || jsonb_strip_nulls(jsonb_build_object('where', v_given->'where'));
     IF v_stop_at <= pg_catalog.clock_timestamp() THEN
         IF NOT p_quiet THEN
@@ -174,19 +174,19 @@ BEGIN
         RETURN;
     END IF;
     COMMIT;  -- nothing changed yet: inside a transaction block this is where PostgreSQL refuses the CALL
-    PERFORM token_rotation.pin_settings();
-    IF EXISTS (SELECT FROM token_rotation.citus_shards(p_table)) THEN  -- Citus: a run per shard, on its node
-        CALL token_rotation.rotate_citus(p_table, v_options, v_key, p_workers, p_max_batches, p_quiet, p_after_run,
+    PERFORM token_rotation_internal.pin_settings();
+    IF EXISTS (SELECT FROM token_rotation_internal.citus_shards(p_table)) THEN  -- Citus: a run per shard, on its node
+        CALL token_rotation_internal.rotate_citus(p_table, v_options, v_key, p_workers, p_max_batches, p_quiet, p_after_run,
                                          p_trust_table_owner, v_stop_at);
         RETURN;
     END IF;
 
     -- claims serialised per table; a new run is planned here, reading the table with the caller's rights,
     -- and written by claim_slice() as the tool's owner
-    PERFORM pg_advisory_xact_lock(token_rotation.lock_space() + 1, p_table::oid::integer);
+    PERFORM pg_advisory_xact_lock(token_rotation_internal.lock_space() + 1, p_table::oid::integer);
     IF p_citus IS NOT NULL THEN  -- a shard's open run of an older coordinator run is over; one moved away and
-        PERFORM token_rotation.citus_retire(p_table, p_citus);  -- back goes on on the shard's table of now
-        PERFORM token_rotation.citus_adopt(p_table, p_citus);
+        PERFORM token_rotation_internal.citus_retire(p_table, p_citus);  -- back goes on on the shard's table of now
+        PERFORM token_rotation_internal.citus_adopt(p_table, p_citus);
     END IF;
     IF NOT EXISTS (SELECT FROM token_rotation.runs r WHERE r.target = p_table AND r.state IN ('active', 'paused'))
        AND EXISTS (SELECT FROM token_rotation.runs r WHERE r.options->'citus' = p_citus) THEN
@@ -201,27 +201,27 @@ BEGIN
             v_options := v_options || jsonb_build_object('rotated_before', pg_catalog.clock_timestamp()
                                                                            - (v_options->>'older_than')::interval);
         END IF;
-        v_plan := token_rotation.plan_run(p_table, v_key, p_workers, token_rotation.run_filter(p_table, v_column,
+        v_plan := token_rotation_internal.plan_run(p_table, v_key, p_workers, token_rotation_internal.run_filter(p_table, v_column,
                                                                                                v_options));
     END IF;
-    v_slice := token_rotation.claim_slice(p_table, v_column, v_key, v_opt.batch_size, v_opt.target_batch_time,
+    v_slice := token_rotation_internal.claim_slice(p_table, v_column, v_key, v_opt.batch_size, v_opt.target_batch_time,
                                           p_quiet, p_after_run, v_plan);
     IF v_slice.slice_id IS NULL THEN  -- an empty table (its new run is finished already), or p_after_run's run ended
         COMMIT;
         RETURN;
     END IF;
-    PERFORM token_rotation.keep_options(v_slice.run_id, v_given, v_options);
+    PERFORM token_rotation_internal.keep_options(v_slice.run_id, v_given, v_options);
     SELECT * INTO v_run FROM token_rotation.runs WHERE run_id = v_slice.run_id;
     v_key := v_run.key_columns;
     v_options := v_run.options;
     SELECT * INTO v_opt
-      FROM token_rotation.option_values((token_rotation.default_options() - 'target_batch_time') || v_options);
+      FROM token_rotation_internal.option_values((token_rotation.default_options() - 'target_batch_time') || v_options);
     v_relations := p_table || coalesce(v_run.partitions, '{}');
     COMMIT;
-    PERFORM token_rotation.pin_settings();
-    SELECT * INTO v_limits FROM token_rotation.limits();
-    v_filter := token_rotation.run_filter(p_table, v_column, v_options);
-    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, v_key, v_column, v_value.set_list, v_filter);
+    PERFORM token_rotation_internal.pin_settings();
+    SELECT * INTO v_limits FROM token_rotation_internal.limits();
+    v_filter := token_rotation_internal.run_filter(p_table, v_column, v_options);
+    SELECT * INTO v_sql FROM token_rotation_internal.key_range_sql(p_table, v_key, v_column, v_value.set_list, v_filter);
     v_batch_size := v_slice.batch_size;
     v_after := coalesce(v_slice.last_key, v_slice.lo);
 
@@ -237,7 +237,7 @@ BEGIN
             v_stop := 'window';
             EXIT;
         END IF;
-        v_wait := token_rotation.wait_reason(v_run.run_id);
+        v_wait := token_rotation_internal.wait_reason(v_run.run_id);
         IF v_wait.state = 'cancelled' THEN
             v_stop := 'cancelled';
             EXIT;
@@ -245,7 +245,7 @@ BEGIN
         IF v_wait.options IS DISTINCT FROM v_options THEN
             v_options := v_wait.options;
             SELECT * INTO v_opt
-              FROM token_rotation.option_values((token_rotation.default_options() - 'target_batch_time')
+              FROM token_rotation_internal.option_values((token_rotation.default_options() - 'target_batch_time')
                                                 || v_options);
             IF v_opt.target_batch_time IS NULL THEN
                 v_batch_size := v_opt.batch_size;  -- fixed batches from now on (lock-timeout halvings start anew)
@@ -254,16 +254,16 @@ BEGIN
         END IF;
         IF v_wait.reason IS NULL AND (v_waiting IS NOT NULL OR v_health_at IS NULL
                                       OR clock_timestamp() - v_health_at >= v_limits.health_interval) THEN
-            v_health := token_rotation.health_reason(v_options, v_relations);
+            v_health := token_rotation_internal.health_reason(v_options, v_relations);
             v_health_at := clock_timestamp();
         END IF;
         IF coalesce(v_wait.reason, v_health) IS NOT NULL THEN
-            v_mark := token_rotation.mark_waiting(v_run.run_id, v_slice.slice_id, coalesce(v_wait.reason, v_health),
+            v_mark := token_rotation_internal.mark_waiting(v_run.run_id, v_slice.slice_id, coalesce(v_wait.reason, v_health),
                                                   v_waiting, v_mark, p_quiet);
             COMMIT;
-            PERFORM token_rotation.pin_settings();
+            PERFORM token_rotation_internal.pin_settings();
             v_waiting := coalesce(v_wait.reason, v_health);
-            SELECT * INTO v_err_state, v_err_msg FROM token_rotation.sleep(1);
+            SELECT * INTO v_err_state, v_err_msg FROM token_rotation_internal.sleep(1);
             EXIT WHEN v_err_state IS NOT NULL;
             IF v_wait.reason = 'paused' THEN
                 v_mark := clock_timestamp();  -- paused time is not working time
@@ -280,7 +280,7 @@ BEGIN
         v_started := clock_timestamp();
         IF v_ends_size IS DISTINCT FROM v_batch_size OR v_end_no > cardinality(v_ends) THEN
             SELECT e.ends, e.err_state, e.err_msg INTO v_ends, v_err_state, v_err_msg
-              FROM token_rotation.batch_ends(v_sql.end_after, v_sql.end_first, v_after, v_slice.hi, v_batch_size,
+              FROM token_rotation_internal.batch_ends(v_sql.end_after, v_sql.end_first, v_after, v_slice.hi, v_batch_size,
                        CASE WHEN v_opt.target_batch_time IS NULL AND v_batch_size = v_opt.batch_size
                             THEN least(v_limits.lookahead_batches, p_max_batches - v_call_batches) ELSE 1 END,
                        v_limits.lookahead_time) AS e;
@@ -291,7 +291,7 @@ BEGIN
             v_upper := v_ends[v_end_no]::text[];
             v_last := v_upper IS NULL OR v_upper = v_slice.hi;
             v_upper := coalesce(v_upper, v_slice.hi);
-            v_batch := token_rotation.run_batch(v_sql.update_after, v_sql.update_first, v_after, v_upper,
+            v_batch := token_rotation_internal.run_batch(v_sql.update_after, v_sql.update_first, v_after, v_upper,
                                                 v_search_path);
             v_err_state := v_batch.err_state;
             v_err_msg := v_batch.err_msg;
@@ -305,40 +305,40 @@ BEGIN
             v_lock_fails := v_lock_fails + 1;
             EXIT WHEN v_lock_fails > v_opt.lock_retries;
             v_batch_size := greatest(v_batch_size / 2, 1);
-            PERFORM token_rotation.pin_settings();
-            PERFORM token_rotation.mark_lock_retry(v_run.run_id, v_slice.slice_id, v_err_state, v_lock_fails,
+            PERFORM token_rotation_internal.pin_settings();
+            PERFORM token_rotation_internal.mark_lock_retry(v_run.run_id, v_slice.slice_id, v_err_state, v_lock_fails,
                                                    v_opt.lock_retries, v_batch_size, p_quiet);
             COMMIT;
-            PERFORM token_rotation.pin_settings();
+            PERFORM token_rotation_internal.pin_settings();
             SELECT * INTO v_err_state, v_err_msg
-              FROM token_rotation.sleep(least(extract(epoch FROM v_opt.lock_timeout), 1));
+              FROM token_rotation_internal.sleep(least(extract(epoch FROM v_opt.lock_timeout), 1));
             EXIT WHEN v_err_state IS NOT NULL;
             CONTINUE;
         END IF;
         EXIT WHEN v_err_state IS NOT NULL;
 
         -- the checkpoint and the progress-log row, in the batch's transaction
-        v_slice := token_rotation.record_batch(v_run.run_id, v_slice.slice_id, v_after, v_upper, v_batch.rows,
+        v_slice := token_rotation_internal.record_batch(v_run.run_id, v_slice.slice_id, v_after, v_upper, v_batch.rows,
                                                v_batch_size, v_started, v_mark, v_batch.retries + v_lock_fails,
                                                v_last);
         COMMIT;
-        PERFORM token_rotation.pin_settings();
+        PERFORM token_rotation_internal.pin_settings();
         v_mark := v_slice.heartbeat_at;
         v_after := v_upper;
         v_end_no := v_end_no + 1;
         v_call_batches := v_call_batches + 1;
         v_lock_fails := 0;
         IF NOT p_quiet THEN
-            PERFORM token_rotation.report_batch(v_run, v_slice, v_batch.rows, v_last);
+            PERFORM token_rotation_internal.report_batch(v_run, v_slice, v_batch.rows, v_last);
         END IF;
         EXIT WHEN v_last;
 
         IF v_opt.target_batch_time IS NOT NULL OR v_batch_size < v_opt.batch_size THEN  -- adaptive, or after halvings
-            SELECT * INTO v_batch_size, v_spr FROM token_rotation.adapt_batch_size(v_batch_size, v_spr,
+            SELECT * INTO v_batch_size, v_spr FROM token_rotation_internal.adapt_batch_size(v_batch_size, v_spr,
                 v_batch.rows, extract(epoch FROM v_mark - v_started)::float8, v_opt.batch_size, v_opt.target_batch_time);
         END IF;
         IF v_opt.sleep > '0' THEN
-            SELECT * INTO v_err_state, v_err_msg FROM token_rotation.sleep(extract(epoch FROM v_opt.sleep));
+            SELECT * INTO v_err_state, v_err_msg FROM token_rotation_internal.sleep(extract(epoch FROM v_opt.sleep));
             EXIT WHEN v_err_state IS NOT NULL;
         END IF;
     END LOOP;
@@ -347,13 +347,13 @@ BEGIN
     -- error is stored and raised redacted with the run's own format (a trigger's message may quote a token)
     IF v_err_state IS NOT NULL THEN
         ROLLBACK;
-        PERFORM token_rotation.pin_settings();
-        v_err_msg := token_rotation.redact(v_err_msg, v_run.options->>'format', v_run.options->>'prefix');
+        PERFORM token_rotation_internal.pin_settings();
+        v_err_msg := token_rotation_internal.redact(v_err_msg, v_run.options->>'format', v_run.options->>'prefix');
     END IF;
-    v_run := token_rotation.end_call(v_run.run_id, v_slice.slice_id, v_mark, v_err_state, v_err_msg);
+    v_run := token_rotation_internal.end_call(v_run.run_id, v_slice.slice_id, v_mark, v_err_state, v_err_msg);
     COMMIT;
-    PERFORM token_rotation.pin_settings();
-    PERFORM token_rotation.report_call(v_run, v_target, v_slice.slice_no, v_stop, v_call_batches, v_err_state,
+    PERFORM token_rotation_internal.pin_settings();
+    PERFORM token_rotation_internal.report_call(v_run, v_target, v_slice.slice_no, v_stop, v_call_batches, v_err_state,
                                        v_err_msg, v_lock_fails, v_opt.lock_timeout, p_quiet);
 END
 $$;

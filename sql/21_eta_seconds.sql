@@ -1,4 +1,4 @@
--- token_rotation.eta_seconds(...): THE estimate of a run's remaining working time, in seconds, a pure
+-- token_rotation_internal.eta_seconds(...): THE estimate of a run's remaining working time, in seconds, a pure
 -- function of numbers (run_eta() reads them for the progress view, which psql and the CLI both show).
 -- The rate is a weighted mean of the long-run rate (3/4) and the rate over a recent window of batches (1/4):
 -- the long-run rate amortises one slow batch over the run, as it really is; the recent one follows a lasting
@@ -6,8 +6,8 @@
 -- its keys: the working time before its first batch began), which would make every early estimate too slow.
 -- All times are on the run's working clock (pauses and the gaps between CALLs excluded), so the estimate is
 -- right after a resume and for a run driven from anywhere. NULL until 3 batches are in; 0 once every row is.
---   SELECT token_rotation.eta_seconds(1000000, 250000, 84, 10.0, 0.5, 30000, 1.0);  -- 27.5
-CREATE OR REPLACE FUNCTION token_rotation.eta_seconds(
+--   SELECT token_rotation_internal.eta_seconds(1000000, 250000, 84, 10.0, 0.5, 30000, 1.0);  -- 27.5
+CREATE OR REPLACE FUNCTION token_rotation_internal.eta_seconds(
       p_rows_total     bigint
     , p_rows_done      bigint
     , p_batches        bigint
@@ -33,7 +33,7 @@ AS $$
                                       ELSE p_elapsed END AS rate) AS l
 $$;
 
-COMMENT ON FUNCTION token_rotation.eta_seconds(bigint, bigint, bigint, double precision, double precision, bigint,
+COMMENT ON FUNCTION token_rotation_internal.eta_seconds(bigint, bigint, bigint, double precision, double precision, bigint,
                                                double precision) IS
     'Remaining working seconds of a run: rows left / (3/4 long-run rate without start-up + 1/4 recent rate); '
     'NULL before 3 batches, 0 when done.';

@@ -1,13 +1,13 @@
--- token_rotation.run_eta(run_id, rows_total, rows_done, batches, elapsed): the ETA of a run, the `eta` of the
+-- token_rotation_internal.run_eta(run_id, rows_total, rows_done, batches, elapsed): the ETA of a run, the `eta` of the
 -- progress view: eta_seconds() over the run's numbers and its progress log. The start-up is the time from
 -- the run's start to its first batch's start. The recent window is the run's last batches (at most 256, and
 -- those of the last quarter of its working time, at least 5 s), on the working clock: the log holds wall-clock
 -- times, so between two consecutive batches the clock advances by their gap unless that gap is much longer
 -- than usual (over 4 times the median gap and over 1 s: a pause, a resume after hours, a crash), which then
 -- counts only the batch's own duration. Rounded to 0.1 s. Stateless: the same numbers give the same ETA.
---   SELECT run_id, token_rotation.run_eta(run_id, rows_total, rows_done, batches_done, elapsed)
+--   SELECT run_id, token_rotation_internal.run_eta(run_id, rows_total, rows_done, batches_done, elapsed)
 --     FROM token_rotation.progress;
-CREATE OR REPLACE FUNCTION token_rotation.run_eta(
+CREATE OR REPLACE FUNCTION token_rotation_internal.run_eta(
       p_run_id     bigint
     , p_rows_total bigint
     , p_rows_done  bigint
@@ -41,7 +41,7 @@ AS $$
          WHERE s.gap IS NOT NULL
            AND s.finished_at > u.newest - make_interval(secs => greatest(5.0, 0.25 * extract(epoch FROM p_elapsed)))
     )
-    SELECT make_interval(secs => round(token_rotation.eta_seconds(
+    SELECT make_interval(secs => round(token_rotation_internal.eta_seconds(
                p_rows_total, p_rows_done, p_batches, extract(epoch FROM p_elapsed)::float8,
                (SELECT extract(epoch FROM f.started_at - r.started_at)::float8
                   FROM token_rotation.runs r
@@ -52,5 +52,5 @@ AS $$
       FROM win
 $$;
 
-COMMENT ON FUNCTION token_rotation.run_eta(bigint, bigint, bigint, bigint, interval) IS
+COMMENT ON FUNCTION token_rotation_internal.run_eta(bigint, bigint, bigint, bigint, interval) IS
     'ETA of a run (the progress view''s eta): eta_seconds() over its numbers, start-up and recent batches.';

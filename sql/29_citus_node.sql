@@ -1,6 +1,6 @@
--- token_rotation.citus_node(): this server's place in a Citus cluster: 'coordinator', 'worker', or NULL
+-- token_rotation_internal.citus_node(): this server's place in a Citus cluster: 'coordinator', 'worker', or NULL
 -- without Citus (or before any node was added).
-CREATE OR REPLACE FUNCTION token_rotation.citus_node()
+CREATE OR REPLACE FUNCTION token_rotation_internal.citus_node()
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -18,5 +18,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.citus_node() IS
+COMMENT ON FUNCTION token_rotation_internal.citus_node() IS
     'This server in a Citus cluster: coordinator, worker, or NULL without Citus.';

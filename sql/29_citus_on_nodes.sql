@@ -1,8 +1,8 @@
--- token_rotation.citus_on_nodes(table, command): runs one SQL command on every node that holds a shard of a
+-- token_rotation_internal.citus_on_nodes(table, command): runs one SQL command on every node that holds a shard of a
 -- Citus table, all at once (master_run_on_worker(), as the caller), and returns each node's answer: its name,
 -- port, whether the command succeeded, and its result (the first value of its first row, or the error). For the
 -- coordinator's questions to every node (census, progress, verify, cancel).
-CREATE OR REPLACE FUNCTION token_rotation.citus_on_nodes(
+CREATE OR REPLACE FUNCTION token_rotation_internal.citus_on_nodes(
       p_table   regclass
     , p_command text
     , OUT node  text
@@ -19,7 +19,7 @@ DECLARE
     v_ports integer[];
 BEGIN
     SELECT array_agg(d.node), array_agg(d.port) INTO v_names, v_ports
-      FROM (SELECT DISTINCT c.node, c.port FROM token_rotation.citus_shards(p_table) AS c) AS d;
+      FROM (SELECT DISTINCT c.node, c.port FROM token_rotation_internal.citus_shards(p_table) AS c) AS d;
     IF v_names IS NULL THEN
         RETURN;
     END IF;
@@ -32,5 +32,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.citus_on_nodes(regclass, text) IS
+COMMENT ON FUNCTION token_rotation_internal.citus_on_nodes(regclass, text) IS
     'Runs one command on every node holding a shard of a Citus table, at once; returns each node''s answer.';

@@ -1,8 +1,8 @@
--- token_rotation.citus_progress(run): the live progress of a coordinator's open run of a distributed table,
+-- token_rotation_internal.citus_progress(run): the live progress of a coordinator's open run of a distributed table,
 -- for the progress view: the rows done on every node now, and the working time (the waves booked, plus the
 -- longest-working open shard run: the wave in progress). NULLs without Citus, or when a node does not answer
 -- (the view then shows what the waves booked).
-CREATE OR REPLACE FUNCTION token_rotation.citus_progress(
+CREATE OR REPLACE FUNCTION token_rotation_internal.citus_progress(
       p_run_id      bigint
     , OUT rows_done bigint
     , OUT elapsed   interval
@@ -18,8 +18,8 @@ DECLARE
 BEGIN
     SELECT * INTO v_run FROM token_rotation.runs WHERE run_id = p_run_id;
     FOR v_ok, v_text IN
-        SELECT n.ok, n.result FROM token_rotation.citus_on_nodes(v_run.target, pg_catalog.format(
-            'SELECT token_rotation.citus_node_progress(%L::jsonb)', token_rotation.citus_tag(v_run))) AS n
+        SELECT n.ok, n.result FROM token_rotation_internal.citus_on_nodes(v_run.target, pg_catalog.format(
+            'SELECT token_rotation_internal.citus_node_progress(%L::jsonb)', token_rotation_internal.citus_tag(v_run))) AS n
     LOOP
         IF NOT v_ok THEN
             rows_done := NULL;
@@ -36,5 +36,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.citus_progress(bigint) IS
+COMMENT ON FUNCTION token_rotation_internal.citus_progress(bigint) IS
     'Live rows done and working time of a distributed table''s open run, from every node (NULLs if one fails).';

@@ -1,7 +1,7 @@
--- token_rotation.citus_shards(table): the shards of a Citus table and the node of each (one row per placement:
+-- token_rotation_internal.citus_shards(table): the shards of a Citus table and the node of each (one row per placement:
 -- a reference table has one on every node); no rows for a table Citus does not manage, or without Citus.
---   SELECT * FROM token_rotation.citus_shards('public.tickets');
-CREATE OR REPLACE FUNCTION token_rotation.citus_shards(
+--   SELECT * FROM token_rotation_internal.citus_shards('public.tickets');
+CREATE OR REPLACE FUNCTION token_rotation_internal.citus_shards(
       p_table   regclass
     , OUT kind    text     -- hash, single (one shard: schema-based sharding, a Citus local table), reference
     , OUT shardid bigint
@@ -37,5 +37,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.citus_shards(regclass) IS
+COMMENT ON FUNCTION token_rotation_internal.citus_shards(regclass) IS
     'The shards of a Citus table (hash, single or reference) with the node of each placement; none without Citus.';

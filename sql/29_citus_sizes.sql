@@ -1,7 +1,7 @@
--- token_rotation.citus_sizes(table): the size of a Citus distributed table over all its shards on every node
+-- token_rotation_internal.citus_sizes(table): the size of a Citus distributed table over all its shards on every node
 -- (its own relation on the coordinator holds no row), for table_sizes(): the heap and TOAST, the indexes, the
 -- total.
-CREATE OR REPLACE FUNCTION token_rotation.citus_sizes(
+CREATE OR REPLACE FUNCTION token_rotation_internal.citus_sizes(
       p_table             regclass
     , OUT table_bytes     bigint
     , OUT indexes_bytes   bigint
@@ -17,5 +17,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.citus_sizes(regclass) IS
+COMMENT ON FUNCTION token_rotation_internal.citus_sizes(regclass) IS
     'Heap, index and total bytes of a Citus distributed table over all its shards.';

@@ -29,7 +29,7 @@ SELECT r.run_id
             THEN make_interval(secs => round(((r.rows_expected - cs.rows_done) * extract(epoch FROM cs.elapsed)
                                               / cs.rows_done)::numeric, 1))
             WHEN r.state IN ('active', 'paused')
-            THEN token_rotation.run_eta(r.run_id, r.rows_expected, s.rows_done, s.batches_done, s.elapsed)
+            THEN token_rotation_internal.run_eta(r.run_id, r.rows_expected, s.rows_done, s.batches_done, s.elapsed)
        END                                         AS eta
      , s.batches_done
      , s.throttled
@@ -48,7 +48,7 @@ SELECT r.run_id
   LEFT JOIN LATERAL (
         SELECT c.rows_done, NULL::bigint AS batches_done, NULL::timestamptz AS heartbeat_at, NULL::text AS throttled,
                NULL::integer AS workers, NULL::integer AS slices_left, NULL::integer AS free_slices, c.elapsed
-          FROM token_rotation.citus_progress(r.run_id) AS c
+          FROM token_rotation_internal.citus_progress(r.run_id) AS c
          WHERE r.state IN ('active', 'paused') AND EXISTS (SELECT FROM token_rotation.shards sh WHERE sh.run_id = r.run_id)
        ) cs ON true
   LEFT JOIN LATERAL (
@@ -63,7 +63,7 @@ SELECT r.run_id
              , max(sl.elapsed + CASE WHEN lk.pid IS NOT NULL AND sl.throttled IS DISTINCT FROM 'paused'
                                      THEN greatest(clock_timestamp() - sl.heartbeat_at, '0') ELSE '0' END) AS elapsed
           FROM token_rotation.slices sl
-         CROSS JOIN LATERAL (SELECT token_rotation.slice_holder(sl.slice_id) AS pid) lk
+         CROSS JOIN LATERAL (SELECT token_rotation_internal.slice_holder(sl.slice_id) AS pid) lk
          WHERE sl.run_id = r.run_id
         HAVING count(*) > 0
          UNION ALL

@@ -28,13 +28,13 @@ BEGIN
                   HINT = 'e.g. hold(''public.tickets'', ''backup running'', ''30 min''); renew a longer hold '
                          'before it runs out; p_reason NULL lifts a hold';
     END IF;
-    v_run_id := token_rotation.open_run(p_table);
-    PERFORM token_rotation.authorize_run(v_run_id, NULL, 'control');
+    v_run_id := token_rotation_internal.open_run(p_table);
+    PERFORM token_rotation_internal.authorize_run(v_run_id, NULL, 'control');
     UPDATE token_rotation.runs
-       SET hold_reason = left(token_rotation.redact(p_reason, options->>'format', options->>'prefix'), 200),
+       SET hold_reason = left(token_rotation_internal.redact(p_reason, options->>'format', options->>'prefix'), 200),
            hold_until = CASE WHEN p_reason IS NOT NULL THEN clock_timestamp() + p_for END
      WHERE run_id = v_run_id;
-    PERFORM token_rotation.citus_control(v_run_id);  -- a Citus distributed table: its shards' runs too
+    PERFORM token_rotation_internal.citus_control(v_run_id);  -- a Citus distributed table: its shards' runs too
     RETURN v_run_id;
 END
 $$;

@@ -42,8 +42,8 @@ BEGIN
                   HINT = format('options that can be unset: %s; give the others a new value',
                                 array_to_string(v_unsettable, ', '));
     END IF;
-    v_run_id := token_rotation.open_run(p_table);
-    PERFORM token_rotation.authorize_run(v_run_id, NULL, 'control');
+    v_run_id := token_rotation_internal.open_run(p_table);
+    PERFORM token_rotation_internal.authorize_run(v_run_id, NULL, 'control');
     SELECT coalesce(r.options, '{}') INTO v_stored FROM token_rotation.runs r WHERE r.run_id = v_run_id;
     v_options := (v_stored - coalesce(p_unset, '{}'))
                  || jsonb_strip_nulls(jsonb_build_object(
@@ -52,11 +52,11 @@ BEGIN
                         'max_replication_lag', p_max_replication_lag, 'max_replay_lag', p_max_replay_lag,
                         'max_archive_queue', p_max_archive_queue, 'pause_on_autovacuum', p_pause_on_autovacuum,
                         'synchronous_commit', p_synchronous_commit));
-    PERFORM token_rotation.check_arguments(token_rotation.default_options() || v_options);
-    v_changes := token_rotation.option_changes(v_stored, v_options);
+    PERFORM token_rotation_internal.check_arguments(token_rotation.default_options() || v_options);
+    v_changes := token_rotation_internal.option_changes(v_stored, v_options);
     IF v_changes IS NOT NULL THEN
         UPDATE token_rotation.runs SET options = v_options WHERE run_id = v_run_id;
-        PERFORM token_rotation.citus_control(v_run_id);  -- a Citus distributed table: its shards' runs too
+        PERFORM token_rotation_internal.citus_control(v_run_id);  -- a Citus distributed table: its shards' runs too
         RAISE NOTICE 'run %: options changed for the rest of the run: %', v_run_id, v_changes
             USING ERRCODE = 'TROPT', HINT = 'its workers take them before their next batch';
     END IF;

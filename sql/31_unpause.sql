@@ -3,7 +3,7 @@
 --   SELECT token_rotation.unpause('public.tickets');
 CREATE OR REPLACE FUNCTION token_rotation.unpause(p_table regclass) RETURNS bigint
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT token_rotation.set_run_state(p_table, 'active') $$;
+AS $$ SELECT token_rotation_internal.set_run_state(p_table, 'active') $$;
 
 COMMENT ON FUNCTION token_rotation.unpause(regclass) IS
     'Lifts the pause of a table''s run: its waiting workers go on. Returns the run id.';

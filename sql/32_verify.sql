@@ -29,7 +29,7 @@ BEGIN
     END IF;
 
     IF EXISTS (SELECT FROM token_rotation.shards s WHERE s.run_id = p_run_id) THEN  -- a Citus distributed table
-        RETURN QUERY SELECT * FROM token_rotation.citus_verify(p_run_id);
+        RETURN QUERY SELECT * FROM token_rotation_internal.citus_verify(p_run_id);
         RETURN;
     END IF;
 

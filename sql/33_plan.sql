@@ -64,24 +64,24 @@ BEGIN
     v_given := (token_rotation.default_options() - 'target_batch_time')
                || jsonb_strip_nulls(jsonb_build_object('column', p_column, 'batch_size', p_batch_size,
                                                        'lock_timeout', p_lock_timeout));
-    PERFORM token_rotation.check_arguments(v_given, p_workers);
+    PERFORM token_rotation_internal.check_arguments(v_given, p_workers);
     v_column := v_given->>'column';
     v_batch := (v_given->>'batch_size')::integer;
     v_lock := (v_given->>'lock_timeout')::interval;
     SELECT d.qualified, d.key_columns INTO table_name, key_columns
-      FROM token_rotation.describe_target(p_table, v_column, p_key, p_trust_table_owner) AS d;
+      FROM token_rotation_internal.describe_target(p_table, v_column, p_key, p_trust_table_owner) AS d;
     SELECT * INTO v_value
-      FROM token_rotation.token_value(p_table, v_column, p_format, p_prefix, p_previous_column, p_rotated_at_column,
+      FROM token_rotation_internal.token_value(p_table, v_column, p_format, p_prefix, p_previous_column, p_rotated_at_column,
                                       p_trust_table_owner);
-    v_options := jsonb_build_object('where', token_rotation.check_where(p_table, p_where, 'pg_catalog, pg_temp',
+    v_options := jsonb_build_object('where', token_rotation_internal.check_where(p_table, p_where, 'pg_catalog, pg_temp',
                                                                         p_trust_table_owner,
                                                                         ARRAY[v_column, p_previous_column]),
                                     'fill_null', p_fill_null, 'older_than', p_older_than,
                                     'rotated_before', clock_timestamp() - p_older_than,
                                     'rotated_at_column', p_rotated_at_column);
-    PERFORM token_rotation.check_rows(p_table, NULL, '{}', jsonb_strip_nulls(v_options));
-    v_filter := token_rotation.run_filter(p_table, v_column, jsonb_strip_nulls(v_options));
-    SELECT * INTO v_sql FROM token_rotation.key_range_sql(p_table, key_columns, v_column, v_value.set_list, v_filter);
+    PERFORM token_rotation_internal.check_rows(p_table, NULL, '{}', jsonb_strip_nulls(v_options));
+    v_filter := token_rotation_internal.run_filter(p_table, v_column, jsonb_strip_nulls(v_options));
+    SELECT * INTO v_sql FROM token_rotation_internal.key_range_sql(p_table, key_columns, v_column, v_value.set_list, v_filter);
     EXECUTE v_sql.first_last INTO v_upper, v_max;
 
     batch_size := v_batch;
@@ -93,7 +93,7 @@ BEGIN
         SELECT sum(s.rows_expected)::bigint, bool_and(s.exact), count(*)::integer,
                sum(ceil(s.rows_expected::numeric / v_batch))::bigint
           INTO rows_total, rows_exact, slices, batches
-          FROM token_rotation.plan_slices(p_table, key_columns, p_workers, v_max, p_filter => v_filter) AS s;
+          FROM token_rotation_internal.plan_slices(p_table, key_columns, p_workers, v_max, p_filter => v_filter) AS s;
     END IF;
 
     -- the sample: the table's first batch, exactly as rotate() runs it, in a subtransaction rolled back by

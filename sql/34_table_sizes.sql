@@ -26,12 +26,12 @@ AS $$
             UNION ALL
             SELECT pt.relid FROM pg_partition_tree(p_table) AS pt WHERE pt.isleaf AND pt.relid <> p_table) AS t (relid)
       LEFT JOIN pg_stat_all_tables s ON s.relid = t.relid
-    HAVING NOT EXISTS (SELECT FROM token_rotation.citus_shards(p_table))
+    HAVING NOT EXISTS (SELECT FROM token_rotation_internal.citus_shards(p_table))
     UNION ALL
     -- a Citus distributed table: its shards on every node (their tuple counts are the nodes' own)
     SELECT c.table_bytes, c.indexes_bytes, c.total_bytes, NULL, NULL, NULL, NULL
-      FROM token_rotation.citus_sizes(p_table) AS c
-     WHERE EXISTS (SELECT FROM token_rotation.citus_shards(p_table))
+      FROM token_rotation_internal.citus_sizes(p_table) AS c
+     WHERE EXISTS (SELECT FROM token_rotation_internal.citus_shards(p_table))
 $$;
 
 COMMENT ON FUNCTION token_rotation.table_sizes(regclass) IS

@@ -1,4 +1,4 @@
--- token_rotation.oldest_token(table, column): the age in seconds of the oldest rotation time in a table's
+-- token_rotation_internal.oldest_token(table, column): the age in seconds of the oldest rotation time in a table's
 -- rotated-at column, and whether any row has none (NULL: never rotated, so due first), for schedules(); both
 -- NULL when the caller may not read the table or the read could run code of a role the caller does not trust.
 -- The table and the column come from a pg_cron job, which any role allowed to schedule names, and schedules()
@@ -8,8 +8,8 @@
 -- reader's rights. So the column must be a stored timestamptz (what rotate() writes), the table plain or
 -- partitioned (every partition plain), no policy applying to the caller, and every relation of it owned by a
 -- role the caller trusts (itself, a superuser, a member of it: describe_target()'s rule) or free of such code.
---   SELECT * FROM token_rotation.oldest_token('public.api_keys', 'rotated_at');
-CREATE OR REPLACE FUNCTION token_rotation.oldest_token(
+--   SELECT * FROM token_rotation_internal.oldest_token('public.api_keys', 'rotated_at');
+CREATE OR REPLACE FUNCTION token_rotation_internal.oldest_token(
       p_table         regclass
     , p_column        name
     , seconds         OUT double precision
@@ -47,6 +47,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.oldest_token(regclass, name) IS
+COMMENT ON FUNCTION token_rotation_internal.oldest_token(regclass, name) IS
     'Age in seconds of the oldest rotation time in a table''s rotated-at column, and whether a row has none; '
     'NULL where reading it could run code of a role the caller does not trust.';

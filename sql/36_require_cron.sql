@@ -1,6 +1,6 @@
--- token_rotation.require_cron(): raises a clear error unless pg_cron is preloaded and installed in this
+-- token_rotation_internal.require_cron(): raises a clear error unless pg_cron is preloaded and installed in this
 -- database (55000 object_not_in_prerequisite_state), naming the package, the setting and the statement.
-CREATE OR REPLACE FUNCTION token_rotation.require_cron()
+CREATE OR REPLACE FUNCTION token_rotation_internal.require_cron()
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -27,5 +27,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.require_cron() IS
+COMMENT ON FUNCTION token_rotation_internal.require_cron() IS
     'Raises 55000 with what to install and set unless pg_cron is preloaded and installed in this database.';

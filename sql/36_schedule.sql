@@ -29,9 +29,9 @@ DECLARE
     v_command text;
     v_jobid   bigint;
 BEGIN
-    PERFORM token_rotation.require_cron();
-    PERFORM token_rotation.authorize(p_table, coalesce(p_options->>'column', 'token')::name, 'schedule');
-    v_command := token_rotation.schedule_command(p_table, p_options);
+    PERFORM token_rotation_internal.require_cron();
+    PERFORM token_rotation_internal.authorize(p_table, coalesce(p_options->>'column', 'token')::name, 'schedule');
+    v_command := token_rotation_internal.schedule_command(p_table, p_options);
     EXECUTE format('SELECT %I.schedule($1, $2, $3)', 'cron') INTO v_jobid
       USING 'token_rotation:' || p_table::text, p_cron, v_command;
     RETURN v_jobid;

@@ -1,8 +1,8 @@
--- token_rotation.schedule_command(table, options): the CALL a job runs: rotate() with each key of p_options
+-- token_rotation_internal.schedule_command(table, options): the CALL a job runs: rotate() with each key of p_options
 -- as the parameter p_<key>, its value a literal that the parameter's type reads (e.g. {"batch_size": 3000,
 -- "older_than": "90 days", "where": "tenant_id = 42"}). Keys that are not rotate()'s parameters, and the ones
 -- a job cannot use (table, quiet, after_run, stop_at: a job's window is max_duration), are refused (22023).
-CREATE OR REPLACE FUNCTION token_rotation.schedule_command(
+CREATE OR REPLACE FUNCTION token_rotation_internal.schedule_command(
       p_table   regclass
     , p_options jsonb
 )
@@ -38,5 +38,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.schedule_command(regclass, jsonb) IS
+COMMENT ON FUNCTION token_rotation_internal.schedule_command(regclass, jsonb) IS
     'The CALL of rotate() a schedule''s job runs, from its options (rotate()''s parameters without p_).';

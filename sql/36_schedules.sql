@@ -50,14 +50,14 @@ BEGIN
         last_start := v_job.start_time;
         last_end := v_job.end_time;
         last_status := v_job.status;
-        last_message := token_rotation.redact(v_job.return_message);
+        last_message := token_rotation_internal.redact(v_job.return_message);
         SELECT r.run_id, r.state::text INTO run_id, run_state
           FROM token_rotation.runs r
          WHERE r.target = v_job.target AND r.started_at >= v_job.start_time - interval '1 minute'
          ORDER BY r.run_id DESC LIMIT 1;
         v_column := substring(v_job.command FROM 'p_rotated_at_column => ''([^'']+)''');
         SELECT o.seconds, o.never_rotated INTO oldest_token_seconds, never_rotated
-          FROM token_rotation.oldest_token(v_job.target, v_column::name) AS o;
+          FROM token_rotation_internal.oldest_token(v_job.target, v_column::name) AS o;
         RETURN NEXT;
     END LOOP;
 END

@@ -9,7 +9,7 @@ AS $$
 DECLARE
     v_jobid bigint;
 BEGIN
-    PERFORM token_rotation.require_cron();
+    PERFORM token_rotation_internal.require_cron();
     EXECUTE format('SELECT jobid FROM %I.job WHERE jobname = $1', 'cron') INTO v_jobid
       USING 'token_rotation:' || p_table::text;
     IF v_jobid IS NULL THEN

@@ -1,7 +1,7 @@
--- token_rotation.citus_check_tag(table, citus): raises unless the table is the shard the tag names, on this
+-- token_rotation_internal.citus_check_tag(table, citus): raises unless the table is the shard the tag names, on this
 -- node (pg_dist_shard, which Citus keeps on every node): a tag is what the coordinator's census and verify() trust,
 -- so a role may only tag runs of a shard of a distributed table it may rotate, never of a table of its own.
-CREATE OR REPLACE FUNCTION token_rotation.citus_check_tag(
+CREATE OR REPLACE FUNCTION token_rotation_internal.citus_check_tag(
       p_table regclass
     , p_citus jsonb
 )
@@ -32,5 +32,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.citus_check_tag(regclass, jsonb) IS
+COMMENT ON FUNCTION token_rotation_internal.citus_check_tag(regclass, jsonb) IS
     'Raises unless the table is, on this node, the Citus shard that a p_citus tag names.';

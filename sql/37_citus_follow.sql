@@ -1,8 +1,8 @@
--- token_rotation.citus_follow(run, control): on a node, makes this node's open runs of the shards of a
+-- token_rotation_internal.citus_follow(run, control): on a node, makes this node's open runs of the shards of a
 -- coordinator's run (the tag less its shard) follow its control: its state (paused, active, cancelled), its
 -- hold, and the options set_options() may change. Sent by citus_control() as the tool's owner (it writes the
 -- tool's tables: no other role can); the shards' CALLs read it before their next batch. Returns how many runs.
-CREATE OR REPLACE FUNCTION token_rotation.citus_follow(
+CREATE OR REPLACE FUNCTION token_rotation_internal.citus_follow(
       p_run     jsonb
     , p_control jsonb
 )
@@ -26,5 +26,5 @@ AS $$
     SELECT count(*) FROM followed
 $$;
 
-COMMENT ON FUNCTION token_rotation.citus_follow(jsonb, jsonb) IS
+COMMENT ON FUNCTION token_rotation_internal.citus_follow(jsonb, jsonb) IS
     'This node''s open runs of a coordinator''s shards follow its state, hold and retunable options.';

@@ -1,7 +1,7 @@
--- token_rotation.citus_node_progress(run): on a node, the live rows done (progress view) of its runs of the
+-- token_rotation_internal.citus_node_progress(run): on a node, the live rows done (progress view) of its runs of the
 -- shards of a coordinator's run (the tag less its shard), and the longest working time of those still open
 -- (the shards of the wave in progress), as JSON text.
-CREATE OR REPLACE FUNCTION token_rotation.citus_node_progress(
+CREATE OR REPLACE FUNCTION token_rotation_internal.citus_node_progress(
       p_run jsonb
 )
 RETURNS text
@@ -16,5 +16,5 @@ AS $$
      WHERE (p.options->'citus') - 'shard' = p_run
 $$;
 
-COMMENT ON FUNCTION token_rotation.citus_node_progress(jsonb) IS
+COMMENT ON FUNCTION token_rotation_internal.citus_node_progress(jsonb) IS
     'This node''s live rows done and longest open working time of the shards of a coordinator''s run (JSON text).';

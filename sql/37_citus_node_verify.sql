@@ -1,7 +1,7 @@
--- token_rotation.citus_node_verify(run): on a node, verify() of each of its runs of shards of a coordinator's
+-- token_rotation_internal.citus_node_verify(run): on a node, verify() of each of its runs of shards of a coordinator's
 -- run (the tag less its shard), as JSON text: shardid, node_run_id, state, rows_done, the names of its failed
 -- checks.
-CREATE OR REPLACE FUNCTION token_rotation.citus_node_verify(
+CREATE OR REPLACE FUNCTION token_rotation_internal.citus_node_verify(
       p_run jsonb
 )
 RETURNS text
@@ -18,5 +18,5 @@ AS $$
      WHERE (r.options->'citus') - 'shard' = p_run
 $$;
 
-COMMENT ON FUNCTION token_rotation.citus_node_verify(jsonb) IS
+COMMENT ON FUNCTION token_rotation_internal.citus_node_verify(jsonb) IS
     'verify() of this node''s runs of the shards of a coordinator''s run, as JSON text.';

@@ -1,7 +1,7 @@
--- token_rotation.citus_shard_call(table, options, key, citus): the CALL that rotates one shard on its node,
+-- token_rotation_internal.citus_shard_call(table, options, key, citus): the CALL that rotates one shard on its node,
 -- with every option of the coordinator's run spelled out (so that a shard started at a resume gets the
 -- run's, not the defaults), quiet, one session, tagged with p_citus.
-CREATE OR REPLACE FUNCTION token_rotation.citus_shard_call(
+CREATE OR REPLACE FUNCTION token_rotation_internal.citus_shard_call(
       p_shard         text
     , p_options       jsonb
     , p_key           name[]
@@ -30,5 +30,5 @@ AS $$
         p_stop_at, p_citus)
 $$;
 
-COMMENT ON FUNCTION token_rotation.citus_shard_call(text, jsonb, name[], integer, boolean, timestamptz, jsonb) IS
+COMMENT ON FUNCTION token_rotation_internal.citus_shard_call(text, jsonb, name[], integer, boolean, timestamptz, jsonb) IS
     'The CALL of rotate() that rotates one shard of a distributed table on its node, every option spelled out.';

@@ -1,9 +1,9 @@
--- token_rotation.citus_verify(run): verify() of a coordinator's run of a distributed table: every shard has
+-- token_rotation_internal.citus_verify(run): verify() of a coordinator's run of a distributed table: every shard has
 -- exactly one run, finished, on the node that holds it, each passing verify() there (its batches chain over
 -- its key range, its rows agree, its tokens are unique within the shard); the shards' rows add up to the
 -- run's. A token is unique across shards only where a unique index (which includes the distribution column)
 -- says so. A node that cannot be reached fails the check, named.
-CREATE OR REPLACE FUNCTION token_rotation.citus_verify(
+CREATE OR REPLACE FUNCTION token_rotation_internal.citus_verify(
       p_run_id bigint
 )
 RETURNS TABLE (check_name text, ok boolean, detail text)
@@ -24,8 +24,8 @@ DECLARE
 BEGIN
     SELECT * INTO v_run FROM token_rotation.runs WHERE run_id = p_run_id;
     FOR v_node, v_port, v_ok, v_text IN
-        SELECT * FROM token_rotation.citus_on_nodes(v_run.target, pg_catalog.format(
-            'SELECT token_rotation.citus_node_verify(%L::jsonb)', token_rotation.citus_tag(v_run)))
+        SELECT * FROM token_rotation_internal.citus_on_nodes(v_run.target, pg_catalog.format(
+            'SELECT token_rotation_internal.citus_node_verify(%L::jsonb)', token_rotation_internal.citus_tag(v_run)))
     LOOP
         v_asked := v_asked + 1;
         IF v_ok THEN  -- the runs of this run's shards (a tag names a shard of its own table only)
@@ -55,7 +55,7 @@ BEGIN
       FROM token_rotation.shards s
       LEFT JOIN LATERAL (
             SELECT count(*) AS n, bool_and(e->>'state' = 'finished') AS finished,
-                   bool_and(EXISTS (SELECT FROM token_rotation.citus_shards(v_run.target) AS c
+                   bool_and(EXISTS (SELECT FROM token_rotation_internal.citus_shards(v_run.target) AS c
                                      WHERE c.shardid = s.shardid AND c.node = e->>'node'
                                        AND c.port = (e->>'port')::integer)) AS here
               FROM jsonb_array_elements(v_found) AS e
@@ -85,5 +85,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION token_rotation.citus_verify(bigint) IS
+COMMENT ON FUNCTION token_rotation_internal.citus_verify(bigint) IS
     'verify() of a distributed table''s run: each shard has one finished run on its node that verifies there.';

@@ -14,13 +14,13 @@
 -- node named, so that no row is rotated twice; every other shard is sent to the node that holds it, where an
 -- open tagged run resumes and a finished one returns at once.
 
--- token_rotation.rotate_citus(...): rotate() of a Citus distributed table on the coordinator (rotate() hands
+-- token_rotation_internal.rotate_citus(...): rotate() of a Citus distributed table on the coordinator (rotate() hands
 -- over to it after its checks, with the options it resolved): see above. Each wave: lock the
 -- unfinished shards' metadata, take the census of every node's runs of this run, book it, then send up to
 -- p_workers shard CALLs per node at once and book what they did; COMMIT between waves. A CALL of a shard that
 -- fails stops the run's CALL with the node and the shard named; the same CALL again resumes. Stops at p_stop_at,
 -- after p_max_batches batches per shard CALL (one wave), or when the run is paused or cancelled.
-CREATE OR REPLACE PROCEDURE token_rotation.rotate_citus(
+CREATE OR REPLACE PROCEDURE token_rotation_internal.rotate_citus(
       p_table             regclass
     , p_options           jsonb
     , p_key               name[]
@@ -53,8 +53,8 @@ DECLARE
     v_left     bigint;    -- shards not finished, by the census
     v_done     bigint;    -- rows done by the shards' runs, by the census
 BEGIN
-    PERFORM token_rotation.pin_settings();
-    v_kind := (SELECT c.kind FROM token_rotation.citus_shards(p_table) AS c LIMIT 1);
+    PERFORM token_rotation_internal.pin_settings();
+    v_kind := (SELECT c.kind FROM token_rotation_internal.citus_shards(p_table) AS c LIMIT 1);
     IF v_kind = 'reference' THEN
         RAISE EXCEPTION '% is a Citus reference table: its copy on every node must hold the same tokens', p_table
             USING ERRCODE = 'feature_not_supported',
@@ -63,26 +63,26 @@ BEGIN
                   HINT = 'keep tokens in a distributed table, or undistribute_table() it, rotate it, and '
                          'create_reference_table() it again';
     END IF;
-    IF token_rotation.citus_node() IS DISTINCT FROM 'coordinator' THEN
+    IF token_rotation_internal.citus_node() IS DISTINCT FROM 'coordinator' THEN
         RAISE EXCEPTION '% is a Citus distributed table: rotate it from the coordinator', p_table
             USING ERRCODE = 'feature_not_supported',
                   HINT = 'connect to the coordinator: its CALL rotates every shard on the node that holds it';
     END IF;
     EXECUTE pg_catalog.format('SELECT count(*) FROM %s', p_table) INTO v_rows;  -- with the caller's rights
-    v_run := token_rotation.citus_open_run(p_table, (p_options->>'column')::name, p_key, p_options, v_rows,
+    v_run := token_rotation_internal.citus_open_run(p_table, (p_options->>'column')::name, p_key, p_options, v_rows,
                                            p_after_run);
     COMMIT;
-    PERFORM token_rotation.pin_settings();
+    PERFORM token_rotation_internal.pin_settings();
     IF v_run.run_id IS NULL THEN
         RETURN;
     END IF;
-    v_tag := token_rotation.citus_tag(v_run);
+    v_tag := token_rotation_internal.citus_tag(v_run);
     LOOP
         -- the run as other sessions left it (pause, cancel): read, not locked, so that they never wait for a wave
         SELECT * INTO v_run FROM token_rotation.runs r WHERE r.run_id = v_run.run_id;
         IF v_run.state = 'paused' THEN  -- its shards' runs pause too (citus_control()); this CALL waits
             COMMIT;
-            PERFORM token_rotation.pin_settings();
+            PERFORM token_rotation_internal.pin_settings();
             PERFORM pg_catalog.pg_sleep(1);
             CONTINUE;
         END IF;
@@ -95,8 +95,8 @@ BEGIN
         -- the census: every node's runs of this run (a node that cannot be reached stops the CALL, named)
         v_census := '[]';
         FOR v_node, v_port, v_ok, v_text IN
-            SELECT * FROM token_rotation.citus_on_nodes(p_table, pg_catalog.format(
-                'SELECT token_rotation.citus_census(%L::jsonb)', v_tag))
+            SELECT * FROM token_rotation_internal.citus_on_nodes(p_table, pg_catalog.format(
+                'SELECT token_rotation_internal.citus_census(%L::jsonb)', v_tag))
         LOOP
             IF NOT v_ok THEN
                 v_failed := pg_catalog.format('node %s:%s: %s', v_node, v_port, v_text);
@@ -116,7 +116,7 @@ BEGIN
           INTO v_failed
           FROM jsonb_array_elements(v_census) AS e
           JOIN token_rotation.shards s ON s.run_id = v_run.run_id AND s.shardid = (e->>'shardid')::bigint
-          JOIN token_rotation.citus_shards(p_table) AS c ON c.shardid = s.shardid
+          JOIN token_rotation_internal.citus_shards(p_table) AS c ON c.shardid = s.shardid
          WHERE e->>'state' IN ('active', 'paused')  -- move it back, and CALL again
            AND (c.node, c.port) IS DISTINCT FROM (e->>'node', (e->>'port')::integer)
          LIMIT 1;
@@ -145,7 +145,7 @@ BEGIN
           INTO v_left, v_done
           FROM token_rotation.shards s WHERE s.run_id = v_run.run_id;
         IF v_left = 0 THEN
-            v_run := token_rotation.citus_record(v_run.run_id, v_booked, NULL, NULL);
+            v_run := token_rotation_internal.citus_record(v_run.run_id, v_booked, NULL, NULL);
             EXIT;
         END IF;
         -- waves whose shards all returned without a row or a shard more done: a shard's CALL that cannot go on
@@ -159,7 +159,7 @@ BEGIN
         END IF;
         -- the wave: per node, up to p_workers unfinished shards
         SELECT array_agg(w.shardid) AS ids, array_agg(w.node) AS names, array_agg(w.port) AS ports,
-               array_agg(token_rotation.citus_shard_call(w.shard, v_run.options, v_run.key_columns, p_max_batches,
+               array_agg(token_rotation_internal.citus_shard_call(w.shard, v_run.options, v_run.key_columns, p_max_batches,
                          p_trust_table_owner, p_stop_at,
                          v_tag || jsonb_build_object('shard', w.shardid)))
                    AS commands
@@ -167,16 +167,16 @@ BEGIN
           FROM (SELECT s.shardid, c.shard, c.node, c.port,
                        row_number() OVER (PARTITION BY c.node, c.port ORDER BY s.shardid) AS n
                   FROM token_rotation.shards s
-                  JOIN token_rotation.citus_shards(p_table) AS c ON c.shardid = s.shardid
+                  JOIN token_rotation_internal.citus_shards(p_table) AS c ON c.shardid = s.shardid
                  WHERE s.run_id = v_run.run_id
                    AND NOT EXISTS (SELECT FROM jsonb_array_elements(v_census) AS e  -- finished, or another session's
                                     WHERE (e->>'shardid')::bigint = s.shardid
                                       AND (e->>'state' = 'finished' OR (e->>'busy')::boolean))) AS w
          WHERE w.n <= p_workers;
         IF v_wave.ids IS NULL THEN  -- every unfinished shard is another session's now: wait for them
-            v_run := token_rotation.citus_record(v_run.run_id, v_booked, NULL, NULL);
+            v_run := token_rotation_internal.citus_record(v_run.run_id, v_booked, NULL, NULL);
             COMMIT;
-            PERFORM token_rotation.pin_settings();
+            PERFORM token_rotation_internal.pin_settings();
             PERFORM pg_catalog.pg_sleep(1);
             CONTINUE;
         END IF;
@@ -198,15 +198,15 @@ BEGIN
                     v_node, v_port, v_text);
             END IF;
         END LOOP;
-        v_run := token_rotation.citus_record(v_run.run_id, v_booked, pg_catalog.clock_timestamp() - v_started, NULL);
+        v_run := token_rotation_internal.citus_record(v_run.run_id, v_booked, pg_catalog.clock_timestamp() - v_started, NULL);
         COMMIT;
-        PERFORM token_rotation.pin_settings();
+        PERFORM token_rotation_internal.pin_settings();
         EXIT WHEN v_failed IS NOT NULL OR p_max_batches IS NOT NULL;
     END LOOP;
     IF v_run.state = 'cancelled' AND v_failed IS NULL THEN  -- and so are its shards' runs, on every node
         FOR v_node, v_port, v_ok, v_text IN
-            SELECT * FROM token_rotation.citus_on_nodes(p_table, pg_catalog.format(
-                'SELECT token_rotation.citus_cancel(%L::jsonb)', v_tag))
+            SELECT * FROM token_rotation_internal.citus_on_nodes(p_table, pg_catalog.format(
+                'SELECT token_rotation_internal.citus_cancel(%L::jsonb)', v_tag))
         LOOP
             IF NOT v_ok THEN
                 v_failed := pg_catalog.format('run %s is cancelled, but its shards'' runs on node %s:%s could not '
@@ -216,12 +216,12 @@ BEGIN
     END IF;
     IF v_failed IS NOT NULL THEN
         ROLLBACK;
-        PERFORM token_rotation.pin_settings();
-        v_run := token_rotation.citus_record(v_run.run_id, NULL, NULL, v_failed);
+        PERFORM token_rotation_internal.pin_settings();
+        v_run := token_rotation_internal.citus_record(v_run.run_id, NULL, NULL, v_failed);
         COMMIT;
-        PERFORM token_rotation.pin_settings();
+        PERFORM token_rotation_internal.pin_settings();
         RAISE EXCEPTION 'rotation of % stopped: %', p_table,
-                        token_rotation.redact(v_failed, v_run.options->>'format', v_run.options->>'prefix')
+                        token_rotation_internal.redact(v_failed, v_run.options->>'format', v_run.options->>'prefix')
             USING ERRCODE = 'connection_exception',
                   DETAIL = pg_catalog.format('%s of %s rows done; every committed batch is kept on its node',
                                              v_run.rows_done, v_run.rows_expected),
@@ -234,7 +234,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON PROCEDURE token_rotation.rotate_citus(regclass, jsonb, name[], integer, integer, boolean, bigint, boolean,
+COMMENT ON PROCEDURE token_rotation_internal.rotate_citus(regclass, jsonb, name[], integer, integer, boolean, bigint, boolean,
                                                 timestamptz) IS
     'rotate() of a Citus distributed table on the coordinator: each shard by a run on its node, in waves of '
     'at most p_workers sessions per node, exactly once per shard.';

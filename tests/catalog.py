@@ -13,6 +13,8 @@ from token_rotation import migrate
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHIPPED = ("0001", "0002")  # revisions released with a frozen copy of sql/ (tests/fixtures/README.md)
 HEAD = migrate.head_revision()
+# the tool's two schemas, as an SQL list
+TOOL = "('token_rotation', 'token_rotation_internal')"
 
 
 def install_shipped(dsn: str, revision: str) -> None:
@@ -32,8 +34,8 @@ def tool_objects(dsn: str) -> list[str]:
     """Every object in the tool's schema, and any relation or function the tool might leave elsewhere."""
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
-            """
-            SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname = 'token_rotation'
+            f"""
+            SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname IN {TOOL}
             UNION ALL
             SELECT 'relation ' || oid::regclass::text FROM pg_class
              WHERE relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
@@ -53,40 +55,40 @@ def tool_objects(dsn: str) -> list[str]:
 
 
 CATALOG = {
-    "routine": """
+    "routine": f"""
         SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), obj_description(p.oid, 'pg_proc'),
                p.proacl::text
-          FROM pg_proc p WHERE p.pronamespace = 'token_rotation'::regnamespace AND p.prokind IN ('f', 'p')
+          FROM pg_proc p WHERE p.pronamespace::regnamespace::text IN {TOOL} AND p.prokind IN ('f', 'p')
          ORDER BY 1""",
-    "relation": """
+    "relation": f"""
         SELECT c.relname, c.relkind, obj_description(c.oid, 'pg_class'), c.relacl::text,
                CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END
-          FROM pg_class c WHERE c.relnamespace = 'token_rotation'::regnamespace ORDER BY 1""",
-    "column": """
+          FROM pg_class c WHERE c.relnamespace::regnamespace::text IN {TOOL} ORDER BY 1""",
+    "column": f"""
         SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity,
                pg_get_expr(d.adbin, d.adrelid), col_description(c.oid, a.attnum)
           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
           LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-         WHERE c.relnamespace = 'token_rotation'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+         WHERE c.relnamespace::regnamespace::text IN {TOOL} AND c.relkind IN ('r', 'p', 'v', 'm')
            AND a.attnum > 0 AND NOT a.attisdropped
          ORDER BY c.relname, a.attnum""",
-    "index": """
+    "index": f"""
         SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid),
                obj_description(i.indexrelid, 'pg_class')
           FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-         WHERE c.relnamespace = 'token_rotation'::regnamespace ORDER BY 1""",
-    "constraint": """
+         WHERE c.relnamespace::regnamespace::text IN {TOOL} ORDER BY 1""",
+    "constraint": f"""
         SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid),
                obj_description(oid, 'pg_constraint')
-          FROM pg_constraint WHERE connamespace = 'token_rotation'::regnamespace ORDER BY 1, 2""",
-    "trigger": """
+          FROM pg_constraint WHERE connamespace::regnamespace::text IN {TOOL} ORDER BY 1, 2""",
+    "trigger": f"""
         SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger
-         WHERE tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'token_rotation'::regnamespace)
+         WHERE tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace::regnamespace::text IN {TOOL})
            AND NOT tgisinternal
          ORDER BY 1, 2""",
-    "schema": """
+    "schema": f"""
         SELECT nspname, obj_description(oid, 'pg_namespace'), nspacl::text FROM pg_namespace
-         WHERE nspname = 'token_rotation'""",
+         WHERE nspname IN {TOOL}""",
 }
 
 

@@ -4,7 +4,7 @@ A PostgreSQL error becomes one line, the server's own message and HINT, and an e
 SQLSTATE (never by its text). Whatever text comes from the server passes through `redact()`, which hides
 anything shaped like a token the tool can write (uuid, hex, base64url, bytea, with or without a prefix) or a
 password, and strips control characters, so no token, no password and no terminal escape can reach the
-terminal or a log. token_rotation.redact() (sql/10_redact.sql) is the same rule in SQL, with the same
+terminal or a log. token_rotation_internal.redact() (sql/10_redact.sql) is the same rule in SQL, with the same
 patterns (REDACTIONS), for what the database stores.
 """
 
@@ -93,7 +93,7 @@ def redact(text: str) -> str:
     """Server text made safe to show: control characters stripped (a line break becomes a space), every
     token-shaped value replaced by <uuid>, <hex>, <base64url> or <bytes>, every password by ***; within
     protecting(), every value shaped exactly like a token of the formats protect() named too. The same rule
-    as token_rotation.redact() in SQL."""
+    as token_rotation_internal.redact() in SQL."""
     text = printable(text)
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
@@ -129,8 +129,8 @@ def protect(token_format: str | None, prefix: str | None) -> None:
 def token_pattern(token_format: str | None, prefix: str | None) -> str | None:
     """The pattern of every run of exactly as many base64url characters as a token of this format has (plus
     the part of the prefix in that alphabet), whatever it mixes; None for a format whose every token has a
-    shape REDACTIONS know (uuid, hex:N, bytes:N). The rule of token_rotation.redact(text, format, prefix):
-    chunks of 200, as PostgreSQL's regular expressions repeat at most 255 times."""
+    shape REDACTIONS know (uuid, hex:N, bytes:N). The rule of token_rotation_internal.redact(text, format,
+    prefix): chunks of 200, as PostgreSQL's regular expressions repeat at most 255 times."""
     found = re.fullmatch(r"base64url:([0-9]{1,4})", token_format or "")
     if found is None:
         return None

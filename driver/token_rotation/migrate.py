@@ -42,23 +42,27 @@ from token_rotation import MIGRATIONS_DIR, SQL_DIR, citus
 from token_rotation.connection import APPLICATION_NAME
 
 BRANCH = "token_rotation"
-SCHEMA = "token_rotation"
+SCHEMA = "token_rotation"  # the public API: rotate(), the controls, the progress view, the tables
+INTERNAL_SCHEMA = "token_rotation_internal"  # everything else the public API calls (revision 0012)
 ROUTINES_APPLIED = "token_rotation.routines_applied"  # key in the connection's info: set once applied
 
 # A routine file's statements that create an object: the kind and the name, at the start of a line.
 _CREATE = re.compile(
-    r"^CREATE(?:\s+OR\s+REPLACE)?\s+(?P<kind>FUNCTION|PROCEDURE|VIEW)\s+token_rotation\.(?P<name>\w+)",
+    r"^CREATE(?:\s+OR\s+REPLACE)?\s+(?P<kind>FUNCTION|PROCEDURE|VIEW)\s+"
+    r"(?P<schema>token_rotation(?:_internal)?)\.(?P<name>\w+)",
     re.MULTILINE | re.IGNORECASE,
 )
 
 
 @dataclass(frozen=True)
 class Routine:
-    """A function, procedure or view that a sql/ file defines: its kind (upper case), name and file."""
+    """A function, procedure or view that a sql/ file defines: its kind (upper case), name and file, and its
+    schema (the public SCHEMA or INTERNAL_SCHEMA)."""
 
     kind: str
     name: str
     file: str
+    schema: str = SCHEMA
 
 
 # Routines an older revision installed under a name that sql/ no longer defines (the revision that dropped
@@ -78,53 +82,61 @@ SELECT pg_catalog.set_config('token_rotation.saved_search_path',
        pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 DO $guard_owner$
 DECLARE
+    v_schema name;
     v_owner  name;
     v_others text;
 BEGIN
-    SELECT pg_catalog.pg_get_userbyid(n.nspowner) INTO v_owner
-      FROM pg_catalog.pg_namespace n WHERE n.nspname = '{SCHEMA}';
-    IF NOT FOUND THEN
-        CREATE SCHEMA {SCHEMA};
-        RETURN;
-    END IF;
-    IF v_owner <> current_user THEN
-        RAISE EXCEPTION 'schema {SCHEMA} is owned by role %, not by %', v_owner, current_user
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'the tool installs into a schema of its own, owned by the installing role, so '
-                           'that no other role can replace its routines or write its tables',
-                  HINT = format('install as the role that installed it (SET ROLE %I); if nobody installed '
-                                'it, find out who created it before you drop it', v_owner);
-    END IF;
-    SELECT string_agg(o.what, ', ' ORDER BY o.what) INTO v_others
-      FROM (SELECT format('%s %s owned by %s',
-                          CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view' ELSE 'relation' END,
-                          c.relname, pg_catalog.pg_get_userbyid(c.relowner))
-              FROM pg_catalog.pg_class c
-             WHERE c.relnamespace = '{SCHEMA}'::regnamespace AND c.relowner <> current_user::regrole
-            UNION ALL
-            SELECT format('routine %s owned by %s', p.oid::regprocedure,
-                          pg_catalog.pg_get_userbyid(p.proowner))
-              FROM pg_catalog.pg_proc p
-             WHERE p.pronamespace = '{SCHEMA}'::regnamespace AND p.proowner <> current_user::regrole
-            UNION ALL
-            SELECT format('type %s owned by %s', t.typname, pg_catalog.pg_get_userbyid(t.typowner))
-              FROM pg_catalog.pg_type t
-             WHERE t.typnamespace = '{SCHEMA}'::regnamespace AND t.typowner <> current_user::regrole
-           ) AS o(what);
-    IF v_others IS NOT NULL THEN
-        RAISE EXCEPTION 'schema {SCHEMA} holds objects of other roles than %', current_user
-            USING ERRCODE = 'insufficient_privilege', DETAIL = v_others,
-                  HINT = 'every object of the tool''s schema must belong to the installing role: remove or '
-                         'reassign those objects (after finding out who created them), then install again';
-    END IF;
+    FOREACH v_schema IN ARRAY ARRAY['{SCHEMA}', '{INTERNAL_SCHEMA}']::name[] LOOP
+        SELECT pg_catalog.pg_get_userbyid(n.nspowner) INTO v_owner
+          FROM pg_catalog.pg_namespace n WHERE n.nspname = v_schema;
+        IF NOT FOUND THEN
+            IF v_schema = '{SCHEMA}' THEN
+                CREATE SCHEMA {SCHEMA};  -- the internal one: revision 0012 creates it
+            END IF;
+            CONTINUE;
+        END IF;
+        IF v_owner <> current_user THEN
+            RAISE EXCEPTION 'schema % is owned by role %, not by %', v_schema, v_owner, current_user
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = 'the tool installs into a schema of its own, owned by the installing role, so '
+                               'that no other role can replace its routines or write its tables',
+                      HINT = format('install as the role that installed it (SET ROLE %I); if nobody '
+                                    'installed it, find out who created it before you drop it', v_owner);
+        END IF;
+        SELECT string_agg(o.what, ', ' ORDER BY o.what) INTO v_others
+          FROM (SELECT format('%s %s owned by %s',
+                              CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view'
+                                             ELSE 'relation' END,
+                              c.relname, pg_catalog.pg_get_userbyid(c.relowner))
+                  FROM pg_catalog.pg_class c
+                 WHERE c.relnamespace = v_schema::regnamespace AND c.relowner <> current_user::regrole
+                UNION ALL
+                SELECT format('routine %s owned by %s', p.oid::regprocedure,
+                              pg_catalog.pg_get_userbyid(p.proowner))
+                  FROM pg_catalog.pg_proc p
+                 WHERE p.pronamespace = v_schema::regnamespace AND p.proowner <> current_user::regrole
+                UNION ALL
+                SELECT format('type %s owned by %s', t.typname, pg_catalog.pg_get_userbyid(t.typowner))
+                  FROM pg_catalog.pg_type t
+                 WHERE t.typnamespace = v_schema::regnamespace AND t.typowner <> current_user::regrole
+               ) AS o(what);
+        IF v_others IS NOT NULL THEN
+            RAISE EXCEPTION 'schema % holds objects of other roles than %', v_schema, current_user
+                USING ERRCODE = 'insufficient_privilege', DETAIL = v_others,
+                      HINT = 'every object of the tool''s schemas must belong to the installing role: '
+                             'remove or reassign those objects (after finding out who created them), then '
+                             'install again';
+        END IF;
+    END LOOP;
 END
 $guard_owner$;
 """
 """The first step of every install and upgrade (and of every re-application of the routines): the path of
 the migration's transaction pinned to pg_catalog, pg_temp until RESTORE_PATH (views bind nothing of the
-installing session's schemas), and the schema created if missing; a schema, or anything in it, owned by
-another role than the installing one stops everything (TimescaleDB's rule: CREATE OR REPLACE keeps the
-owner of what it replaces, so installing into another role's schema would leave that role owning the tool)."""
+installing session's schemas), and the schema created if missing (the internal one comes with revision
+0012); either schema, or anything in them, owned by another role than the installing one stops everything
+(TimescaleDB's rule: CREATE OR REPLACE keeps the owner of what it replaces, so installing into another
+role's schema would leave that role owning the tool)."""
 
 
 RESTORE_PATH = """
@@ -159,7 +171,7 @@ def routine_sql(file: Traversable) -> str:
 def routines() -> list[Routine]:
     """The functions, procedures and views the sql/ files define, in the order the files create them."""
     return [
-        Routine(m.group("kind").upper(), m.group("name"), f.name)
+        Routine(m.group("kind").upper(), m.group("name"), f.name, m.group("schema"))
         for f in routine_files()
         for m in _CREATE.finditer(f.read_text(encoding="utf-8"))
     ]
@@ -233,7 +245,8 @@ def upgraded_to(connection: Connection | MockConnection, revision: str) -> None:
 
 def drop_routines_script() -> str:
     """A DO block that drops every function, procedure and view whose name the sql/ files define (every
-    signature of that name in the schema, as the database has them when it runs), the retired names first,
+    signature of that name in either schema, as the database has them when it runs: an internal routine
+    of a database still at a revision before 0012 is in the public one), the retired names first,
     then the last file's first, without CASCADE. One script for both modes: offline, the signatures are
     only known on the database."""
     listed = "\n             , ".join(
@@ -253,13 +266,15 @@ BEGIN
     LOOP
         IF v_routine.kind = 'VIEW' THEN
             EXECUTE format('DROP VIEW IF EXISTS %I.%I', '{SCHEMA}', v_routine.name);
+            EXECUTE format('DROP VIEW IF EXISTS %I.%I', '{INTERNAL_SCHEMA}', v_routine.name);
             CONTINUE;
         END IF;
         FOR v_signature IN
             SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END AS kind
                  , p.oid::regprocedure AS routine
               FROM pg_catalog.pg_proc p
-             WHERE p.pronamespace = to_regnamespace('{SCHEMA}') AND p.proname = v_routine.name
+             WHERE p.pronamespace IN (to_regnamespace('{SCHEMA}'), to_regnamespace('{INTERNAL_SCHEMA}'))
+               AND p.proname = v_routine.name
              ORDER BY p.oid
         LOOP
             EXECUTE format('DROP %s %s', v_signature.kind, v_signature.routine);

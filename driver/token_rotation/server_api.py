@@ -105,9 +105,9 @@ def check_installed(conn: psycopg.Connection) -> None:
 
 def distributed(conn: psycopg.Connection, table_oid: int) -> bool:
     """Whether a table is a Citus distributed table: one CALL on the coordinator then rotates its shards on
-    their nodes, with --workers sessions per node (token_rotation.rotate_citus())."""
+    their nodes, with --workers sessions per node (token_rotation_internal.rotate_citus())."""
     row = conn.execute(
-        "SELECT EXISTS (SELECT FROM token_rotation.citus_shards(%s::oid::regclass))", (table_oid,)
+        "SELECT EXISTS (SELECT FROM token_rotation_internal.citus_shards(%s::oid::regclass))", (table_oid,)
     ).fetchone()
     return bool(row and row[0])
 

@@ -121,10 +121,16 @@ COMMENT ON TABLE token_rotation.batches IS
 
 GUARD = """
 DO $guard$
+DECLARE
+    -- where the lock space is: token_rotation_internal from revision 0012 on, token_rotation before
+    v_lock_space regprocedure := coalesce(to_regprocedure('token_rotation_internal.lock_space()'),
+                                          to_regprocedure('token_rotation.lock_space()'));
+    v_space      integer;
 BEGIN
-    IF to_regprocedure('token_rotation.lock_space()') IS NOT NULL THEN
+    IF v_lock_space IS NOT NULL THEN
+        EXECUTE format('SELECT %s', v_lock_space) INTO v_space;
         IF EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted
-                      AND classid = token_rotation.lock_space()::oid AND objsubid = 2) THEN
+                      AND classid = v_space::oid AND objsubid = 2) THEN
             RAISE EXCEPTION 'a token rotation is running'
                 USING ERRCODE = 'object_in_use',
                       HINT = 'let it finish, or stop it with SELECT token_rotation.cancel(table), '
@@ -145,6 +151,11 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_class WHERE relnamespace = 'token_rotation'::regnamespace)
        AND NOT EXISTS (SELECT FROM pg_proc WHERE pronamespace = 'token_rotation'::regnamespace) THEN
         DROP SCHEMA token_rotation;
+    END IF;
+    IF to_regnamespace('token_rotation_internal') IS NOT NULL  -- revision 0012's
+       AND NOT EXISTS (SELECT FROM pg_proc WHERE pronamespace = to_regnamespace('token_rotation_internal'))
+       AND NOT EXISTS (SELECT FROM pg_class WHERE relnamespace = to_regnamespace('token_rotation_internal')) THEN
+        DROP SCHEMA token_rotation_internal;
     END IF;
 END
 $drop_schema$;

@@ -15,7 +15,8 @@ GRANT SELECT, UPDATE ON public.tickets TO rotator;
 -- (or, column by column: GRANT SELECT (id), UPDATE (token) ON public.tickets TO rotator;
 --  verify() then also needs SELECT (token) unless the token has a unique index)
 
--- the tool's schema: its functions (EXECUTE is granted to PUBLIC by default) and, to read, its tables
+-- the tool's schema: its functions (EXECUTE is granted to PUBLIC by default) and, to read, its tables (the
+-- schema token_rotation_internal, which the API calls, grants USAGE to PUBLIC itself)
 GRANT USAGE ON SCHEMA token_rotation TO rotator;
 GRANT SELECT ON token_rotation.runs, token_rotation.slices, token_rotation.batches, token_rotation.progress TO rotator;
 GRANT SELECT ON token_rotation.shards TO rotator;
@@ -26,4 +27,4 @@ GRANT SELECT ON token_rotation.shards TO rotator;
 GRANT pg_monitor TO rotator;
 
 -- If your installation revoked EXECUTE from PUBLIC, grant it back to the role:
--- GRANT EXECUTE ON ALL ROUTINES IN SCHEMA token_rotation TO rotator;
+-- GRANT EXECUTE ON ALL ROUTINES IN SCHEMA token_rotation, token_rotation_internal TO rotator;

@@ -1,14 +1,14 @@
 """`python -m benchmarks.formats` (`make bench-formats`): a hex text token against the same bare
 UPDATE, and the plain uuid table as a control, alternated.
 
-Issue 10's speed must-show. Two tables of --rows rows: the demo-shaped uuid table (unique index on the
-token) and `bench_formats` (bigint key, `api_key varchar(64)` with a unique index, hex keys). Each round
-times, each after a reset (VACUUM, CHECKPOINT): the bare `UPDATE bench_engine SET token = gen_random_uuid()`,
-one CALL of rotate() on it (batch 3000, one worker), the bare `UPDATE bench_formats SET <expression>` with
-the very SET list that token_rotation.token_value() builds for `hex:32` (read from the server, so both sides
-compute the same expression), and one CALL with `p_format => 'hex:32'`. Each CALL's ratio is taken against
-the same round's bare UPDATE of its table; medians over --repeat rounds with min and max. Goal (printed,
-never asserted): hex <= 1.10x, and the uuid ratio as before (BENCHMARKS.md, engine).
+Issue 10's speed must-show. Two tables of --rows rows: the demo-shaped uuid table (unique index on the token)
+and `bench_formats` (bigint key, `api_key varchar(64)` with a unique index, hex keys). Each round times, each
+after a reset (VACUUM, CHECKPOINT): the bare `UPDATE bench_engine SET token = gen_random_uuid()`, one CALL of
+rotate() on it (batch 3000, one worker), the bare `UPDATE bench_formats SET <expression>` with the very SET
+list that token_rotation_internal.token_value() builds for `hex:32` (read from the server, so both sides
+compute the same expression), and one CALL with `p_format => 'hex:32'`. Each CALL's ratio is taken against the
+same round's bare UPDATE of its table; medians over --repeat rounds with min and max. Goal (printed, never
+asserted): hex <= 1.10x, and the uuid ratio as before (BENCHMARKS.md, engine).
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def make_hex_table(conn: psycopg.Connection, rows: int) -> None:
 def set_list(conn: psycopg.Connection) -> str:
     """The SET list rotate() uses for hex:32 on the hex table, as token_value() builds it."""
     row = conn.execute(
-        "SELECT set_list FROM token_rotation.token_value(%s::regclass, 'api_key', %s)", (HEX_TABLE, FORMAT)
+        "SELECT set_list FROM token_rotation_internal.token_value(%s::regclass, 'api_key', %s)",
+        (HEX_TABLE, FORMAT),
     ).fetchone()
     assert row is not None
     return str(row[0])

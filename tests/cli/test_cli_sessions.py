@@ -48,8 +48,8 @@ def dba_on_slice_one(dsn: str, conn: psycopg.Connection) -> tuple[BackgroundCall
     dba = BackgroundCall(dsn, DBA_CALL, "dba-psql").start()
     wait_until(lambda: batches_done(conn) >= 1, what="the DBA's first batch")
     row = conn.execute(
-        "SELECT s.slice_no, token_rotation.slice_holder(s.slice_id) FROM token_rotation.slices s"
-        " WHERE token_rotation.slice_holder(s.slice_id) IS NOT NULL"
+        "SELECT s.slice_no, token_rotation_internal.slice_holder(s.slice_id) FROM token_rotation.slices s"
+        " WHERE token_rotation_internal.slice_holder(s.slice_id) IS NOT NULL"
     ).fetchall()
     (pid,) = backends(conn, "dba-psql")
     assert row == [(1, pid)], row

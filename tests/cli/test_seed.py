@@ -28,7 +28,8 @@ def test_seeded_table_has_a_unique_token_and_a_single_column_primary_key(
     """The demo table is one the rotation accepts: bigint primary key and a unique uuid token column."""
     seed(dsn, 10)
     key, key_type = conn.execute(
-        "SELECT key_columns[1], key_types[1]::text FROM token_rotation.describe_target('tickets', 'token')"
+        "SELECT key_columns[1], key_types[1]::text FROM"
+        " token_rotation_internal.describe_target('tickets', 'token')"
     ).fetchone()  # type: ignore[misc]
     assert (key, key_type) == ("id", "bigint")
     unique = conn.execute(

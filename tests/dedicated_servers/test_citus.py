@@ -201,7 +201,7 @@ def test_install_covers_every_node_and_a_worker_refuses_it(citus: Cluster) -> No
     for dsn in citus.workers:
         with psycopg.connect(dsn, autocommit=True) as conn:
             assert conn.execute("SELECT to_regclass('token_rotation.runs') IS NOT NULL").fetchone() == (True,)
-            assert conn.execute("SELECT token_rotation.citus_node()").fetchone() == ("worker",)
+            assert conn.execute("SELECT token_rotation_internal.citus_node()").fetchone() == ("worker",)
     done = run_cli(citus.workers[0], "install")
     assert done.returncode == 2
     assert "Citus worker node: install from the coordinator" in done.stderr
@@ -511,7 +511,7 @@ def test_a_single_shard_table_of_a_distributed_schema_is_rotated_on_its_node(
     )
     coordinator.execute("UPDATE tenant_a.keys SET original = token")
     assert coordinator.execute(
-        "SELECT DISTINCT kind FROM token_rotation.citus_shards('tenant_a.keys')"
+        "SELECT DISTINCT kind FROM token_rotation_internal.citus_shards('tenant_a.keys')"
     ).fetchall() == [("single",)]
     coordinator.execute(
         "CALL token_rotation.rotate('tenant_a.keys', p_format => 'base64url:24',"

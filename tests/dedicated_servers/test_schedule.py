@@ -150,10 +150,10 @@ def test_a_schedule_refuses_options_a_job_cannot_pass(conn: psycopg.Connection) 
     make_table(conn, rows=10)
     for options in ('{"nope": 1}', '{"stop_at": "2030-01-01"}', '{"table": "other"}', '{"quiet": false}'):
         with pytest.raises(psycopg.Error) as refused:
-            conn.execute("SELECT token_rotation.schedule_command('tickets', %s)", (options,))
+            conn.execute("SELECT token_rotation_internal.schedule_command('tickets', %s)", (options,))
         assert refused.value.sqlstate == "22023", options
     row = conn.execute(
-        "SELECT token_rotation.schedule_command('tickets', %s)",
+        "SELECT token_rotation_internal.schedule_command('tickets', %s)",
         ('{"where": "status = 1", "max_duration": "4 hours"}',),
     ).fetchone()
     assert row == (

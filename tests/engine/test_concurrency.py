@@ -199,8 +199,10 @@ def test_the_look_ahead_stops_at_its_count_at_its_time_budget_and_at_the_slice_e
 
     def ends(max_ends: int, max_time: str) -> list[str | None]:
         row = conn.execute(
-            "SELECT e.ends, e.err_state FROM token_rotation.key_range_sql('tickets', '{id}', 'token') AS k,"
-            " token_rotation.batch_ends(k.end_after, k.end_first, NULL, '{1000000}', 10, %s, %s::interval)"
+            "SELECT e.ends, e.err_state FROM token_rotation_internal.key_range_sql('tickets',"
+            " '{id}', 'token') AS k,"
+            " token_rotation_internal.batch_ends(k.end_after, k.end_first, NULL, '{1000000}', 10,"
+            " %s, %s::interval)"
             " AS e",
             (max_ends, max_time),
         ).fetchone()
@@ -210,5 +212,7 @@ def test_the_look_ahead_stops_at_its_count_at_its_time_budget_and_at_the_slice_e
     assert ends(7, "1 hour") == [f"{{{10_000 * i}}}" for i in range(1, 8)]
     assert ends(10_000, "1 hour") == [f"{{{10_000 * i}}}" for i in range(1, 101)]  # the slice ends at 1000000
     assert ends(10_000, "0") == ["{10000}"]  # the time budget is spent after the first lookup
-    limits = conn.execute("SELECT lookahead_batches, lookahead_time FROM token_rotation.limits()").fetchone()
+    limits = conn.execute(
+        "SELECT lookahead_batches, lookahead_time FROM token_rotation_internal.limits()"
+    ).fetchone()
     assert limits is not None and limits[0] >= 1000 and limits[1].total_seconds() <= 5

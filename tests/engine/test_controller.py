@@ -1,4 +1,5 @@
-"""The adaptive batch size: token_rotation.next_batch_size (a pure SQL function) and rotate() using it."""
+"""The adaptive batch size: token_rotation_internal.next_batch_size (a pure SQL function) and rotate() using
+it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def next_size(
     step: float = 2.0,
 ) -> int:
     row = conn.execute(
-        "SELECT token_rotation.next_batch_size(%s, %s, %s, %s, %s, %s)",
+        "SELECT token_rotation_internal.next_batch_size(%s, %s, %s, %s, %s, %s)",
         (current, seconds_per_row, target, lo, hi, step),
     ).fetchone()
     assert row is not None

@@ -1,6 +1,6 @@
-"""The one ETA (token_rotation.eta_seconds, run_eta, the progress view's eta): the pure function on numbers,
-the recent window read from a progress log, and a real run's log feeding the view. How close the ETA comes to
-a real finish on this machine is measured by `make bench-eta` (benchmarks.eta), not by a timed
+"""The one ETA (token_rotation_internal.eta_seconds, run_eta, the progress view's eta): the pure function on
+numbers, the recent window read from a progress log, and a real run's log feeding the view. How close the ETA
+comes to a real finish on this machine is measured by `make bench-eta` (benchmarks.eta), not by a timed
 test."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def eta_seconds(
     recent_seconds: float | None = None,
 ) -> float | None:
     row = conn.execute(
-        "SELECT token_rotation.eta_seconds(%s, %s, %s, %s, %s, %s, %s)",
+        "SELECT token_rotation_internal.eta_seconds(%s, %s, %s, %s, %s, %s, %s)",
         (total, done, batches, elapsed, startup, recent_rows, recent_seconds),
     ).fetchone()
     assert row is not None
@@ -61,7 +61,9 @@ def test_nothing_is_shown_before_three_batches_and_zero_when_done(conn: psycopg.
     assert eta_seconds(conn, 300_000, 0, 3, 0.3) is None
     assert eta_seconds(conn, 30_000, 30_000, 10, 9.0) == 0.0
     assert eta_seconds(conn, 30_000, 31_000, 10, 9.0) == 0.0  # an estimated total overrun
-    row = conn.execute("SELECT token_rotation.eta_seconds(NULL, 1, 3, 1.0, 0, NULL, NULL)").fetchone()
+    row = conn.execute(
+        "SELECT token_rotation_internal.eta_seconds(NULL, 1, 3, 1.0, 0, NULL, NULL)"
+    ).fetchone()
     assert row == (None,)
 
 
@@ -99,7 +101,8 @@ class FakeRun:
     def eta(self, elapsed: float) -> float | None:
         """run_eta() for the log so far, at `elapsed` working seconds."""
         row = self.conn.execute(
-            "SELECT extract(epoch FROM token_rotation.run_eta(%s, %s, %s, %s, make_interval(secs => %s)))",
+            "SELECT extract(epoch FROM token_rotation_internal.run_eta(%s, %s, %s, %s,"
+            " make_interval(secs => %s)))",
             (self.run_id, self.total, self.rows, self.batches, elapsed),
         ).fetchone()
         assert row is not None
@@ -216,7 +219,8 @@ def test_a_real_run_shows_the_eta_of_its_own_log_once_it_has_three_batches(conn:
     eta, state, done, batches = progress_eta(conn)
     assert (state, done, batches) == ("active", 6000, 6)
     row = conn.execute(
-        "SELECT extract(epoch FROM token_rotation.run_eta(run_id, rows_total, rows_done, batches_done,"
+        "SELECT extract(epoch FROM token_rotation_internal.run_eta(run_id, rows_total, rows_done,"
+        " batches_done,"
         " elapsed)) FROM token_rotation.progress"
     ).fetchone()
     assert row is not None and eta is not None and eta == pytest.approx(float(row[0]))

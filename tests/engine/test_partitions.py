@@ -227,7 +227,7 @@ def test_sampled_slices_of_a_partitioned_table_with_a_composite_key_are_balanced
     sample of every leaf: 4 slices that chain, each within 1.5x of the mean rows."""
     make_events(conn, "list-with-default", rows=20000)
     slices = conn.execute(
-        "SELECT lo, hi, exact FROM token_rotation.plan_slices('events', '{id,kind}', 4,"
+        "SELECT lo, hi, exact FROM token_rotation_internal.plan_slices('events', '{id,kind}', 4,"
         " (SELECT ARRAY[id::text, kind::text] FROM events ORDER BY id DESC, kind DESC LIMIT 1), 1000)"
         " ORDER BY slice_no"
     ).fetchall()

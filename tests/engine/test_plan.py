@@ -96,7 +96,7 @@ def test_dry_run_leaves_the_lock_timeout_of_the_session_alone(conn: psycopg.Conn
 def slice_rows(conn: psycopg.Connection, workers: int, exact_limit: int) -> list[int]:
     """Actual rows per planned slice (counted in the table, whatever the plan estimated)."""
     plan = conn.execute(
-        "SELECT lo[1], hi[1] FROM token_rotation.plan_slices('tickets', '{id}', %s,"
+        "SELECT lo[1], hi[1] FROM token_rotation_internal.plan_slices('tickets', '{id}', %s,"
         " (SELECT ARRAY[max(id)::text] FROM tickets), %s) ORDER BY slice_no",
         (workers, exact_limit),
     ).fetchall()
@@ -127,7 +127,7 @@ def test_slices_are_balanced_on_skewed_keys_when_sampled(conn: psycopg.Connectio
     """Past p_exact_limit the plan samples the table; its slices still hold at most 1.25x the mean rows."""
     make_table(conn, rows=60000, key_expr=SKEWED_KEYS)
     exact = conn.execute(
-        "SELECT bool_and(exact) FROM token_rotation.plan_slices('tickets', '{id}', 2, '{1}', 1000)"
+        "SELECT bool_and(exact) FROM token_rotation_internal.plan_slices('tickets', '{id}', 2, '{1}', 1000)"
     ).fetchone()
     assert exact == (False,)
     counts = slice_rows(conn, workers, exact_limit=1000)
@@ -164,7 +164,7 @@ def test_exact_plan_counts_every_row_once_whatever_the_number_of_workers(
     """The exact plan's row counts are the rows in each slice, sum to the table, and make at most N slices."""
     make_table(conn, rows=rows, key_expr=SKEWED_KEYS)
     plan = conn.execute(
-        "SELECT rows_expected, exact FROM token_rotation.plan_slices('tickets', '{id}', %s,"
+        "SELECT rows_expected, exact FROM token_rotation_internal.plan_slices('tickets', '{id}', %s,"
         " (SELECT ARRAY[max(id)::text] FROM tickets)) ORDER BY slice_no",
         (workers,),
     ).fetchall()

@@ -205,7 +205,9 @@ def test_health_limits_without_replicas_or_archiving_let_the_run_go(conn: psycop
         " p_max_replay_lag => '0', p_max_archive_queue => 0, p_pause_on_autovacuum => true, p_quiet => true)"
     )
     assert_rotated_exactly_once(conn, before, last_run_id(conn))
-    signals = conn.execute("SELECT token_rotation.archive_queue(), token_rotation.replay_lag()").fetchone()
+    signals = conn.execute(
+        "SELECT token_rotation_internal.archive_queue(), token_rotation_internal.replay_lag()"
+    ).fetchone()
     assert signals == (0, timedelta(0))
 
 

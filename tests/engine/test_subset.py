@@ -350,7 +350,7 @@ def test_a_subset_of_a_big_table_is_estimated_by_the_planner_when_counting_is_de
     conn.execute(TENANTS)
     rows = conn.execute(
         "SELECT sum(rows_expected), bool_and(exact)"
-        " FROM token_rotation.plan_slices('tickets', '{tenant_id,id}',"
+        " FROM token_rotation_internal.plan_slices('tickets', '{tenant_id,id}',"
         " 2, '{5,2999}', p_exact_limit => 10, p_filter => '(tenant_id = 5)')"
     ).fetchone()
     assert rows is not None and rows[1] is False

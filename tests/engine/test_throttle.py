@@ -40,11 +40,12 @@ def test_health_reason_follows_the_replica_lag_and_waits_when_it_cannot_be_read(
     """health_reason waits while the lag exceeds the limit and while the lag cannot be read; it does not
     read the lag when no limit is set."""
     conn.execute(
-        "CREATE OR REPLACE FUNCTION token_rotation.replication_lag() RETURNS bigint LANGUAGE sql VOLATILE"
+        "CREATE OR REPLACE FUNCTION token_rotation_internal.replication_lag() RETURNS bigint"
+        " LANGUAGE sql VOLATILE"
         f" AS '{lag}'"
     )
     row = conn.execute(
-        "SELECT token_rotation.health_reason(%s, ARRAY['pg_class'::regclass])", (Jsonb(options),)
+        "SELECT token_rotation_internal.health_reason(%s, ARRAY['pg_class'::regclass])", (Jsonb(options),)
     ).fetchone()
     assert row == (expected,)
 
@@ -53,18 +54,19 @@ def test_a_lag_hidden_by_missing_privileges_names_the_grant(conn: psycopg.Connec
     """replication_lag() raising insufficient_privilege (as it does for a role that sees the replicas' rows
     without their positions) makes health_reason wait and say which grant fixes it."""
     conn.execute(
-        "CREATE OR REPLACE FUNCTION token_rotation.replication_lag() RETURNS bigint LANGUAGE plpgsql AS"
+        "CREATE OR REPLACE FUNCTION token_rotation_internal.replication_lag() RETURNS bigint"
+        " LANGUAGE plpgsql AS"
         " $$ BEGIN RAISE EXCEPTION 'hidden' USING ERRCODE = 'insufficient_privilege'; END $$"
     )
     row = conn.execute(
-        "SELECT token_rotation.health_reason('{\"max_replication_lag\": 0}', '{}'), current_user"
+        "SELECT token_rotation_internal.health_reason('{\"max_replication_lag\": 0}', '{}'), current_user"
     ).fetchone()
     assert row is not None and row[0] == f"replica lag unknown: GRANT pg_monitor TO {row[1]}"
 
 
 def test_replication_lag_query_runs_on_the_real_server(conn: psycopg.Connection) -> None:
     """replication_lag() runs against pg_stat_replication and the slots; without replicas it is 0 bytes."""
-    row = conn.execute("SELECT token_rotation.replication_lag()").fetchone()
+    row = conn.execute("SELECT token_rotation_internal.replication_lag()").fetchone()
     assert row is not None and row[0] == 0
 
 
@@ -152,7 +154,8 @@ def fake_replication_lag(conn: psycopg.Connection) -> None:
     conn.execute("CREATE TABLE public.fake_lag (bytes bigint)")
     conn.execute("INSERT INTO public.fake_lag VALUES (0)")
     conn.execute(
-        "CREATE OR REPLACE FUNCTION token_rotation.replication_lag() RETURNS bigint LANGUAGE sql VOLATILE"
+        "CREATE OR REPLACE FUNCTION token_rotation_internal.replication_lag() RETURNS bigint"
+        " LANGUAGE sql VOLATILE"
         " AS 'SELECT bytes FROM public.fake_lag'"
     )
 

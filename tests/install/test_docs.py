@@ -97,6 +97,28 @@ def test_the_defaults_documented_are_those_of_default_options(conn: psycopg.Conn
         assert same == (True,), f"p_{name}: the comment says {value}, default_options() {defaults[name]!r}"
 
 
+def test_the_api_schema_holds_what_the_sql_reference_documents(conn: psycopg.Connection) -> None:
+    """The schema token_rotation is the API: each of its routines and views is in docs/sql.md, and every
+    routine the page names (token_rotation.name) is there; what only the tool calls lives in
+    token_rotation_internal, which the page never names (it is no API)."""
+    api = {
+        str(r[0])
+        for r in conn.execute(
+            "SELECT proname FROM pg_proc WHERE pronamespace = 'token_rotation'::regnamespace"
+            " UNION SELECT relname FROM pg_class WHERE relnamespace = 'token_rotation'::regnamespace"
+            " AND relkind = 'v'"
+        )
+    }
+    internal = conn.execute(
+        "SELECT count(*) FROM pg_proc WHERE pronamespace = 'token_rotation_internal'::regnamespace"
+    ).fetchone()
+    page = (ROOT / "docs" / "sql.md").read_text()
+    named = set(re.findall(r"token_rotation\.(\w+)\s*\(", page)) | {"progress"}
+    assert len(api) >= 15 and internal is not None and internal[0] >= 60
+    assert api == named, (sorted(api - named), sorted(named - api))
+    assert "token_rotation_internal." not in page
+
+
 def test_the_docs_name_every_field_of_the_typed_json_events() -> None:
     """docs/cli.md lists the fields of `started` and `progress` as token_rotation.render types them."""
     events = CLI_DOC[CLI_DOC.index("The events of `--json`") :]

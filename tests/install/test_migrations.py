@@ -20,6 +20,8 @@ from catalog import HEAD, SHIPPED, catalog, differences, install_shipped, tool_o
 from helpers import assert_rotated_exactly_once, last_run_id, make_table, snapshot
 from plugins.database import new_database
 
+LOCK_SPACE_DEFINITION = "SELECT pg_get_functiondef('token_rotation_internal.lock_space()'::regprocedure)"
+
 
 @pytest.fixture
 def empty_dsn(postgresql_proc: NoopExecutor) -> Iterator[str]:
@@ -108,15 +110,15 @@ def test_install_at_head_brings_every_routine_back_to_the_package_sql(empty_dsn:
     by an older package) is replaced by the one in sql/, with no new revision."""
     migrate.upgrade(empty_dsn)
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
-        original = conn.execute("SELECT pg_get_functiondef('token_rotation.lock_space()'::regprocedure)")
+        original = conn.execute(LOCK_SPACE_DEFINITION)
         expected = original.fetchone()
         conn.execute(
-            "CREATE OR REPLACE FUNCTION token_rotation.lock_space() RETURNS integer"
+            "CREATE OR REPLACE FUNCTION token_rotation_internal.lock_space() RETURNS integer"
             " LANGUAGE sql AS 'SELECT 1'"
         )
     migrate.upgrade(empty_dsn)
     with psycopg.connect(empty_dsn) as conn:
-        again = conn.execute("SELECT pg_get_functiondef('token_rotation.lock_space()'::regprocedure)")
+        again = conn.execute(LOCK_SPACE_DEFINITION)
         assert again.fetchone() == expected
 
 
@@ -253,10 +255,11 @@ def test_another_application_includes_the_migrations_through_version_locations(
         names = {
             r[0]
             for r in conn.execute(
-                "SELECT proname FROM pg_proc WHERE pronamespace = 'token_rotation'::regnamespace"
+                "SELECT pronamespace::regnamespace::text || '.' || proname FROM pg_proc"
+                " WHERE pronamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')"
             )
         }
-        assert names == {r.name for r in migrate.routines() if r.kind != "VIEW"}
+        assert names == {f"{r.schema}.{r.name}" for r in migrate.routines() if r.kind != "VIEW"}
         assert conn.execute("SELECT to_regclass('token_rotation.progress') IS NOT NULL").fetchone() == (True,)
     command.downgrade(config, "token_rotation@base")
     assert [o for o in tool_objects(empty_dsn) if "token_rotation" in o] == []

@@ -38,13 +38,14 @@ SELECT p.oid::regprocedure::text AS routine, f.lineno, f.level, f.message, f.det
  CROSS JOIN LATERAL plpgsql_check_function_tb(
          p.oid, fatal_errors => false, other_warnings => true, extra_warnings => true,
          performance_warnings => false, security_warnings => true, compatibility_warnings => true) AS f
- WHERE p.pronamespace = 'token_rotation'::regnamespace
+ WHERE p.pronamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')
  ORDER BY 1, 2
 """
 
 ROUTINES = """
 SELECT count(*) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
- WHERE p.pronamespace = 'token_rotation'::regnamespace AND l.lanname = 'plpgsql'
+ WHERE p.pronamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')
+   AND l.lanname = 'plpgsql'
 """
 
 

@@ -188,16 +188,22 @@ def test_a_rotating_role_cannot_write_the_tools_tables_directly(
 BOOKKEEPING_CALLS = {
     # today's signatures (\df token_rotation.*), each aimed at the victim's open run
     "record_batch": (
-        "SELECT token_rotation.record_batch(%(run)s, %(slice)s, '{100}', '{1000}', 900, 100,"
+        "SELECT token_rotation_internal.record_batch(%(run)s, %(slice)s, '{100}', '{1000}', 900, 100,"
         " now(), now(), 0, true)"
     ),
-    "claim_slice": "SELECT token_rotation.claim_slice('public.tickets', 'token', NULL, 100, NULL, true)",
-    "end_call": "SELECT token_rotation.end_call(%(run)s, %(slice)s, now(), '42501', 'forged')",
-    "keep_options": (
-        "SELECT token_rotation.keep_options(%(run)s, '{\"batch_size\": 1}', '{\"batch_size\": 1}')"
+    "claim_slice": (
+        "SELECT token_rotation_internal.claim_slice('public.tickets', 'token', NULL, 100, NULL, true)"
     ),
-    "mark_waiting": "SELECT token_rotation.mark_waiting(%(run)s, %(slice)s, 'forged', NULL, now(), true)",
-    "mark_lock_retry": "SELECT token_rotation.mark_lock_retry(%(run)s, %(slice)s, '55P03', 1, 5, 1, true)",
+    "end_call": "SELECT token_rotation_internal.end_call(%(run)s, %(slice)s, now(), '42501', 'forged')",
+    "keep_options": (
+        "SELECT token_rotation_internal.keep_options(%(run)s, '{\"batch_size\": 1}', '{\"batch_size\": 1}')"
+    ),
+    "mark_waiting": (
+        "SELECT token_rotation_internal.mark_waiting(%(run)s, %(slice)s, 'forged', NULL, now(), true)"
+    ),
+    "mark_lock_retry": (
+        "SELECT token_rotation_internal.mark_lock_retry(%(run)s, %(slice)s, '55P03', 1, 5, 1, true)"
+    ),
 }
 
 

@@ -9,30 +9,36 @@ import psycopg
 # Routines that cannot carry `SET search_path`: the procedures that COMMIT (rotate, and rotate_citus for a
 # Citus distributed table), and the function whose job is to set the path for their transactions (a SET clause
 # would undo it on return). They name every object with its schema until the path is pinned.
-WITHOUT_SET_CLAUSE = {"token_rotation.rotate", "token_rotation.rotate_citus", "token_rotation.pin_settings"}
+WITHOUT_SET_CLAUSE = {
+    "token_rotation.rotate",
+    "token_rotation_internal.rotate_citus",
+    "token_rotation_internal.pin_settings",
+}
 
 # The functions that write the tool's tables, as its owner, after authorize() / authorize_run().
 SECURITY_DEFINER = {
-    "token_rotation.claim_slice",
-    "token_rotation.keep_options",
-    "token_rotation.record_batch",
-    "token_rotation.mark_waiting",
-    "token_rotation.mark_lock_retry",
-    "token_rotation.end_call",
-    "token_rotation.set_run_state",
+    "token_rotation_internal.claim_slice",
+    "token_rotation_internal.keep_options",
+    "token_rotation_internal.record_batch",
+    "token_rotation_internal.mark_waiting",
+    "token_rotation_internal.mark_lock_retry",
+    "token_rotation_internal.end_call",
+    "token_rotation_internal.set_run_state",
     "token_rotation.hold",
     "token_rotation.set_options",
-    "token_rotation.citus_open_run",
-    "token_rotation.citus_record",
-    "token_rotation.citus_adopt",
-    "token_rotation.citus_retire",
+    "token_rotation_internal.citus_open_run",
+    "token_rotation_internal.citus_record",
+    "token_rotation_internal.citus_adopt",
+    "token_rotation_internal.citus_retire",
 }
 
 
 def routines(conn: psycopg.Connection) -> list[tuple[str, str, bool, list[str]]]:
     rows = conn.execute(
-        "SELECT p.oid::regprocedure::text, 'token_rotation.' || p.proname, p.prosecdef,"
-        " coalesce(p.proconfig, '{}') FROM pg_proc p WHERE p.pronamespace = 'token_rotation'::regnamespace"
+        "SELECT p.oid::regprocedure::text, p.pronamespace::regnamespace::text || '.' || p.proname,"
+        " p.prosecdef,"
+        " coalesce(p.proconfig, '{}') FROM pg_proc p"
+        " WHERE p.pronamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')"
     ).fetchall()
     return [(r[0], r[1], r[2], list(r[3])) for r in rows]
 
@@ -64,7 +70,8 @@ def test_no_role_but_the_owner_may_write_the_tools_tables(conn: psycopg.Connecti
     grants = conn.execute(
         "SELECT c.relname, a.grantee::regrole::text, a.privilege_type"
         " FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) AS a"
-        " WHERE c.relnamespace = 'token_rotation'::regnamespace AND a.grantee <> c.relowner"
+        " WHERE c.relnamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')"
+        " AND a.grantee <> c.relowner"
         " AND (a.privilege_type <> 'SELECT' OR a.grantee = 0)"
     ).fetchall()
     assert grants == []

@@ -286,8 +286,8 @@ def test_redact_strips_control_characters_and_keeps_one_line() -> None:
 
 
 def test_python_and_sql_redaction_agree(conn: psycopg.Connection) -> None:
-    """token_rotation.redact() in SQL gives what errors.redact() gives, on every sample above, on tokens
-    drawn the way the tool draws them, and on control characters."""
+    """token_rotation_internal.redact() in SQL gives what errors.redact() gives, on every sample above, on
+    tokens drawn the way the tool draws them, and on control characters."""
     drawn = conn.execute(
         "SELECT gen_random_uuid()::text, replace(gen_random_uuid()::text, '-', ''),"
         " encode(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()), 'hex'),"
@@ -306,14 +306,16 @@ def test_python_and_sql_redaction_agree(conn: psycopg.Connection) -> None:
     in_sql = [
         row[0]
         for row in conn.execute(
-            "SELECT token_rotation.redact(s) FROM unnest(%s::text[]) WITH ORDINALITY AS t(s, n) ORDER BY n",
+            "SELECT token_rotation_internal.redact(s) FROM unnest(%s::text[]) WITH ORDINALITY AS"
+            " t(s, n) ORDER BY n",
             (samples,),
         ).fetchall()
     ]
     assert in_sql == [redact(s) for s in samples]
-    assert conn.execute("SELECT token_rotation.redact(NULL)").fetchone() == (None,)
+    assert conn.execute("SELECT token_rotation_internal.redact(NULL)").fetchone() == (None,)
     function = conn.execute(
-        "SELECT provolatile, proconfig FROM pg_proc WHERE oid = 'token_rotation.redact(text)'::regprocedure"
+        "SELECT provolatile, proconfig FROM pg_proc WHERE oid ="
+        " 'token_rotation_internal.redact(text)'::regprocedure"
     ).fetchone()
     assert function == ("i", ["search_path=pg_catalog, pg_temp"])
 
@@ -352,10 +354,11 @@ def test_the_runs_format_keeps_ordinary_messages_readable() -> None:
 
 
 def test_python_and_sql_redaction_with_a_format_agree(conn: psycopg.Connection) -> None:
-    """token_rotation.redact(text, format, prefix) gives what errors.redact() gives under protect(format,
-    prefix), and hides exactly the runs of the format's length: digit-free tokens of base64url:16 to :1024
-    (the long ones written in chunks of 200), behind a prefix or not, hidden; one character longer, kept;
-    formats that need no rule of their own (uuid, hex, none) and ordinary messages, as redact() alone."""
+    """token_rotation_internal.redact(text, format, prefix) gives what errors.redact() gives under
+    protect(format, prefix), and hides exactly the runs of the format's length: digit-free tokens of
+    base64url:16 to :1024 (the long ones written in chunks of 200), behind a prefix or not, hidden; one
+    character longer, kept; formats that need no rule of their own (uuid, hex, none) and ordinary messages, as
+    redact() alone."""
     cases: list[tuple[str | None, str | None, str, bool]] = [
         (case[0], case[1], f"Key (token)=({token}) already exists", True) for case, token in DIGITLESS.items()
     ]
@@ -373,7 +376,7 @@ def test_python_and_sql_redaction_with_a_format_agree(conn: psycopg.Connection) 
     in_sql = [
         row[0]
         for row in conn.execute(
-            "SELECT token_rotation.redact(t, f, p)"
+            "SELECT token_rotation_internal.redact(t, f, p)"
             " FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS c(f, p, t, n) ORDER BY n",
             ([c[0] for c in cases], [c[1] for c in cases], [c[2] for c in cases]),
         ).fetchall()

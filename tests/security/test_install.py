@@ -1,7 +1,7 @@
 """Attacks on the install (issue 17, finding 5): a role with CREATE on the database creates the schema
-token_rotation, and a routine in it, before the DBA installs the tool. The install must stop and name that
-role as the owner, leave nothing of the tool in the role's schema, and own all it installs once the role's
-schema is gone; no table or view of the tool is granted to PUBLIC.
+token_rotation (or token_rotation_internal), and a routine in it, before the DBA installs the tool. The
+install must stop and name that role as the owner, leave nothing of the tool in the role's schema, and own
+all it installs once the role's schema is gone; no table or view of the tool is granted to PUBLIC.
 """
 
 from __future__ import annotations
@@ -20,11 +20,22 @@ from token_rotation import migrate
 from plugins.database import new_database
 from roles import dsn_as, temporary_role
 
-# what the squatter puts into its schema token_rotation: a routine of its own, or one with the name and
-# signature of a routine of the tool (whose CREATE OR REPLACE would then meet it)
+# the schema the squatter creates, and what it puts there: a routine of its own, or one with the name and
+# signature of a routine of the tool (whose CREATE OR REPLACE would then meet it), in the public schema or
+# the internal one
 SQUATS = {
-    "own-routine": "CREATE FUNCTION token_rotation.backdoor() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
-    "tool-routine": "CREATE FUNCTION token_rotation.lock_space() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
+    "own-routine": (
+        "token_rotation",
+        "CREATE FUNCTION token_rotation.backdoor() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
+    ),
+    "tool-routine": (
+        "token_rotation",
+        "CREATE FUNCTION token_rotation.default_options() RETURNS jsonb LANGUAGE sql AS 'SELECT NULL::jsonb'",
+    ),
+    "internal-routine": (
+        "token_rotation_internal",
+        "CREATE FUNCTION token_rotation_internal.lock_space() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
+    ),
 }
 
 
@@ -49,7 +60,7 @@ def squatter(admin: psycopg.Connection, empty_dsn: str) -> Iterator[str]:
         admin.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(database, sql.Identifier(role)))
         yield role
         # an install that went on left the tool's tables in the role's schema: DROP OWNED BY would stop there
-        admin.execute("DROP SCHEMA IF EXISTS token_rotation CASCADE")
+        admin.execute("DROP SCHEMA IF EXISTS token_rotation, token_rotation_internal CASCADE")
 
 
 @pytest.fixture
@@ -59,21 +70,22 @@ def squatter_conn(empty_dsn: str, squatter: str) -> Iterator[psycopg.Connection]
         yield connection
 
 
-def squat(squatter_conn: psycopg.Connection, routine: str) -> None:
-    """The squatter creates schema token_rotation and a routine in it."""
-    squatter_conn.execute("CREATE SCHEMA token_rotation")
+def squat(squatter_conn: psycopg.Connection, schema: str, routine: str) -> None:
+    """The squatter creates the schema and a routine in it."""
+    squatter_conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     squatter_conn.execute(routine)
 
 
 def owners(admin: psycopg.Connection) -> dict[str, str]:
-    """Every object in schema token_rotation, the schema included, and its owner."""
+    """Every object in the schemas token_rotation and token_rotation_internal, the schemas included, and its
+    owner."""
     rows = admin.execute(
-        "SELECT 'schema token_rotation', nspowner::regrole::text FROM pg_namespace"
-        " WHERE nspname = 'token_rotation'"
+        "SELECT 'schema ' || nspname, nspowner::regrole::text FROM pg_namespace"
+        " WHERE nspname IN ('token_rotation', 'token_rotation_internal')"
         " UNION ALL SELECT 'relation ' || oid::regclass::text, relowner::regrole::text FROM pg_class"
-        " WHERE relnamespace = to_regnamespace('token_rotation')"
+        " WHERE relnamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')"
         " UNION ALL SELECT 'routine ' || oid::regprocedure::text, proowner::regrole::text FROM pg_proc"
-        " WHERE pronamespace = to_regnamespace('token_rotation')"
+        " WHERE pronamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')"
     ).fetchall()
     return {name: owner for name, owner in rows}
 
@@ -84,19 +96,25 @@ def public_grants_on_relations(connection: psycopg.Connection) -> list[tuple[str
         (str(r[0]), str(r[1]))
         for r in connection.execute(
             "SELECT c.oid::regclass::text, a.privilege_type FROM pg_class c, aclexplode(c.relacl) AS a"
-            " WHERE c.relnamespace = 'token_rotation'::regnamespace AND a.grantee = 0 ORDER BY 1, 2"
+            " WHERE c.relnamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')"
+            " AND a.grantee = 0 ORDER BY 1, 2"
         )
     ]
 
 
-@pytest.mark.parametrize("routine", SQUATS.values(), ids=SQUATS.keys())
+@pytest.mark.parametrize(("schema", "routine"), SQUATS.values(), ids=SQUATS.keys())
 def test_install_stops_at_a_token_rotation_schema_another_role_owns_and_names_it(
-    empty_dsn: str, admin: psycopg.Connection, squatter: str, squatter_conn: psycopg.Connection, routine: str
+    empty_dsn: str,
+    admin: psycopg.Connection,
+    squatter: str,
+    squatter_conn: psycopg.Connection,
+    schema: str,
+    routine: str,
 ) -> None:
     """Finding 5: with schema token_rotation and a routine in it created by a role with CREATE on the
     database, the superuser's install fails with an error naming that role as the owner, and leaves nothing
     of the tool in the role's schema."""
-    squat(squatter_conn, routine)
+    squat(squatter_conn, schema, routine)
     squatted = owners(admin)
     refused: Exception | None = None
     try:
@@ -115,16 +133,21 @@ def test_install_stops_at_a_token_rotation_schema_another_role_owns_and_names_it
     assert squatter in str(refused), f"the error does not name the owner {squatter}: {refused}"
 
 
-@pytest.mark.parametrize("routine", SQUATS.values(), ids=SQUATS.keys())
+@pytest.mark.parametrize(("schema", "routine"), SQUATS.values(), ids=SQUATS.keys())
 def test_once_the_squatters_schema_is_dropped_install_owns_everything_it_installs(
-    empty_dsn: str, admin: psycopg.Connection, squatter: str, squatter_conn: psycopg.Connection, routine: str
+    empty_dsn: str,
+    admin: psycopg.Connection,
+    squatter: str,
+    squatter_conn: psycopg.Connection,
+    schema: str,
+    routine: str,
 ) -> None:
     """Finding 5: after the squatter drops its schema, the install works, the installing role owns the schema
     and every table and routine in it, and no table or view of the tool grants anything to PUBLIC."""
-    squat(squatter_conn, routine)
+    squat(squatter_conn, schema, routine)
     with contextlib.suppress(Exception):  # refused (the test above), or not on code that lets it through
         migrate.upgrade(empty_dsn)
-    squatter_conn.execute("DROP SCHEMA token_rotation CASCADE")
+    squatter_conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
     migrate.upgrade(empty_dsn)
     installer = admin.execute("SELECT current_user").fetchone()
     assert installer is not None
