@@ -1,7 +1,7 @@
 -- token_rotation_internal.citus_retire(shard, citus): on a worker, before a shard's CALL: an open run of the shard
 -- tagged with another coordinator run (one that was cancelled, or lost) is over: it is cancelled, so that this
--- run gives the shard a run of its own (rotating every row again, as a new run does). As the tool's owner, for a
--- role that may rotate the shard (set_run_state()'s authorize_run()).
+-- run gives the shard a run of its own (rotating every row again, as a new run does): set_run_state(), as
+-- cancel() does, for a role that may rotate the shard (its authorize_run()).
 CREATE OR REPLACE FUNCTION token_rotation_internal.citus_retire(
       p_shard regclass
     , p_citus jsonb
@@ -20,9 +20,7 @@ BEGIN
     IF v_run_id IS NULL THEN
         RETURN NULL;
     END IF;
-    PERFORM token_rotation_internal.authorize_run(v_run_id, NULL, 'control');
-    UPDATE token_rotation.runs SET state = 'cancelled', state_changed_at = clock_timestamp() WHERE run_id = v_run_id;
-    RETURN v_run_id;
+    RETURN token_rotation_internal.set_run_state(p_shard, 'cancelled');  -- the table's one open run: v_run_id
 END
 $$;
 

@@ -13,8 +13,7 @@ from token_rotation import migrate
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHIPPED = ("0001", "0002")  # revisions released with a frozen copy of sql/ (tests/fixtures/README.md)
 HEAD = migrate.head_revision()
-# the tool's two schemas, as an SQL list
-TOOL = "('token_rotation', 'token_rotation_internal')"
+TOOL = migrate.SCHEMA_LIST  # the tool's two schemas, as an SQL list
 
 
 def install_shipped(dsn: str, revision: str) -> None:

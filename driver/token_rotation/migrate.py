@@ -44,12 +44,15 @@ from token_rotation.connection import APPLICATION_NAME
 BRANCH = "token_rotation"
 SCHEMA = "token_rotation"  # the public API: rotate(), the controls, the progress view, the tables
 INTERNAL_SCHEMA = "token_rotation_internal"  # everything else the public API calls (revision 0012)
+SCHEMAS = (SCHEMA, INTERNAL_SCHEMA)
+# the two schemas as an SQL list, for catalog queries: ('token_rotation', 'token_rotation_internal')
+SCHEMA_LIST = "(" + ", ".join(f"'{schema}'" for schema in SCHEMAS) + ")"
 ROUTINES_APPLIED = "token_rotation.routines_applied"  # key in the connection's info: set once applied
 
 # A routine file's statements that create an object: the kind and the name, at the start of a line.
 _CREATE = re.compile(
     r"^CREATE(?:\s+OR\s+REPLACE)?\s+(?P<kind>FUNCTION|PROCEDURE|VIEW)\s+"
-    r"(?P<schema>token_rotation(?:_internal)?)\.(?P<name>\w+)",
+    rf"(?P<schema>{SCHEMA}|{INTERNAL_SCHEMA})\.(?P<name>\w+)",
     re.MULTILINE | re.IGNORECASE,
 )
 
@@ -266,7 +269,6 @@ BEGIN
     LOOP
         IF v_routine.kind = 'VIEW' THEN
             EXECUTE format('DROP VIEW IF EXISTS %I.%I', '{SCHEMA}', v_routine.name);
-            EXECUTE format('DROP VIEW IF EXISTS %I.%I', '{INTERNAL_SCHEMA}', v_routine.name);
             CONTINUE;
         END IF;
         FOR v_signature IN

@@ -74,7 +74,7 @@ def routines(conn: psycopg.Connection) -> list[str]:
     """The definition of every function and procedure of the tool, and of its progress view."""
     rows = conn.execute(
         "SELECT pg_get_functiondef(oid) FROM pg_proc"
-        " WHERE pronamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')"
+        f" WHERE pronamespace::regnamespace::text IN {migrate.SCHEMA_LIST}"
         " UNION ALL SELECT pg_get_viewdef('token_rotation.progress') ORDER BY 1"
     ).fetchall()
     return [r[0] for r in rows]

@@ -256,7 +256,7 @@ def test_another_application_includes_the_migrations_through_version_locations(
             r[0]
             for r in conn.execute(
                 "SELECT pronamespace::regnamespace::text || '.' || proname FROM pg_proc"
-                " WHERE pronamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')"
+                f" WHERE pronamespace::regnamespace::text IN {migrate.SCHEMA_LIST}"
             )
         }
         assert names == {f"{r.schema}.{r.name}" for r in migrate.routines() if r.kind != "VIEW"}

@@ -31,20 +31,20 @@ from token_rotation import migrate
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE = "token_rotation_lint"
 
-FINDINGS = """
+FINDINGS = f"""
 SELECT p.oid::regprocedure::text AS routine, f.lineno, f.level, f.message, f.detail, f.hint, f.query
   FROM pg_proc p
   JOIN pg_language l ON l.oid = p.prolang AND l.lanname = 'plpgsql'
  CROSS JOIN LATERAL plpgsql_check_function_tb(
          p.oid, fatal_errors => false, other_warnings => true, extra_warnings => true,
          performance_warnings => false, security_warnings => true, compatibility_warnings => true) AS f
- WHERE p.pronamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')
+ WHERE p.pronamespace::regnamespace::text IN {migrate.SCHEMA_LIST}
  ORDER BY 1, 2
 """
 
-ROUTINES = """
+ROUTINES = f"""
 SELECT count(*) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
- WHERE p.pronamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')
+ WHERE p.pronamespace::regnamespace::text IN {migrate.SCHEMA_LIST}
    AND l.lanname = 'plpgsql'
 """
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import psycopg
 
+from token_rotation import migrate
+
 # Routines that cannot carry `SET search_path`: the procedures that COMMIT (rotate, and rotate_citus for a
 # Citus distributed table), and the function whose job is to set the path for their transactions (a SET clause
 # would undo it on return). They name every object with its schema until the path is pinned.
@@ -38,7 +40,7 @@ def routines(conn: psycopg.Connection) -> list[tuple[str, str, bool, list[str]]]
         "SELECT p.oid::regprocedure::text, p.pronamespace::regnamespace::text || '.' || p.proname,"
         " p.prosecdef,"
         " coalesce(p.proconfig, '{}') FROM pg_proc p"
-        " WHERE p.pronamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')"
+        f" WHERE p.pronamespace::regnamespace::text IN {migrate.SCHEMA_LIST}"
     ).fetchall()
     return [(r[0], r[1], r[2], list(r[3])) for r in rows]
 
@@ -70,7 +72,7 @@ def test_no_role_but_the_owner_may_write_the_tools_tables(conn: psycopg.Connecti
     grants = conn.execute(
         "SELECT c.relname, a.grantee::regrole::text, a.privilege_type"
         " FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) AS a"
-        " WHERE c.relnamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')"
+        f" WHERE c.relnamespace::regnamespace::text IN {migrate.SCHEMA_LIST}"
         " AND a.grantee <> c.relowner"
         " AND (a.privilege_type <> 'SELECT' OR a.grantee = 0)"
     ).fetchall()

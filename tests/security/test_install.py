@@ -81,11 +81,11 @@ def owners(admin: psycopg.Connection) -> dict[str, str]:
     owner."""
     rows = admin.execute(
         "SELECT 'schema ' || nspname, nspowner::regrole::text FROM pg_namespace"
-        " WHERE nspname IN ('token_rotation', 'token_rotation_internal')"
+        f" WHERE nspname IN {migrate.SCHEMA_LIST}"
         " UNION ALL SELECT 'relation ' || oid::regclass::text, relowner::regrole::text FROM pg_class"
-        " WHERE relnamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')"
+        f" WHERE relnamespace::regnamespace::text IN {migrate.SCHEMA_LIST}"
         " UNION ALL SELECT 'routine ' || oid::regprocedure::text, proowner::regrole::text FROM pg_proc"
-        " WHERE pronamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')"
+        f" WHERE pronamespace::regnamespace::text IN {migrate.SCHEMA_LIST}"
     ).fetchall()
     return {name: owner for name, owner in rows}
 
@@ -96,7 +96,7 @@ def public_grants_on_relations(connection: psycopg.Connection) -> list[tuple[str
         (str(r[0]), str(r[1]))
         for r in connection.execute(
             "SELECT c.oid::regclass::text, a.privilege_type FROM pg_class c, aclexplode(c.relacl) AS a"
-            " WHERE c.relnamespace::regnamespace::text IN ('token_rotation', 'token_rotation_internal')"
+            f" WHERE c.relnamespace::regnamespace::text IN {migrate.SCHEMA_LIST}"
             " AND a.grantee = 0 ORDER BY 1, 2"
         )
     ]
